@@ -1,0 +1,105 @@
+#!/usr/bin/python
+"""Check a torchswarm.ddp inventory across hosts before any host is changed."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: validate_inventory
+short_description: Check a swarm inventory across hosts before anything changes
+version_added: 0.1.0
+description:
+  - Makes the checks that span hosts and that no single host's argument spec can make; the
+    C(torchswarm.ddp.validate) role runs it once, on the controller, before any other play.
+  - Fails with one line per problem, each naming the host and the variable, and warns about
+    choices that work but are fragile (an even number of managers).
+  - Changes nothing, anywhere.
+author:
+  - torchswarm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - torchswarm.ddp.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  managers:
+    description:
+      - The hosts of the C(managers) group, in inventory order. The first one initialises the swarm.
+    type: list
+    elements: str
+    required: true
+  workers:
+    description:
+      - The hosts of the C(workers) group.
+    type: list
+    elements: str
+    default: []
+  nodes:
+    description:
+      - For each host of both groups, a dict with C(hostname) (the node's hostname, which swarm
+        placement constraints use), C(advertise_addr) and C(state) (V(present) or V(absent)).
+    type: dict
+    required: true
+  network_subnet:
+    description:
+      - The overlay network's subnet as the first manager sees it, checked to be a CIDR network.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory across hosts
+  torchswarm.ddp.validate_inventory:
+    managers: "{{ groups['managers'] | default([]) }}"
+    workers: "{{ groups['workers'] | default([]) }}"
+    nodes:
+      node0: {hostname: node0, advertise_addr: 10.0.0.10, state: present}
+      node1: {hostname: node1, advertise_addr: 10.0.0.11, state: present}
+    network_subnet: 10.42.0.0/16
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+errors:
+  description: Every problem found; the module fails when there is one.
+  returned: always
+  type: list
+  elements: str
+  sample: ["host node1: swarm_advertise_addr '10.0.0.300' is not an IP address"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import check_inventory
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "managers": {"type": "list", "elements": "str", "required": True},
+            "workers": {"type": "list", "elements": "str", "default": []},
+            "nodes": {"type": "dict", "required": True},
+            "network_subnet": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    report = check_inventory(p["managers"], p["workers"], p["nodes"], p["network_subnet"])
+    for warning in report.warnings:
+        module.warn(warning)
+    if report.errors:
+        module.fail_json(
+            msg="The inventory has problems; nothing was changed on any host:\n"
+            + "\n".join(f"- {e}" for e in report.errors),
+            errors=report.errors,
+        )
+    module.exit_json(changed=False, errors=[])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build the images the test cluster needs, without a registry, and reuse them when present:
+#   torchswarm/bookworm-base  Debian 12 minbase from debootstrap (no registry to pull from here)
+#   torchswarm/node           the base plus systemd: a bare test host
+#   torchswarm/probe          busybox alone, loaded into node engines for overlay checks
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+base=torchswarm/bookworm-base:latest
+node=torchswarm/node:latest
+probe=torchswarm/probe:latest
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+need_packages() {
+  local missing=()
+  for cmd_pkg in "$@"; do
+    command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || missing+=("${cmd_pkg##*:}")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "images.sh: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+  fi
+}
+
+if ! have_image "$base"; then
+  need_packages debootstrap:debootstrap
+  root="$(mktemp -d)"
+  trap 'rm -rf "$root"' EXIT
+  echo "images.sh: debootstrap bookworm into $root"
+  debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
+  tar -C "$root" -c . | docker import - "$base" >/dev/null
+fi
+
+# docker's layer cache makes this a no-op when the Dockerfile has not changed.
+docker build -q -t "$node" --build-arg BASE_IMAGE="$base" "$here/node" >/dev/null
+
+if ! have_image "$probe"; then
+  need_packages busybox:busybox-static
+  dir="$(mktemp -d)"
+  mkdir -p "$dir/bin"
+  cp "$(command -v busybox)" "$dir/bin/busybox"
+  for applet in sh httpd wget nc sleep cat echo mkdir; do ln -s busybox "$dir/bin/$applet"; done
+  tar -C "$dir" -c . | docker import -c 'CMD ["/bin/sh"]' - "$probe" >/dev/null
+  rm -rf "$dir"
+fi
+echo "images.sh: $base, $node and $probe are ready"
