@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.network import (
     recreate_reasons,
+    services_using,
     wanted_driver_options,
 )
 
@@ -16,9 +17,14 @@ def network_driver_options(mtu=None, encrypted=False):
     return wanted_driver_options(int(mtu or 0) or None, bool(encrypted))
 
 
+def network_services_using(services, network_id, network_name):
+    return services_using(services or [], network_id, network_name)
+
+
 class FilterModule:
     def filters(self):
         return {
             "network_recreate_reasons": network_recreate_reasons,
             "network_driver_options": network_driver_options,
+            "network_services_using": network_services_using,
         }

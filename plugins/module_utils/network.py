@@ -61,3 +61,18 @@ def recreate_reasons(
             "it is encrypted, wanted unencrypted" if is_encrypted else "it is not encrypted, wanted encrypted"
         )
     return reasons
+
+
+def services_using(services: list[Mapping[str, Any]], network_id: str, network_name: str) -> list[str]:
+    """Names of the services (``docker service inspect`` objects) attached to the network.
+
+    A service spec names its networks by ID once created, but by name if it was given one.
+    """
+    names = []
+    for service in services:
+        spec = service.get("Spec") or {}
+        attachments = (spec.get("TaskTemplate") or {}).get("Networks") or spec.get("Networks") or []
+        targets = {a.get("Target") for a in attachments}
+        if network_id in targets or network_name in targets:
+            names.append(spec.get("Name") or service.get("ID", "?"))
+    return sorted(names)

@@ -37,11 +37,12 @@ fi
 docker build -q -t "$node" --build-arg BASE_IMAGE="$base" "$here/node" >/dev/null
 
 if ! have_image "$probe"; then
-  need_packages busybox:busybox-static
+  # The static build: the image holds nothing but this one file.
+  dpkg -s busybox-static >/dev/null 2>&1 || need_packages busybox-static:busybox-static
   dir="$(mktemp -d)"
   mkdir -p "$dir/bin"
-  cp "$(command -v busybox)" "$dir/bin/busybox"
-  for applet in sh httpd wget nc sleep cat echo mkdir; do ln -s busybox "$dir/bin/$applet"; done
+  cp /bin/busybox "$dir/bin/busybox"
+  for applet in sh httpd nc sleep cat echo mkdir printf; do ln -s busybox "$dir/bin/$applet"; done
   tar -C "$dir" -c . | docker import -c 'CMD ["/bin/sh"]' - "$probe" >/dev/null
   rm -rf "$dir"
 fi

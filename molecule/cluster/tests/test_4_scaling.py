@@ -1,0 +1,43 @@
+"""Grow and shrink the swarm through the inventory: only the host that moves changes."""
+
+from __future__ import annotations
+
+from conftest import node, run_cluster_playbook, swarm_nodes
+
+
+def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
+    inventory["workers"]["hosts"]["node3"] = {"swarm_node_labels": {"rack": "c"}}
+
+    run = run_cluster_playbook(inventory, tmp_path)
+
+    assert run.rc == 0
+    assert run.recap["node3"]["changed"] > 0
+    for name in ("node0", "node1", "node2"):
+        assert run.recap[name]["changed"] == 0, (name, run.recap)
+    nodes = swarm_nodes()
+    assert sorted(nodes) == ["node0", "node1", "node2", "node3"]
+    assert nodes["node3"]["Status"]["State"] == "ready"
+    assert nodes["node3"]["Spec"]["Role"] == "worker"
+    assert nodes["node3"]["Spec"]["Labels"] == {"rack": "c"}
+
+    again = run_cluster_playbook(inventory, tmp_path)
+    assert again.rc == 0
+    assert all(stats["changed"] == 0 for stats in again.recap.values()), again.recap
+
+
+def test_scale_in_drains_and_removes_only_that_host(inventory, tmp_path):
+    assert "node3" in swarm_nodes(), "runs after the scale-out test"
+    inventory["workers"]["hosts"]["node3"] = {"swarm_node_state": "absent"}
+
+    run = run_cluster_playbook(inventory, tmp_path)
+
+    assert run.rc == 0
+    assert run.recap["node3"]["changed"] > 0
+    for name in ("node0", "node1", "node2"):
+        assert run.recap[name]["changed"] == 0, (name, run.recap)
+    assert sorted(swarm_nodes()) == ["node0", "node1", "node2"]
+    assert node("node3").check_output("docker info --format '{{.Swarm.LocalNodeState}}'") == "inactive"
+
+    again = run_cluster_playbook(inventory, tmp_path)
+    assert again.rc == 0
+    assert all(stats["changed"] == 0 for stats in again.recap.values()), again.recap
