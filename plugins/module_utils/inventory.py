@@ -66,9 +66,7 @@ def check_inventory(
 
     present_managers = [h for h in managers if nodes.get(h, {}).get("state", PRESENT) == PRESENT]
     if not managers:
-        report.errors.append(
-            "the 'managers' group is empty: at least one host must be a swarm manager"
-        )
+        report.errors.append("the 'managers' group is empty: at least one host must be a swarm manager")
     elif nodes.get(managers[0], {}).get("state", PRESENT) == ABSENT:
         report.errors.append(
             f"host {managers[0]}: swarm_node_state is 'absent' but it is the first host of "
@@ -97,8 +95,7 @@ def check_inventory(
         hostname = str(node.get("hostname") or "")
         if not hostname:
             report.errors.append(
-                f"host {host}: its hostname (fact ansible_hostname) is empty; "
-                "placement constraints need it"
+                f"host {host}: its hostname (fact ansible_hostname) is empty; placement constraints need it"
             )
         elif hostname in seen_hostnames:
             report.errors.append(
@@ -116,13 +113,10 @@ def check_inventory(
                 "IPv4 address; set swarm_advertise_addr to the address other nodes reach it on"
             )
         elif not _is_ip_address(str(addr)):
-            report.errors.append(
-                f"host {host}: swarm_advertise_addr '{addr}' is not an IP address"
-            )
+            report.errors.append(f"host {host}: swarm_advertise_addr '{addr}' is not an IP address")
         elif str(addr) in seen_addrs:
             report.errors.append(
-                f"host {host}: swarm_advertise_addr '{addr}' is also the address of "
-                f"{seen_addrs[str(addr)]}"
+                f"host {host}: swarm_advertise_addr '{addr}' is also the address of {seen_addrs[str(addr)]}"
             )
         else:
             seen_addrs[str(addr)] = host

@@ -36,7 +36,9 @@ def node(name: str) -> testinfra.host.Host:
 def base_inventory() -> dict:
     """The converged inventory, as molecule.yml describes it, in YAML-inventory form."""
     config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    inventory: dict = {"all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}}
+    inventory: dict = {
+        "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
+    }
     inventory["all"]["vars"]["ansible_connection"] = "community.docker.docker"
     host_vars = config["provisioner"]["inventory"]["host_vars"]
     for platform in config["platforms"]:

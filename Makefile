@@ -1,0 +1,65 @@
+# Every check has a name; `make test` runs them all and is what CI runs (.ci/run).
+# It installs what it needs: the virtualenv, a Docker engine (as root, Debian's docker.io, when
+# none answers) and the test images (built locally, reused when present).
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON ?= python3
+export PATH := $(BIN):$(PATH)
+# Molecule's own ansible.cfg replaces ours; this keeps torchswarm.ddp resolvable from the checkout.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collections
+export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
+export PY_COLORS := $(if $(CI),0,1)
+
+MODULES := docker_daemon_config validate_inventory
+FILTERS := network_recreate_reasons network_driver_options network_services_using
+
+.PHONY: help test lint unit build-check molecule-cluster engine images venv clean
+
+help:
+	@echo "make test              everything CI runs: lint, unit, build-check, molecule-cluster"
+	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
+	@echo "make unit              pytest over plugins/module_utils and the modules"
+	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
+	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
+
+test: lint unit build-check molecule-cluster
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+lint: venv
+	ansible-lint
+	ruff check .
+	ruff format --check .
+	@for m in $(MODULES); do \
+	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
+	@for f in $(FILTERS); do \
+	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
+	@for r in docker swarm network validate; do \
+	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
+	@echo "lint: ok"
+
+unit: venv
+	pytest tests/unit
+
+build-check: venv
+	bash tests/collection/build_check.sh
+
+engine:
+	bash tests/harness/engine.sh
+
+images: engine
+	bash tests/harness/images.sh
+
+molecule-cluster: venv images
+	molecule test -s cluster
+
+clean:
+	-molecule destroy -s cluster
+	rm -rf $(VENV) .ansible *.tar.gz

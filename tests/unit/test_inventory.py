@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import (
+    check_inventory,
+    check_subnet,
+)
+
+
+def node(hostname: str, addr: str, state: str = "present") -> dict:
+    return {"hostname": hostname, "advertise_addr": addr, "state": state}
+
+
+GOOD_NODES = {
+    "m0": node("m0", "10.0.0.10"),
+    "w1": node("w1", "10.0.0.11"),
+    "w2": node("w2", "10.0.0.12"),
+}
+
+
+def test_a_good_inventory_has_no_errors_or_warnings():
+    report = check_inventory(["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.0/16")
+    assert report.errors == []
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("managers", "workers", "nodes", "subnet", "expected"),
+    [
+        ([], ["w1"], {"w1": node("w1", "10.0.0.11")}, None, "'managers' group is empty"),
+        (["m0"], ["m0", "w1"], GOOD_NODES, None, "host m0: it is in both"),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10", "absent"), "w1": node("w1", "10.0.0.11")},
+            None,
+            "host m0: swarm_node_state is 'absent' but it is the first host",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("same", "10.0.0.10"), "w1": node("same", "10.0.0.11")},
+            None,
+            "host w1: its hostname 'same' (fact ansible_hostname) is also the hostname of m0",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": node("", "10.0.0.11")},
+            None,
+            "host w1: its hostname (fact ansible_hostname) is empty",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": node("w1", "10.0.0.300")},
+            None,
+            "host w1: swarm_advertise_addr '10.0.0.300' is not an IP address",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": node("w1", "eth0")},
+            None,
+            "host w1: swarm_advertise_addr 'eth0' is not an IP address",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": node("w1", "")},
+            None,
+            "host w1: swarm_advertise_addr is unset and the host has no default IPv4 address",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": node("w1", "10.0.0.10")},
+            None,
+            "host w1: swarm_advertise_addr '10.0.0.10' is also the address of m0",
+        ),
+        (["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.1/16", "host m0: network_subnet '10.42.0.1/16'"),
+        (["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.0", "a prefix length is required"),
+        (["m0"], ["w1", "w2"], GOOD_NODES, "ddp", "host m0: network_subnet 'ddp' is not a network"),
+    ],
+    ids=[
+        "no-manager",
+        "both-groups",
+        "first-manager-absent",
+        "duplicate-hostname",
+        "empty-hostname",
+        "address-out-of-range",
+        "address-is-an-interface",
+        "address-unset",
+        "duplicate-address",
+        "subnet-host-bits",
+        "subnet-no-prefix",
+        "subnet-garbage",
+    ],
+)
+def test_each_problem_is_reported_naming_host_and_variable(managers, workers, nodes, subnet, expected):
+    report = check_inventory(managers, workers, nodes, subnet)
+    assert any(expected in error for error in report.errors), report.errors
+
+
+def test_ipv6_addresses_are_accepted():
+    nodes = {"m0": node("m0", "fd00::10"), "w1": node("w1", "fd00::11")}
+    assert check_inventory(["m0"], ["w1"], nodes).errors == []
+
+
+def test_hosts_marked_absent_are_not_checked_for_clashes():
+    # A host on its way out may share a name with its replacement.
+    nodes = {
+        "m0": node("m0", "10.0.0.10"),
+        "old": node("w1", "10.0.0.11", "absent"),
+        "new": node("w1", "10.0.0.11"),
+    }
+    assert check_inventory(["m0"], ["old", "new"], nodes).errors == []
+
+
+@pytest.mark.parametrize(("count", "warned"), [(1, False), (2, True), (3, False), (4, True)])
+def test_an_even_number_of_managers_is_warned_about(count, warned):
+    managers = [f"m{i}" for i in range(count)]
+    nodes = {m: node(m, f"10.0.0.{10 + i}") for i, m in enumerate(managers)}
+    report = check_inventory(managers, [], nodes)
+    assert report.errors == []
+    assert bool(report.warnings) is warned
+    if warned:
+        assert "raft quorum" in report.warnings[0]
+
+
+def test_managers_marked_absent_do_not_count_towards_quorum():
+    nodes = {
+        "m0": node("m0", "10.0.0.10"),
+        "m1": node("m1", "10.0.0.11"),
+        "m2": node("m2", "10.0.0.12", "absent"),
+    }
+    assert check_inventory(["m0", "m1", "m2"], [], nodes).warnings
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("10.42.0.0/16", True), ("fd00:42::/64", True), ("10.42.0.0/33", False), ("10.42.0.0", False)],
+)
+def test_check_subnet(value, ok):
+    assert (check_subnet(value) is None) is ok
