@@ -15,9 +15,10 @@ export PY_COLORS := $(if $(CI),0,1)
 MODULES := docker_daemon_config validate_inventory
 FILTERS := network_recreate_reasons network_driver_options network_services_using
 
-.PHONY: help test lint unit build-check molecule-cluster engine images venv clean
+.PHONY: help demo demo-clean test lint unit build-check molecule-cluster engine images venv clean
 
 help:
+	@echo "make demo              three local node containers -> site.yml -> a running swarm"
 	@echo "make test              everything CI runs: lint, unit, build-check, molecule-cluster"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
@@ -25,6 +26,13 @@ help:
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 
 test: lint unit build-check molecule-cluster
+
+demo: venv
+	bash tests/harness/demo.sh
+
+demo-clean: venv
+	ansible-playbook molecule/resources/destroy.yml \
+	  -e '{"nodes_platforms": [{"name": "node0"}, {"name": "node1"}, {"name": "node2"}]}'
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
