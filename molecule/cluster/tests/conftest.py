@@ -63,7 +63,7 @@ class PlaybookRun:
         }
 
 
-def run_cluster_playbook(inventory: dict, tmp_path: Path) -> PlaybookRun:
+def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))
     env = dict(
@@ -73,7 +73,7 @@ def run_cluster_playbook(inventory: dict, tmp_path: Path) -> PlaybookRun:
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
     )
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(path), str(RESOURCES / "converge-cluster.yml")],
+        ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / "converge-cluster.yml")],
         env=env,
         capture_output=True,
         text=True,

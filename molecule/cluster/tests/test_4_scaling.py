@@ -8,9 +8,16 @@ from conftest import node, run_cluster_playbook, swarm_nodes
 def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
     inventory["workers"]["hosts"]["node3"] = {"swarm_node_labels": {"rack": "c"}}
 
-    run = run_cluster_playbook(inventory, tmp_path)
+    # Most verbose output, where a leaked token would show.
+    run = run_cluster_playbook(inventory, tmp_path, "-vvv")
 
     assert run.rc == 0
+    manager = node("node0")
+    for kind in ("worker", "manager"):
+        token = manager.check_output(f"docker swarm join-token -q {kind}")
+        assert token.startswith("SWMTKN-")
+        assert token not in run.output, f"the {kind} join token is in the playbook's output"
+    assert "TASK [torchswarm.ddp.swarm : Join the swarm]" in run.output
     assert run.recap["node3"]["changed"] > 0
     for name in ("node0", "node1", "node2"):
         assert run.recap[name]["changed"] == 0, (name, run.recap)
