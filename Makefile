@@ -15,17 +15,18 @@ export PY_COLORS := $(if $(CI),0,1)
 MODULES := docker_daemon_config validate_inventory
 FILTERS := network_recreate_reasons network_driver_options network_services_using
 
-.PHONY: help demo demo-clean test lint unit build-check molecule-cluster engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer build-check molecule-cluster engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a running swarm"
-	@echo "make test              everything CI runs: lint, unit, build-check, molecule-cluster"
+	@echo "make test              everything CI runs: lint, unit, trainer, build-check, molecule-cluster"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
+	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 
-test: lint unit build-check molecule-cluster
+test: lint unit trainer build-check molecule-cluster
 
 demo: venv
 	bash tests/harness/demo.sh
@@ -35,10 +36,10 @@ demo-clean: venv
 	  -e '{"nodes_platforms": [{"name": "node0"}, {"name": "node1"}, {"name": "node2"}]}'
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt training/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -r training/requirements.txt
 	touch $@
 
 lint: venv
@@ -55,6 +56,9 @@ lint: venv
 
 unit: venv
 	pytest tests/unit
+
+trainer: venv
+	pytest tests/training
 
 build-check: venv
 	bash tests/collection/build_check.sh

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from module_runner import run_module
-
 from ansible_collections.torchswarm.ddp.plugins.modules import docker_daemon_config, validate_inventory
+from module_runner import run_module
 
 
 def daemon_config(path, options, **extra):

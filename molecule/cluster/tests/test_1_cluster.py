@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import docker_json, load_probe_image, node, swarm_nodes
 
 NODES = ["node0", "node1", "node2"]
@@ -15,6 +16,12 @@ def test_docker_is_active_and_enabled(name):
     service = node(name).service("docker")
     assert service.is_running
     assert service.is_enabled
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_docker_users_can_run_docker(name):
+    assert "docker" in node(name).user("trainer").groups
+    assert node(name).run("su trainer -s /bin/sh -c 'docker info --format {{.ID}}'").rc == 0
 
 
 @pytest.mark.parametrize("name", NODES)

@@ -7,6 +7,7 @@ on, node3 would have had Docker installed, so "node3 still has no Docker" proves
 from __future__ import annotations
 
 import pytest
+
 from conftest import node, run_cluster_playbook, swarm_nodes
 
 

@@ -1,0 +1,130 @@
+"""The trainer through real torchrun, two processes, gloo on CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import snapshot
+from conftest import epochs_of, finish, free_port, metrics, torchrun, wait_for
+
+
+def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
+    rc, out = finish(torchrun(["4", "2", "--batch_size", "32", "--snapshot_dir", str(snapdir)]))
+    assert rc == 0
+    records = metrics(snapdir)
+    assert epochs_of(records) == [0, 1, 2, 3]
+    losses = [r["loss"] for r in records if r["event"] == "epoch"]
+    assert losses[-1] < losses[0] * 0.9
+    summary = records[-1]
+    assert summary["event"] == "summary"
+    assert (summary["world_size"], summary["device"], summary["backend"]) == (2, "cpu", "gloo")
+    assert summary["resumed_from"] is None
+    assert all(r["samples_per_s"] > 0 for r in records if r["event"] == "epoch")
+    assert '"event": "summary"' in out  # the same lines reach stdout
+    state = snapshot.load(str(snapdir / "snapshot.pt"), "linear")
+    assert (state["epoch"], state["step"]) == (4, 0)
+
+
+def test_a_finished_run_asked_for_more_epochs_resumes_at_the_first_untrained_epoch(snapdir):
+    assert finish(torchrun(["3", "1", "--snapshot_dir", str(snapdir)]))[0] == 0
+    rc, _ = finish(torchrun(["5", "1", "--snapshot_dir", str(snapdir)]))
+    assert rc == 0
+    assert epochs_of(metrics(snapdir)) == [0, 1, 2, 3, 4]  # epoch 2 is not trained twice
+    assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": 3, "step": 0}
+
+
+def test_a_run_killed_mid_training_resumes_and_every_epoch_runs_once(snapdir):
+    """What the swarm does when a node's task dies: the whole torchrun goes, a new one starts."""
+    args = ["8", "1", "--dataset_size", "16384", "--snapshot_dir", str(snapdir)]
+    proc = torchrun(args)
+    wait_for(lambda: 2 in epochs_of(metrics(snapdir)))
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, mid-epoch
+    finish(proc)
+
+    rc, _ = finish(torchrun(args))
+
+    assert rc == 0
+    records = metrics(snapdir)
+    assert epochs_of(records) == list(range(8))
+    resumed = records[-1]["resumed_from"]
+    assert resumed is not None and resumed["epoch"] >= 3 and resumed["step"] == 0
+
+
+def test_nodes_with_separate_snapshot_dirs_resume_together_from_node0s_snapshot(tmp_path):
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+
+    def run_two_nodes(epochs: str) -> list[tuple[int, str]]:
+        port = free_port()
+        procs = [
+            torchrun([epochs, "1", "--snapshot_dir", str(d)], nproc=1, nnodes=2, node_rank=r, port=port)
+            for r, d in ((0, node0), (1, node1))
+        ]
+        return [finish(p) for p in procs]
+
+    assert [rc for rc, _ in run_two_nodes("2")] == [0, 0]
+    assert (node0 / "snapshot.pt").exists()
+    assert not (node1 / "snapshot.pt").exists()  # only rank 0, on node 0, writes
+
+    (rc0, out0), (rc1, out1) = run_two_nodes("4")
+
+    assert (rc0, rc1) == (0, 0)
+    assert "rank 0 resumes at epoch 2 step 0" in out0
+    assert "rank 1 resumes at epoch 2 step 0" in out1
+    assert epochs_of(metrics(node0)) == [0, 1, 2, 3]
+
+
+def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdir):
+    args = ["50", "50", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]
+    proc = torchrun(args)
+    wait_for(lambda: 0 in epochs_of(metrics(snapdir)))
+    proc.send_signal(signal.SIGTERM)  # what `docker service rm` sends to the task's PID 1
+
+    finish(proc, timeout=60)
+
+    stopped = [r for r in metrics(snapdir) if r["event"] == "stopped"]
+    assert len(stopped) == 1
+    state = snapshot.load(str(snapdir / "snapshot.pt"), "linear")
+    assert (state["epoch"], state["step"]) == (stopped[0]["epoch"], stopped[0]["step"])
+    assert state["step"] > 0  # mid-epoch, at a step boundary
+
+    rc, _ = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]))
+    assert rc == 0
+    assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": state["epoch"], "step": state["step"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a torch file", "is corrupt and cannot be read"),
+        (None, "was written by workload 'gpt', this run is 'linear'"),
+    ],
+    ids=["garbage", "other-workload"],
+)
+def test_a_bad_snapshot_stops_every_rank_with_a_clear_error(snapdir, content, message):
+    snapdir.mkdir(parents=True)
+    path = snapdir / "snapshot.pt"
+    if content is None:
+        snapshot.save(
+            str(path),
+            {
+                "format": 1,
+                "workload": "gpt",
+                "epoch": 1,
+                "step": 0,
+                "model": {},
+                "optimizer": {},
+                "rng": None,
+            },
+        )
+    else:
+        path.write_bytes(content)
+
+    rc, out = finish(torchrun(["2", "1", "--snapshot_dir", str(snapdir)]), timeout=120)
+
+    assert rc != 0
+    assert message in out
+    assert out.count(f"torchswarm: snapshot {path}") == 2  # both ranks say why, neither hangs
+    assert epochs_of(metrics(snapdir)) == []

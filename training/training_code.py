@@ -1,0 +1,260 @@
+"""A torchrun DDP trainer that is a drop-in for the guide's training_code.py.
+
+    torchrun --nproc_per_node=1 --nnodes=2 --node_rank=0 --master_addr=node0 --master_port=12355 \\
+        training_code.py 10 2 --batch_size 32
+
+Positional: total epochs and snapshot interval (epochs); --batch_size is per process. Runs on
+CUDA with NCCL when GPUs are visible and on CPU with gloo otherwise; resumes from a snapshot that
+rank 0 reads and broadcasts, so every rank resumes at the same place even when only node 0 has
+the file; SIGTERM saves a snapshot at the next step and exits cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+import netif
+import snapshot
+from workloads import WORKLOADS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="torchswarm DDP trainer (the guide's command line, and more)")
+    p.add_argument("total_epochs", type=int, help="epochs to train in all")
+    p.add_argument("save_every", type=int, help="save a snapshot every this many epochs")
+    p.add_argument("--batch_size", type=int, default=32, help="per process (default: 32)")
+    p.add_argument("--model", choices=sorted(WORKLOADS), default="linear")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--dataset_size", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on CUDA")
+    p.add_argument(
+        "--snapshot_dir",
+        default=os.environ.get("TORCHSWARM_SNAPSHOT_DIR", "."),
+        help="where snapshot.pt and metrics.jsonl live; mount a volume here",
+    )
+    p.add_argument("--metrics_path", default=None, help="default: SNAPSHOT_DIR/metrics.jsonl")
+    p.add_argument(
+        "--subnet",
+        default=os.environ.get("TORCHSWARM_SUBNET"),
+        help="pick NCCL/GLOO_SOCKET_IFNAME from the interface in this subnet, unless they are set",
+    )
+    args = p.parse_args(argv)
+    if args.total_epochs < 1 or args.save_every < 1 or args.batch_size < 1:
+        p.error("total_epochs, save_every and --batch_size must be at least 1")
+    return args
+
+
+@dataclass
+class Dist:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    backend: str
+
+
+def setup_distributed() -> Dist:
+    """The one place that decides device and backend."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
+    return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, backend)
+
+
+class StopRequest:
+    """Turns SIGTERM into a flag that all ranks agree on at a step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def agreed(self, device: torch.device) -> bool:
+        flag = torch.tensor([1 if self.requested else 0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace, d: Dist) -> None:
+        self.args, self.d = args, d
+        work = WORKLOADS[args.model](args.dataset_size, args.seed)
+        self.samples_per_item = work.samples_per_item
+        self.loss_fn = work.loss_fn
+        model = work.model.to(d.device)
+        self.model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr)
+        self.sampler = DistributedSampler(work.dataset, seed=args.seed, drop_last=True)
+        self.loader = DataLoader(
+            work.dataset, batch_size=args.batch_size, sampler=self.sampler, drop_last=True
+        )
+        self.snapshot_path = os.path.join(args.snapshot_dir, "snapshot.pt")
+        self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
+        self.position = snapshot.Position()
+        self.resumed_from: dict[str, int] | None = None
+        self.stop = StopRequest()
+        self.autocast = d.device.type == "cuda" and args.precision == "bf16"
+
+    # --- snapshots -------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Rank 0 reads the snapshot and broadcasts it, so all ranks resume at one place."""
+        payload: list[Any] = [None]
+        if self.d.rank == 0:
+            try:
+                payload[0] = {"state": snapshot.load(self.snapshot_path, self.args.model)}
+            except snapshot.SnapshotError as exc:
+                payload[0] = {"error": str(exc)}
+        dist.broadcast_object_list(payload, src=0, device=self.d.device if self.d.backend == "nccl" else None)
+        if "error" in payload[0]:
+            raise snapshot.SnapshotError(payload[0]["error"])
+        state = payload[0]["state"]
+        if state is None:
+            return
+        try:
+            self.model.module.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise snapshot.SnapshotError(
+                f"snapshot {self.snapshot_path} does not fit this model ({exc}); "
+                "use another snapshot directory"
+            ) from exc
+        torch.set_rng_state(state["rng"])
+        step = state["step"]
+        if step and state.get("world_size") != self.d.world_size:
+            # The sampler splits an epoch by world size: a step count from another size does not
+            # say which samples were trained, so the interrupted epoch starts again.
+            step = 0
+        self.position = snapshot.Position(state["epoch"], step)
+        self.resumed_from = {"epoch": state["epoch"], "step": step}
+        print(
+            f"torchswarm: rank {self.d.rank} resumes at epoch {state['epoch']} step {step}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def save(self, epoch: int, step: int) -> None:
+        if self.d.rank == 0:
+            snapshot.save(
+                self.snapshot_path,
+                {
+                    "format": snapshot.FORMAT,
+                    "workload": self.args.model,
+                    "epoch": epoch,
+                    "step": step,
+                    "world_size": self.d.world_size,
+                    "model": self.model.module.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                },
+            )
+        dist.barrier()
+
+    # --- training --------------------------------------------------------------------------
+    def step(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.loss_fn(self.model(source), target)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.d.rank != 0:
+            return
+        line = json.dumps(record)
+        print(line, flush=True)
+        os.makedirs(os.path.dirname(os.path.abspath(self.metrics_path)), exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def train(self) -> int:
+        """Returns the process's exit code."""
+        args, d = self.args, self.d
+        self.restore()
+        started = time.monotonic()
+        last_loss = float("nan")
+        for epoch in range(self.position.epoch, args.total_epochs):
+            self.sampler.set_epoch(epoch)
+            skip = self.position.step if epoch == self.position.epoch else 0
+            total, steps, epoch_start = torch.zeros(1, device=d.device), 0, time.monotonic()
+            for index, (source, target) in enumerate(self.loader):
+                if index < skip:
+                    continue  # trained before the restart
+                total += self.step(source.to(d.device), target.to(d.device))
+                steps += 1
+                if self.stop.agreed(d.device):
+                    self.save(epoch, index + 1)
+                    self.emit(
+                        {"event": "stopped", "epoch": epoch, "step": index + 1, "world_size": d.world_size}
+                    )
+                    return 0
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            seconds = time.monotonic() - epoch_start
+            last_loss = total.item() / max(steps * d.world_size, 1)
+            samples = steps * args.batch_size * d.world_size * self.samples_per_item
+            # Snapshot first, then the line: a metrics line means the epoch is safely on disk.
+            if (epoch + 1) % args.save_every == 0 or epoch + 1 == args.total_epochs:
+                self.save(epoch + 1, 0)
+            self.emit(
+                {
+                    "event": "epoch",
+                    "epoch": epoch,
+                    "steps": steps,
+                    "loss": last_loss,
+                    "samples_per_s": samples / seconds if seconds > 0 else 0.0,
+                    "world_size": d.world_size,
+                    "elapsed_s": time.monotonic() - started,
+                }
+            )
+        self.emit(
+            {
+                "event": "summary",
+                "epochs": args.total_epochs,
+                "final_loss": last_loss,
+                "world_size": d.world_size,
+                "device": d.device.type,
+                "backend": d.backend,
+                "resumed_from": self.resumed_from,
+                "wall_s": time.monotonic() - started,
+            }
+        )
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = netif.configure_socket_ifname(args.subnet)
+    if chosen:
+        print(f"torchswarm: using interface {chosen} for {args.subnet}", file=sys.stderr, flush=True)
+    d = setup_distributed()
+    try:
+        return Trainer(args, d).train()
+    except snapshot.SnapshotError as exc:
+        print(f"torchswarm: {exc}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
