@@ -15,18 +15,21 @@ export PY_COLORS := $(if $(CI),0,1)
 MODULES := docker_daemon_config validate_inventory
 FILTERS := network_recreate_reasons network_driver_options network_services_using
 
-.PHONY: help demo demo-clean test lint unit trainer build-check molecule-cluster engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test build-check molecule-cluster engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a running swarm"
-	@echo "make test              everything CI runs: lint, unit, trainer, build-check, molecule-cluster"
+	@echo "make test              everything CI runs: lint, unit, trainer, build-check, image-test,"
+	@echo "                       molecule-cluster"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
+	@echo "make trainer-image     build torchswarm/trainer here (local base + CPU torch wheelhouse)"
+	@echo "make image-test        the guide's two-node docker run commands, verbatim, on the image"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 
-test: lint unit trainer build-check molecule-cluster
+test: lint unit trainer build-check image-test molecule-cluster
 
 demo: venv
 	bash tests/harness/demo.sh
@@ -59,6 +62,12 @@ unit: venv
 
 trainer: venv
 	pytest tests/training
+
+trainer-image: venv engine
+	bash tests/harness/trainer-image.sh
+
+image-test: trainer-image
+	pytest tests/image
 
 build-check: venv
 	bash tests/collection/build_check.sh
