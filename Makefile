@@ -15,7 +15,7 @@ export PY_COLORS := $(if $(CI),0,1)
 MODULES := docker_daemon_config validate_inventory
 FILTERS := network_recreate_reasons network_driver_options network_services_using
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test build-check molecule-cluster engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer build-check molecule-cluster engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a running swarm"
@@ -26,6 +26,8 @@ help:
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
 	@echo "make trainer-image     build torchswarm/trainer here (local base + CPU torch wheelhouse)"
 	@echo "make image-test        the guide's two-node docker run commands, verbatim, on the image"
+	@echo "make gpu-check         the trainer with NCCL on every GPU of this machine (needs a GPU)"
+	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 
@@ -68,6 +70,12 @@ trainer-image: venv engine
 
 image-test: trainer-image
 	pytest tests/image
+
+gpu-check: venv
+	cd training && python gpu_check.py
+
+benchmark-trainer: venv
+	python benchmarks/trainer_vs_plain.py
 
 build-check: venv
 	bash tests/collection/build_check.sh
