@@ -128,6 +128,8 @@ class Trainer:
         if "error" in payload[0]:
             raise snapshot.SnapshotError(payload[0]["error"])
         state = payload[0]["state"]
+        if self.d.rank == 0:
+            self.forget_epochs_from(state["epoch"] if state else 0)
         if state is None:
             return
         try:
@@ -151,6 +153,29 @@ class Trainer:
             file=sys.stderr,
             flush=True,
         )
+
+    def forget_epochs_from(self, epoch: int) -> None:
+        """Drop the metrics lines of epochs that will be trained again (those after the snapshot),
+        and any line cut short by a kill, so that every epoch is counted once."""
+        try:
+            with open(self.metrics_path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == "epoch" and record.get("epoch", 0) >= epoch:
+                continue
+            kept.append(line)
+        if kept != lines:
+            temp = self.metrics_path + ".tmp"
+            with open(temp, "w", encoding="utf-8") as handle:
+                handle.write("".join(line + "\n" for line in kept))
+            os.replace(temp, self.metrics_path)
 
     def save(self, epoch: int, step: int) -> None:
         if self.d.rank == 0:

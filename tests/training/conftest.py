@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +64,26 @@ def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
     out, _ = proc.communicate(timeout=timeout)
     print(out)  # shown when a test fails
     return proc.returncode, out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL torchrun and its workers at once, as a node dying would. torchrun puts its
+    workers in sessions of their own, so killing its process group is not enough."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 def metrics(snapshot_dir: Path) -> list[dict]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
 
 import snapshot
-from conftest import epochs_of, finish, free_port, metrics, torchrun, wait_for
+from conftest import epochs_of, finish, free_port, kill_tree, metrics, torchrun, wait_for
 
 
 def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
@@ -41,7 +40,7 @@ def test_a_run_killed_mid_training_resumes_and_every_epoch_runs_once(snapdir):
     args = ["8", "1", "--dataset_size", "16384", "--snapshot_dir", str(snapdir)]
     proc = torchrun(args)
     wait_for(lambda: 2 in epochs_of(metrics(snapdir)))
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, mid-epoch
+    kill_tree(proc.pid)  # torchrun and both workers, mid-epoch
     finish(proc)
 
     rc, _ = finish(torchrun(args))
@@ -51,6 +50,23 @@ def test_a_run_killed_mid_training_resumes_and_every_epoch_runs_once(snapdir):
     assert epochs_of(records) == list(range(8))
     resumed = records[-1]["resumed_from"]
     assert resumed is not None and resumed["epoch"] >= 3 and resumed["step"] == 0
+
+
+def test_epochs_trained_after_the_last_snapshot_are_counted_once_after_the_resume(snapdir):
+    """Snapshots every 2 epochs: a kill after epoch 2's line sends the run back to epoch 2, and
+    its first line must not stay in the metrics next to the retrained one."""
+    args = ["6", "2", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]
+    proc = torchrun(args)
+    wait_for(lambda: 2 in epochs_of(metrics(snapdir)))
+    kill_tree(proc.pid)
+    finish(proc)
+
+    rc, _ = finish(torchrun(args))
+
+    assert rc == 0
+    records = metrics(snapdir)
+    assert epochs_of(records) == list(range(6))
+    assert records[-1]["resumed_from"]["epoch"] in (2, 4)
 
 
 def test_nodes_with_separate_snapshot_dirs_resume_together_from_node0s_snapshot(tmp_path):
