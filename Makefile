@@ -12,8 +12,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collec
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
-MODULES := docker_daemon_config validate_inventory
-FILTERS := network_recreate_reasons network_driver_options network_services_using
+MODULES := docker_daemon_config validate_inventory training_stack training_job_info
+FILTERS := network_recreate_reasons network_driver_options network_services_using \
+  training_metrics_summary training_status_table
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer build-check molecule-cluster engine images venv clean
 

@@ -1,0 +1,21 @@
+"""Filters for the job role; the logic lives in module_utils/job.py."""
+
+from __future__ import annotations
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, status_table
+
+
+def training_metrics_summary(text):
+    return metrics_summary(text or "")
+
+
+def training_status_table(rows):
+    return status_table(rows or [])
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "training_metrics_summary": training_metrics_summary,
+            "training_status_table": training_status_table,
+        }

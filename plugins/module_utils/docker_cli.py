@@ -1,0 +1,44 @@
+"""The docker CLI on a swarm manager, as the modules use it: run, fail clearly, parse JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class DockerCliError(RuntimeError):
+    pass
+
+
+class DockerCli:
+    """Wraps ``module.run_command``; every call is argv, never a shell line."""
+
+    def __init__(self, module: Any, binary: str = "docker") -> None:
+        self.module = module
+        self.binary = module.get_bin_path(binary, required=True)
+
+    def run(self, *args: str, data: str | None = None) -> str:
+        rc, out, err = self.module.run_command([self.binary, *args], data=data)
+        if rc != 0:
+            raise DockerCliError(
+                f"docker {' '.join(args[:3])} failed (rc {rc}): {err.strip() or out.strip()}"
+            )
+        return out
+
+    def lines(self, *args: str) -> list[str]:
+        return [line for line in self.run(*args).splitlines() if line.strip()]
+
+    def inspect(self, kind: str, ids: list[str]) -> list[dict[str, Any]]:
+        """``docker <kind> inspect IDS``; kind ``inspect`` is plain ``docker inspect`` (tasks)."""
+        if not ids:
+            return []
+        args = ["inspect", *ids] if kind == "inspect" else [kind, "inspect", *ids]
+        return json.loads(self.run(*args))
+
+    def swarm_hostnames(self) -> list[str]:
+        return self.lines("node", "ls", "--format", "{{.Hostname}}")
+
+    def stack_services(self, stack: str) -> list[dict[str, Any]]:
+        """The stack's services as ``docker service inspect`` gives them."""
+        ids = self.lines("service", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}")
+        return self.inspect("service", ids)

@@ -1,0 +1,127 @@
+"""What a deployed training job is doing, from the swarm's task list and the trainer's metrics.
+
+Pure: ``docker inspect`` JSON and metrics lines in, tables and summaries out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import RANK_LABEL
+
+GAVE_UP = {"failed", "rejected", "orphaned"}
+
+
+def _time_key(stamp: str) -> tuple[str, str]:
+    """RFC 3339 with trailing zeros trimmed from the fraction does not sort as text; pad it."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return head, frac.ljust(9, "0")
+
+
+def job_tasks(
+    stack: str,
+    services: Iterable[Mapping[str, Any]],
+    tasks: Iterable[Mapping[str, Any]],
+    node_names: Mapping[str, str],
+) -> dict[str, Any]:
+    """One row per service (its newest task) and the job's state.
+
+    ``services`` and ``tasks`` are ``docker service inspect`` / ``docker inspect`` output;
+    ``node_names`` maps node IDs to hostnames. The state is ``absent`` (no services),
+    ``complete`` (every service's task completed), ``failed`` (a service's task failed and the
+    swarm will not restart it) or ``running``.
+    """
+    by_service: dict[str, list[Mapping[str, Any]]] = {}
+    for task in tasks:
+        by_service.setdefault(task["ServiceID"], []).append(task)
+    rows = []
+    for service in services:
+        history = sorted(by_service.get(service["ID"], []), key=lambda t: _time_key(t.get("CreatedAt", "")))
+        labels = service["Spec"].get("Labels") or {}
+        row: dict[str, Any] = {
+            "service": service["Spec"]["Name"],
+            "rank": int(labels.get(RANK_LABEL, -1)),
+            "node": "",
+            "state": "new",
+            "desired_state": "",
+            "exit_code": None,
+            "error": "",
+            "tasks": len(history),
+            "task_id": "",
+        }
+        if history:
+            current = history[-1]
+            status = current.get("Status", {})
+            row.update(
+                node=node_names.get(current.get("NodeID", ""), current.get("NodeID", "")),
+                state=status.get("State", ""),
+                desired_state=current.get("DesiredState", ""),
+                exit_code=(status.get("ContainerStatus") or {}).get("ExitCode"),
+                error=status.get("Err", ""),
+                task_id=current["ID"],
+            )
+        rows.append(row)
+    rows.sort(key=lambda r: (r["rank"], r["service"]))
+    if not rows:
+        state = "absent"
+    elif all(r["state"] == "complete" for r in rows):
+        state = "complete"
+    elif any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in rows):
+        state = "failed"
+    else:
+        state = "running"
+    return {"stack": stack, "state": state, "services": rows}
+
+
+def metrics_summary(text: str) -> dict[str, Any]:
+    """The trainer's metrics.jsonl, summed up: the last run's summary and every epoch's line.
+
+    ``epochs_trained`` lists epoch numbers in the order their lines were written, so an epoch
+    trained twice would show twice.
+    """
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a kill; the trainer rewrites its records on resume
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    summaries = [r for r in records if r.get("event") == "summary"]
+    last = summaries[-1] if summaries else {}
+    return {
+        "finished": bool(summaries),
+        "epochs": last.get("epochs"),
+        "final_loss": last.get("final_loss", epochs[-1]["loss"] if epochs else None),
+        "world_size": last.get("world_size", epochs[-1]["world_size"] if epochs else None),
+        "wall_s": last.get("wall_s"),
+        "resumed_from": last.get("resumed_from"),
+        "device": last.get("device"),
+        "epochs_trained": [r["epoch"] for r in epochs],
+        "world_sizes": sorted({r["world_size"] for r in epochs}),
+        "runs": len(summaries),
+    }
+
+
+def status_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The services' rows as aligned text lines, a header first."""
+    header = ("RANK", "SERVICE", "NODE", "STATE", "DESIRED", "EXIT", "TASKS", "ERROR")
+    table = [header] + [
+        (
+            str(r["rank"]),
+            r["service"],
+            r["node"] or "-",
+            r["state"],
+            r["desired_state"] or "-",
+            "-" if r["exit_code"] is None else str(r["exit_code"]),
+            str(r["tasks"]),
+            r["error"] or "",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]

@@ -1,0 +1,303 @@
+"""Render the training job's Docker stack from inventory host vars, and check it first.
+
+Pure: plain data in, a stack (a dict that ``docker stack deploy`` reads as YAML) or error
+messages out. The ``training_stack`` module, the ``validate_inventory`` module and the unit
+tests are its callers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+HASH_LABEL = "io.torchswarm.stack-hash"
+RANK_LABEL = "io.torchswarm.node-rank"
+SNAPSHOT_DIR = "/snapshots"
+NETWORK_MODES = ("overlay", "host")
+
+# docker/distribution's reference grammar, simplified: [registry[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+)
+IMAGE_RE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$"
+)
+STACK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SIZE_RE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+class StackError(ValueError):
+    """Bad input; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Node:
+    """One training node: an inventory host and what its service runs."""
+
+    name: str  # inventory hostname; the service is named after it
+    hostname: str  # the swarm's node.hostname, for the placement constraint
+    node_rank: int
+    nproc_per_node: int = 1
+    addr: str = ""  # address other nodes reach it on (the master address on the host network)
+
+
+@dataclass(frozen=True)
+class Job:
+    image: str
+    name: str = "ddp"
+    epochs: int = 10
+    snapshot_every: int = 2
+    batch_size: int = 32
+    script: str = "training_code.py"
+    trainer_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    master_port: int = 12355
+    master_addr: str = ""
+    network: str = "ddp-net"
+    network_mode: str = "overlay"
+    subnet: str = ""
+    snapshot_volume: str = ""
+    shm_size: str = "1g"
+    restart_delay: str = "10s"
+    restart_max_attempts: int = 10
+    stop_grace_period: str = "60s"
+
+    @property
+    def volume(self) -> str:
+        return self.snapshot_volume or f"{self.name}-snapshots"
+
+
+def image_name_error(image: str) -> str | None:
+    """Why ``image`` is not a Docker image reference, or None when it is one."""
+    if not image:
+        return "it is empty"
+    if not IMAGE_RE.match(image):
+        return "it is not [registry/]name[:tag][@sha256:digest] in lowercase"
+    return None
+
+
+def size_bytes(value: str) -> int:
+    match = SIZE_RE.match(value.strip())
+    if not match:
+        raise ValueError(f"'{value}' is not a size such as 512m or 2g")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def service_name(host: str) -> str:
+    """Inventory hostnames may be FQDNs; service names may not hold dots."""
+    return re.sub(r"[^a-zA-Z0-9-]", "-", host).strip("-") or "node"
+
+
+def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[str]]:
+    """Nodes from host vars (``name``, ``hostname``, optional ``node_rank``, ``nproc_per_node``,
+    ``addr``), in inventory order; without ``node_rank`` anywhere, ranks follow that order.
+
+    Returns the nodes sorted by rank and the errors, each naming the host and the variable.
+    """
+    raw = list(nodes)
+    errors: list[str] = []
+    if not raw:
+        return [], ["no training nodes: at least one host must run the job"]
+    with_rank = [n["name"] for n in raw if n.get("node_rank") is not None]
+    if with_rank and len(with_rank) != len(raw):
+        without = [n["name"] for n in raw if n.get("node_rank") is None]
+        errors.append(
+            f"node_rank is set on {', '.join(with_rank)} but not on {', '.join(without)}: "
+            "set it on every training node, or on none to number them in inventory order"
+        )
+        return [], errors
+
+    result: list[Node] = []
+    by_rank: dict[int, str] = {}
+    by_hostname: dict[str, str] = {}
+    by_service: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        host = str(item["name"])
+        rank = int(item["node_rank"]) if with_rank else index
+        nproc = 1 if item.get("nproc_per_node") is None else int(item["nproc_per_node"])
+        hostname = str(item.get("hostname") or "")
+        if rank < 0:
+            errors.append(f"host {host}: node_rank {rank} is negative")
+        elif rank in by_rank:
+            errors.append(f"host {host}: node_rank {rank} is also the node_rank of {by_rank[rank]}")
+        else:
+            by_rank[rank] = host
+        if nproc < 1:
+            errors.append(f"host {host}: nproc_per_node is {nproc}; it must be at least 1")
+        if not hostname:
+            errors.append(f"host {host}: its swarm hostname is empty")
+        elif hostname in by_hostname:
+            errors.append(
+                f"host {host}: its swarm hostname '{hostname}' is also that of {by_hostname[hostname]}; "
+                "one training service per swarm node"
+            )
+        else:
+            by_hostname[hostname] = host
+        service = service_name(host)
+        if service in by_service:
+            errors.append(f"host {host}: its service name '{service}' is also that of {by_service[service]}")
+        else:
+            by_service[service] = host
+        result.append(Node(host, hostname, rank, nproc, str(item.get("addr") or "")))
+
+    valid_ranks = sorted(r for r in by_rank if r >= 0)
+    missing = sorted(set(range(len(raw))) - set(valid_ranks))
+    if missing and not any("node_rank" in e for e in errors):
+        errors.append(
+            f"node_rank has a gap: {len(raw)} training nodes need ranks 0..{len(raw) - 1}, "
+            f"and no host has node_rank {', '.join(map(str, missing))}"
+        )
+    return sorted(result, key=lambda n: n.node_rank), errors
+
+
+def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None = None) -> list[str]:
+    """Everything wrong with this job on these nodes (and, when given, this swarm)."""
+    errors: list[str] = []
+    why = image_name_error(job.image)
+    if why:
+        errors.append(f"job_image '{job.image}' is not a valid image name: {why}")
+    if not STACK_NAME_RE.match(job.name):
+        errors.append(f"job_name '{job.name}' may hold only letters, digits, '_' and '-'")
+    for var, value in (
+        ("job_epochs", job.epochs),
+        ("job_snapshot_every", job.snapshot_every),
+        ("job_batch_size", job.batch_size),
+    ):
+        if value < 1:
+            errors.append(f"{var} is {value}; it must be at least 1")
+    if not 0 < job.master_port < 65536:
+        errors.append(f"job_master_port {job.master_port} is not a port number")
+    if job.network_mode not in NETWORK_MODES:
+        errors.append(f"job_network_mode '{job.network_mode}' is not one of {', '.join(NETWORK_MODES)}")
+    for key in job.env:
+        if not ENV_NAME_RE.match(str(key)):
+            errors.append(f"job_env: '{key}' is not an environment variable name")
+    try:
+        size_bytes(job.shm_size)
+    except ValueError as exc:
+        errors.append(f"job_shm_size: {exc}")
+    if job.network_mode == "host" and not job.master_addr and nodes and not nodes[0].addr:
+        errors.append(
+            f"host {nodes[0].name}: on the host network the master address is node rank 0's own "
+            "address, and it has none; set job_master_addr"
+        )
+    if swarm_hostnames is not None:
+        members = sorted(set(swarm_hostnames))
+        for node in nodes:
+            if node.hostname not in members:
+                errors.append(
+                    f"host {node.name}: its swarm hostname '{node.hostname}' is not a node of the swarm "
+                    f"(the swarm has {', '.join(members) or 'no nodes'}); "
+                    "run the cluster playbook for it first"
+                )
+    return errors
+
+
+def master_addr(job: Job, nodes: list[Node]) -> str:
+    if job.master_addr:
+        return job.master_addr
+    if job.network_mode == "host":
+        return nodes[0].addr
+    # Stack deploy gives each service its short name as an alias on the stack's networks.
+    return service_name(nodes[0].name)
+
+
+def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
+    return [
+        "torchrun",
+        f"--nproc_per_node={node.nproc_per_node}",
+        f"--nnodes={len(nodes)}",
+        f"--node_rank={node.node_rank}",
+        f"--master_addr={master_addr(job, nodes)}",
+        f"--master_port={job.master_port}",
+        job.script,
+        str(job.epochs),
+        str(job.snapshot_every),
+        "--batch_size",
+        str(job.batch_size),
+        *job.trainer_args,
+    ]
+
+
+def _environment(job: Job) -> dict[str, str]:
+    env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR}
+    if job.subnet and job.network_mode == "overlay":
+        env["TORCHSWARM_SUBNET"] = job.subnet
+    env.update({str(k): str(v) for k, v in job.env.items()})
+    return dict(sorted(env.items()))
+
+
+def _service(job: Job, nodes: list[Node], node: Node) -> dict[str, Any]:
+    network = "host" if job.network_mode == "host" else job.network
+    return {
+        "image": job.image,
+        "command": torchrun_command(job, nodes, node),
+        "environment": _environment(job),
+        "networks": [network],
+        "volumes": [
+            {"type": "volume", "source": "snapshots", "target": SNAPSHOT_DIR},
+            # stack deploy ignores shm_size; NCCL and DataLoader workers need more than 64 MB.
+            {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": size_bytes(job.shm_size)}},
+        ],
+        # Time for the trainer to turn SIGTERM into a snapshot before it is killed.
+        "stop_grace_period": job.stop_grace_period,
+        "deploy": {
+            "mode": "replicated",
+            "replicas": 1,
+            # A virtual IP load-balances connections and drops idle ones; rendezvous and
+            # collectives keep long-lived connections to the task itself.
+            "endpoint_mode": "dnsrr",
+            "placement": {"constraints": [f"node.hostname == {node.hostname}"]},
+            # torchrun runs with no restarts of its own (an in-place restart reuses stale
+            # store keys); when a rank dies every torchrun exits non-zero, the swarm restarts
+            # them all, they meet again and resume from the last snapshot. A clean exit
+            # (finished, or stopped by SIGTERM after a snapshot) is left alone.
+            "restart_policy": {
+                "condition": "on-failure",
+                "delay": job.restart_delay,
+                "max_attempts": job.restart_max_attempts,
+            },
+            "labels": {RANK_LABEL: str(node.node_rank)},
+        },
+    }
+
+
+def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:
+    """The stack file as a dict, its hash in every service's labels."""
+    network = "host" if job.network_mode == "host" else job.network
+    stack: dict[str, Any] = {
+        "version": "3.8",
+        "services": {service_name(n.name): _service(job, nodes, n) for n in nodes},
+        "networks": {network: {"external": True, "name": network}},
+        "volumes": {"snapshots": {"name": job.volume}},
+    }
+    digest = stack_hash(stack)
+    for service in stack["services"].values():
+        service["deploy"]["labels"][HASH_LABEL] = digest
+    return stack
+
+
+def stack_hash(stack: Mapping[str, Any]) -> str:
+    """A digest of the stack without its own hash labels."""
+    bare = json.loads(json.dumps(stack))
+    for service in bare.get("services", {}).values():
+        service.get("deploy", {}).get("labels", {}).pop(HASH_LABEL, None)
+    return hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def deployed_differs(stack: Mapping[str, Any], deployed_labels: Mapping[str, Mapping[str, str]]) -> bool:
+    """Whether the deployed services (short name -> labels) are not exactly this stack."""
+    wanted = {name: s["deploy"]["labels"][HASH_LABEL] for name, s in stack["services"].items()}
+    have = {name: labels.get(HASH_LABEL) for name, labels in deployed_labels.items()}
+    return wanted != have

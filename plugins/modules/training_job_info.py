@@ -1,0 +1,90 @@
+#!/usr/bin/python
+"""Report what a deployed training stack's services and tasks are doing."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: training_job_info
+short_description: The state of a training job deployed with torchswarm.ddp.training_stack
+version_added: 0.1.0
+description:
+  - Reads the stack's services and tasks on a swarm manager and returns one row per service (its
+    newest task, with its node, state, exit code and error, and how many tasks the swarm has
+    started for it) and
+    the job's state, which is V(complete) when every service's task completed, V(failed) when the
+    swarm has given up on one, V(running) while any is still on its way, and V(absent) when the
+    stack has no services.
+  - Poll it with C(until) to wait for a job to finish.
+author:
+  - torchswarm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - torchswarm.ddp.attributes
+attributes:
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description: The stack's name.
+    type: str
+    default: ddp
+"""
+
+EXAMPLES = r"""
+- name: Wait for the job to finish
+  torchswarm.ddp.training_job_info:
+    name: ddp
+  register: job
+  until: job.state in ['complete', 'failed']
+  retries: 360
+  delay: 10
+"""
+
+RETURN = r"""
+state:
+  description: V(absent), V(running), V(complete) or V(failed).
+  returned: always
+  type: str
+  sample: complete
+services:
+  description: One row per service, in node rank order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {service: ddp_node0, rank: 0, node: node0, state: complete, desired_state: shutdown,
+       exit_code: 0, error: "", tasks: 1, task_id: x2b5kq0w3h2vd8s9g7u3n1f0c}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import job_tasks
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={"name": {"type": "str", "default": "ddp"}}, supports_check_mode=True
+    )
+    name = module.params["name"]
+    try:
+        cli = DockerCli(module)
+        services = cli.stack_services(name)
+        task_ids = cli.lines("stack", "ps", "--quiet", "--no-trunc", name) if services else []
+        tasks = cli.inspect("inspect", task_ids) if task_ids else []
+        nodes = dict(
+            line.split(" ", 1) for line in cli.lines("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
+        )
+    except DockerCliError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **job_tasks(name, services, tasks, nodes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+#!/usr/bin/python
+"""Render the DDP training stack from host vars and deploy it when it differs."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: training_stack
+short_description: Render and deploy a multi-node torchrun DDP job as a Docker stack
+version_added: 0.1.0
+description:
+  - Renders one swarm service per training node, pinned with a C(node.hostname) placement
+    constraint, each running C(torchrun) with that node's C(--node_rank), the cluster's
+    C(--nnodes) and rank 0's service as C(--master_addr), exactly as the hand-run guide does.
+  - Services use C(endpoint_mode=dnsrr), a C(/dev/shm) tmpfs of O(shm_size), a named snapshot
+    volume mounted at C(/snapshots), and a restart policy that restarts a failed torchrun (and so
+    every rank, which then resume from the last snapshot) but leaves a finished job alone.
+  - Idempotent without touching running tasks. Every service carries a hash of the rendered
+    stack as a label. When the deployed services carry the same hash, nothing is done, otherwise
+    the stack file is written on the manager and C(docker stack deploy --prune) runs.
+  - Checks its input before anything is deployed (duplicate node ranks, a gap in the ranks, a node
+    whose swarm hostname is not in the swarm, fewer than one process per node, an invalid image
+    name). Every message names the host and the variable.
+  - Runs on a swarm manager with the docker CLI.
+author:
+  - torchswarm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - torchswarm.ddp.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether the stack would be deployed or removed; deploys nothing.
+  diff_mode:
+    support: full
+    details: The stack file as last deployed from this manager, and as rendered now.
+  platform:
+    platforms: posix
+options:
+  name:
+    description: The stack's name; services are called C(<name>_<inventory host>).
+    type: str
+    default: ddp
+  state:
+    description:
+      - V(present) renders and deploys the stack; V(absent) removes its services (C(docker stack rm)),
+        keeping the snapshot volumes on the nodes.
+    type: str
+    choices: [present, absent]
+    default: present
+  image:
+    description: The training image, as every node's engine knows it. Required when O(state=present).
+    type: str
+  nodes:
+    description:
+      - The training nodes, in inventory order. Without O(nodes[].node_rank) on any of them,
+        ranks follow this order; rank 0 hosts the rendezvous.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The inventory hostname; the node's service is named after it.
+        type: str
+        required: true
+      hostname:
+        description: The node's hostname in the swarm (C(docker node ls)), for the placement constraint.
+        type: str
+        required: true
+      node_rank:
+        description: The node's C(--node_rank). Set it on every node or on none.
+        type: int
+      nproc_per_node:
+        description: Processes (GPUs) on this node, C(--nproc_per_node).
+        type: int
+        default: 1
+      addr:
+        description:
+          - The address other nodes reach this node on; rank 0's is the master address when
+            O(network_mode=host).
+        type: str
+  epochs:
+    description: Total epochs, the trainer's first argument.
+    type: int
+    default: 10
+  snapshot_every:
+    description: Snapshot interval in epochs, the trainer's second argument.
+    type: int
+    default: 2
+  batch_size:
+    description: Batch size per process (C(--batch_size)).
+    type: int
+    default: 32
+  script:
+    description: The training script in the image's working directory.
+    type: str
+    default: training_code.py
+  trainer_args:
+    description: Extra arguments after the guide's, for example C([--model, gpt]).
+    type: list
+    elements: str
+    default: []
+  env:
+    description: Environment for every rank, for example C(NCCL_IB_DISABLE=1).
+    type: dict
+    default: {}
+  master_port:
+    description: The rendezvous port on rank 0 (C(--master_port)).
+    type: int
+    default: 12355
+  master_addr:
+    description:
+      - The rendezvous address. Default, rank 0's service name on the overlay network, or rank 0's
+        O(nodes[].addr) on the host network.
+    type: str
+  network:
+    description: The attachable overlay network the services join.
+    type: str
+    default: ddp-net
+  network_mode:
+    description:
+      - V(overlay) joins O(network); V(host) runs on the hosts' network stacks, for NCCL over
+        InfiniBand or RoCE NICs.
+    type: str
+    choices: [overlay, host]
+    default: overlay
+  subnet:
+    description:
+      - The overlay's subnet; the trainer picks the interface in it for NCCL and Gloo
+        (C(TORCHSWARM_SUBNET)).
+    type: str
+  snapshot_volume:
+    description: The named volume for snapshots and metrics on each node. Default C(<name>-snapshots).
+    type: str
+  shm_size:
+    description: Size of the C(/dev/shm) tmpfs, for example V(1g).
+    type: str
+    default: 1g
+  restart_delay:
+    description: Delay before the swarm restarts a failed task.
+    type: str
+    default: 10s
+  restart_max_attempts:
+    description: How many times the swarm restarts a failed task before giving up.
+    type: int
+    default: 10
+  stop_grace_period:
+    description: Time between SIGTERM (the trainer snapshots) and SIGKILL.
+    type: str
+    default: 60s
+  with_registry_auth:
+    description: Pass the manager's registry login to the nodes (C(--with-registry-auth)).
+    type: bool
+    default: false
+  stack_dir:
+    description: Where the manager keeps the deployed stack file (mode 0600).
+    type: path
+    default: /var/lib/torchswarm/stacks
+"""
+
+EXAMPLES = r"""
+- name: Deploy the guide's job on three nodes
+  torchswarm.ddp.training_stack:
+    image: torchswarm/trainer:latest
+    epochs: 10
+    snapshot_every: 2
+    batch_size: 32
+    env:
+      NCCL_IB_DISABLE: "1"
+    nodes:
+      - {name: node0, hostname: node0}
+      - {name: node1, hostname: node1}
+      - {name: node2, hostname: node2}
+  run_once: true
+  delegate_to: "{{ groups['managers'][0] }}"
+
+- name: Remove the job, keep the snapshots
+  torchswarm.ddp.training_stack:
+    name: ddp
+    state: absent
+"""
+
+RETURN = r"""
+stack:
+  description: The rendered stack file, as deployed (empty when O(state=absent)).
+  returned: always
+  type: dict
+  sample: {version: "3.8", services: {node0: {image: torchswarm/trainer:latest}}}
+stack_hash:
+  description: The digest of the rendered stack that every service carries as a label.
+  returned: when O(state=present)
+  type: str
+  sample: 3f2a9c0d1e4b5a67
+stack_file:
+  description: Where the stack file is kept on the manager.
+  returned: always
+  type: str
+  sample: /var/lib/torchswarm/stacks/ddp.yml
+services:
+  description: The stack's services, one per node in rank order.
+  returned: always
+  type: list
+  elements: str
+  sample: [ddp_node0, ddp_node1]
+actions:
+  description: What was done (or, in check mode, would be done).
+  returned: always
+  type: list
+  elements: str
+  sample: ["deploy stack ddp (3 services)"]
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    HASH_LABEL,
+    Job,
+    StackError,
+    assign_ranks,
+    check_job,
+    deployed_differs,
+    render_stack,
+)
+
+# The module options that make up the Job (the rest say how to deploy it).
+JOB_OPTIONS = set(Job.__dataclass_fields__)
+
+
+def argument_spec() -> dict:
+    return {
+        "name": {"type": "str", "default": "ddp"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "image": {"type": "str"},
+        "nodes": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "name": {"type": "str", "required": True},
+                "hostname": {"type": "str", "required": True},
+                "node_rank": {"type": "int"},
+                "nproc_per_node": {"type": "int", "default": 1},
+                "addr": {"type": "str"},
+            },
+        },
+        "epochs": {"type": "int", "default": 10},
+        "snapshot_every": {"type": "int", "default": 2},
+        "batch_size": {"type": "int", "default": 32},
+        "script": {"type": "str", "default": "training_code.py"},
+        "trainer_args": {"type": "list", "elements": "str", "default": []},
+        "env": {"type": "dict", "default": {}},
+        "master_port": {"type": "int", "default": 12355},
+        "master_addr": {"type": "str"},
+        "network": {"type": "str", "default": "ddp-net"},
+        "network_mode": {"type": "str", "choices": ["overlay", "host"], "default": "overlay"},
+        "subnet": {"type": "str"},
+        "snapshot_volume": {"type": "str"},
+        "shm_size": {"type": "str", "default": "1g"},
+        "restart_delay": {"type": "str", "default": "10s"},
+        "restart_max_attempts": {"type": "int", "default": 10},
+        "stop_grace_period": {"type": "str", "default": "60s"},
+        "with_registry_auth": {"type": "bool", "default": False},
+        "stack_dir": {"type": "path", "default": "/var/lib/torchswarm/stacks"},
+    }
+
+
+def build(params: dict, swarm_hostnames: list[str]) -> dict:
+    """The rendered stack; raises StackError naming every problem."""
+    values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
+    values["trainer_args"] = tuple(values.get("trainer_args", ()))
+    job = Job(**values)
+    nodes, errors = assign_ranks(params["nodes"])
+    errors += check_job(job, nodes, swarm_hostnames)
+    if errors:
+        raise StackError(errors)
+    return render_stack(job, nodes)
+
+
+class StackDeployer:
+    """Compares the rendered stack with the deployed one and deploys or removes it."""
+
+    def __init__(self, module: AnsibleModule, cli: DockerCli) -> None:
+        self.module, self.cli = module, cli
+        self.name = module.params["name"]
+        self.path = os.path.join(module.params["stack_dir"], f"{self.name}.yml")
+        self.actions: list[str] = []
+
+    def deployed_labels(self) -> dict[str, dict[str, str]]:
+        prefix = f"{self.name}_"
+        return {
+            s["Spec"]["Name"].removeprefix(prefix): s["Spec"].get("Labels") or {}
+            for s in self.cli.stack_services(self.name)
+        }
+
+    def previous_file(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return ""
+
+    def present(self, stack: dict) -> bool:
+        if not deployed_differs(stack, self.deployed_labels()):
+            return False
+        self.actions.append(f"deploy stack {self.name} ({len(stack['services'])} services)")
+        if self.module.check_mode:
+            return True
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        # JSON is YAML, and needs nothing on the node beyond Python's standard library.
+        self._write(render_text(stack))
+        args = ["stack", "deploy", "--compose-file", self.path, "--prune"]
+        if self.module.params["with_registry_auth"]:
+            args.append("--with-registry-auth")
+        self.cli.run(*args, self.name)
+        return True
+
+    def absent(self) -> bool:
+        if not self.deployed_labels():
+            return False
+        self.actions.append(f"remove stack {self.name}; snapshot volumes stay")
+        if not self.module.check_mode:
+            self.cli.run("stack", "rm", self.name)
+            if os.path.exists(self.path):
+                os.remove(self.path)
+        return True
+
+    def _write(self, text: str) -> None:
+        """Atomically, and readable by root only from the first byte (env may hold secrets)."""
+        temp = f"{self.path}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, self.path)
+
+
+def render_text(stack: dict) -> str:
+    return json.dumps(stack, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[("state", "present", ("image", "nodes"))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        cli = DockerCli(module)
+        deployer = StackDeployer(module, cli)
+        before = deployer.previous_file()
+        if p["state"] == "absent":
+            changed = deployer.absent()
+            stack: dict = {}
+        else:
+            stack = build(p, cli.swarm_hostnames())
+            changed = deployer.present(stack)
+    except StackError as exc:
+        module.fail_json(
+            msg="The training stack has problems; nothing was deployed:\n"
+            + "\n".join(f"- {e}" for e in exc.errors),
+            errors=exc.errors,
+        )
+    except DockerCliError as exc:
+        module.fail_json(msg=str(exc))
+    services = [f"{p['name']}_{name}" for name in stack.get("services", {})]
+    result = {
+        "changed": changed,
+        "stack": stack,
+        "stack_file": deployer.path,
+        "services": services,
+        "actions": deployer.actions,
+    }
+    if stack:
+        result["stack_hash"] = next(iter(stack["services"].values()))["deploy"]["labels"][HASH_LABEL]
+    if module._diff and changed:
+        result["diff"] = {
+            "before": before,
+            "after": render_text(stack) if stack else "",
+            "before_header": deployer.path,
+            "after_header": deployer.path,
+        }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

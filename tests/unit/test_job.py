@@ -1,0 +1,143 @@
+"""The job's state from swarm tasks, and the summary from the trainer's metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
+    job_tasks,
+    metrics_summary,
+    status_table,
+)
+
+
+def service(sid: str, name: str, rank: int) -> dict:
+    return {"ID": sid, "Spec": {"Name": name, "Labels": {"io.torchswarm.node-rank": str(rank)}}}
+
+
+def task(tid, sid, state, desired="shutdown", created="2026-11-24T10:00:00.5Z", exit_code=0, err=""):
+    return {
+        "ID": tid,
+        "ServiceID": sid,
+        "NodeID": f"id-{sid}",
+        "DesiredState": desired,
+        "CreatedAt": created,
+        "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}},
+    }
+
+
+SERVICES = [service("s1", "ddp_node1", 1), service("s0", "ddp_node0", 0)]
+NODES = {"id-s0": "node0", "id-s1": "node1"}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "state"),
+    [
+        ([task("a", "s0", "complete"), task("b", "s1", "complete")], "complete"),
+        ([task("a", "s0", "complete"), task("b", "s1", "running", "running")], "running"),
+        ([task("a", "s0", "complete")], "running"),  # node1's task not created yet
+        ([task("a", "s0", "complete"), task("b", "s1", "failed", exit_code=1)], "failed"),
+        # The swarm is restarting node1: the failed task is history, the newer one is current.
+        (
+            [
+                task("a", "s0", "running", "running"),
+                task("b", "s1", "failed", created="2026-11-24T10:00:00.5Z", exit_code=1),
+                task("c", "s1", "ready", "running", created="2026-11-24T10:00:00.25Z"),
+            ],
+            "failed",  # .25 is earlier than .5: the failed task is the newest
+        ),
+        (
+            [
+                task("a", "s0", "running", "running"),
+                task("b", "s1", "failed", created="2026-11-24T10:00:00.5Z", exit_code=1),
+                task("c", "s1", "ready", "running", created="2026-11-24T10:00:01Z"),
+            ],
+            "running",
+        ),
+    ],
+)
+def test_job_state(tasks, state):
+    assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == state
+
+
+def test_rows_are_in_rank_order_with_the_newest_task():
+    tasks = [
+        task("old", "s0", "failed", created="2026-11-24T10:00:00.9Z", exit_code=137),
+        task("new", "s0", "complete", created="2026-11-24T10:00:10Z"),
+        task("b", "s1", "complete"),
+    ]
+    rows = job_tasks("ddp", SERVICES, tasks, NODES)["services"]
+    assert [r["service"] for r in rows] == ["ddp_node0", "ddp_node1"]
+    assert rows[0] | {} == {
+        "service": "ddp_node0",
+        "rank": 0,
+        "node": "node0",
+        "state": "complete",
+        "desired_state": "shutdown",
+        "exit_code": 0,
+        "error": "",
+        "tasks": 2,
+        "task_id": "new",
+    }
+
+
+def test_no_services_is_absent():
+    assert job_tasks("ddp", [], [], {})["state"] == "absent"
+
+
+def test_status_table_aligns_columns():
+    rows = job_tasks(
+        "ddp", SERVICES, [task("a", "s0", "complete"), task("b", "s1", "failed", err="boom")], NODES
+    )
+    lines = status_table(rows["services"])
+    assert lines[0].split() == ["RANK", "SERVICE", "NODE", "STATE", "DESIRED", "EXIT", "TASKS", "ERROR"]
+    assert lines[2].split() == ["1", "ddp_node1", "node1", "failed", "shutdown", "0", "1", "boom"]
+    assert lines[1].index(" node0") + 1 == lines[0].index("NODE")
+
+
+def test_metrics_summary_of_a_resumed_run():
+    records = [
+        {"event": "epoch", "epoch": 0, "loss": 1.0, "world_size": 3},
+        {"event": "epoch", "epoch": 1, "loss": 0.5, "world_size": 3},
+        {
+            "event": "summary",
+            "epochs": 2,
+            "final_loss": 0.5,
+            "world_size": 3,
+            "wall_s": 4.0,
+            "resumed_from": None,
+        },
+        {"event": "epoch", "epoch": 2, "loss": 0.25, "world_size": 4},
+        {
+            "event": "summary",
+            "epochs": 3,
+            "final_loss": 0.25,
+            "world_size": 4,
+            "wall_s": 2.0,
+            "resumed_from": {"epoch": 2, "step": 0},
+            "device": "cpu",
+        },
+    ]
+    text = "\n".join(json.dumps(r) for r in records) + '\n{"event": "epo'
+    summary = metrics_summary(text)
+    assert summary == {
+        "finished": True,
+        "epochs": 3,
+        "final_loss": 0.25,
+        "world_size": 4,
+        "wall_s": 2.0,
+        "resumed_from": {"epoch": 2, "step": 0},
+        "device": "cpu",
+        "epochs_trained": [0, 1, 2],
+        "world_sizes": [3, 4],
+        "runs": 2,
+    }
+
+
+def test_metrics_summary_while_running():
+    summary = metrics_summary(json.dumps({"event": "epoch", "epoch": 0, "loss": 2.0, "world_size": 2}))
+    assert summary["finished"] is False
+    assert summary["final_loss"] == 2.0
+    assert summary["epochs_trained"] == [0]

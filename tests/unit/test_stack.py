@@ -1,0 +1,209 @@
+"""The training stack, rendered from tables of host vars, and every input it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    HASH_LABEL,
+    Job,
+    assign_ranks,
+    check_job,
+    deployed_differs,
+    image_name_error,
+    render_stack,
+    size_bytes,
+)
+
+THREE = [{"name": f"node{i}", "hostname": f"node{i}"} for i in range(3)]
+IMAGE = "torchswarm/trainer:latest"
+
+
+def rendered(nodes=THREE, **job) -> dict:
+    ranked, errors = assign_ranks(nodes)
+    assert errors == []
+    return render_stack(Job(image=job.pop("image", IMAGE), **job), ranked)
+
+
+def test_the_guides_command_line_per_node():
+    stack = rendered()
+    assert list(stack["services"]) == ["node0", "node1", "node2"]
+    assert stack["services"]["node1"]["command"] == [
+        "torchrun",
+        "--nproc_per_node=1",
+        "--nnodes=3",
+        "--node_rank=1",
+        "--master_addr=node0",
+        "--master_port=12355",
+        "training_code.py",
+        "10",
+        "2",
+        "--batch_size",
+        "32",
+    ]
+
+
+def test_each_service_is_pinned_to_its_node_and_resolved_by_dns_round_robin():
+    for name, service in rendered()["services"].items():
+        deploy = service["deploy"]
+        assert deploy["placement"]["constraints"] == [f"node.hostname == {name}"]
+        assert deploy["endpoint_mode"] == "dnsrr"
+        assert deploy["replicas"] == 1
+        assert deploy["restart_policy"]["condition"] == "on-failure"
+        assert service["networks"] == ["ddp-net"]
+
+
+def test_shm_is_a_sized_tmpfs_and_snapshots_a_named_volume():
+    stack = rendered(shm_size="2g", name="exp1")
+    volumes = stack["services"]["node0"]["volumes"]
+    assert {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 2 * 1024**3}} in volumes
+    assert {"type": "volume", "source": "snapshots", "target": "/snapshots"} in volumes
+    assert stack["volumes"] == {"snapshots": {"name": "exp1-snapshots"}}
+    assert stack["networks"] == {"ddp-net": {"external": True, "name": "ddp-net"}}
+
+
+def test_ranks_follow_inventory_order_unless_every_node_sets_one():
+    nodes = [
+        {"name": "a", "hostname": "ha", "node_rank": 2},
+        {"name": "b", "hostname": "hb", "node_rank": 0, "nproc_per_node": 4},
+        {"name": "c", "hostname": "hc", "node_rank": 1},
+    ]
+    stack = rendered(nodes)
+    assert list(stack["services"]) == ["b", "c", "a"]
+    assert "--master_addr=b" in stack["services"]["a"]["command"]
+    assert "--nproc_per_node=4" in stack["services"]["b"]["command"]
+    assert stack["services"]["a"]["deploy"]["labels"]["io.torchswarm.node-rank"] == "2"
+
+
+def test_fqdn_hosts_get_service_names_without_dots():
+    stack = rendered([{"name": "gpu01.example.com", "hostname": "gpu01"}])
+    assert list(stack["services"]) == ["gpu01-example-com"]
+    assert "--master_addr=gpu01-example-com" in stack["services"]["gpu01-example-com"]["command"]
+
+
+def test_environment_trainer_args_and_subnet():
+    stack = rendered(env={"NCCL_IB_DISABLE": 1}, trainer_args=("--model", "gpt"), subnet="10.42.0.0/24")
+    service = stack["services"]["node0"]
+    assert service["environment"] == {
+        "NCCL_IB_DISABLE": "1",
+        "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
+        "TORCHSWARM_SUBNET": "10.42.0.0/24",
+    }
+    assert service["command"][-2:] == ["--model", "gpt"]
+
+
+def test_host_network_uses_rank0s_address_as_master():
+    nodes = [{"name": "n0", "hostname": "n0", "addr": "192.0.2.10"}, {"name": "n1", "hostname": "n1"}]
+    stack = rendered(nodes, network_mode="host", subnet="10.42.0.0/24")
+    service = stack["services"]["n1"]
+    assert service["networks"] == ["host"]
+    assert stack["networks"] == {"host": {"external": True, "name": "host"}}
+    assert "--master_addr=192.0.2.10" in service["command"]
+    assert "TORCHSWARM_SUBNET" not in service["environment"]
+
+
+def test_the_hash_label_changes_with_the_job_and_only_with_it():
+    first, same, other = rendered(), rendered(), rendered(epochs=20)
+    digest = first["services"]["node0"]["deploy"]["labels"][HASH_LABEL]
+    assert {s["deploy"]["labels"][HASH_LABEL] for s in first["services"].values()} == {digest}
+    assert same["services"]["node0"]["deploy"]["labels"][HASH_LABEL] == digest
+    assert other["services"]["node0"]["deploy"]["labels"][HASH_LABEL] != digest
+
+
+def test_deployed_differs_compares_services_and_hashes():
+    stack = rendered()
+    labels = {name: dict(s["deploy"]["labels"]) for name, s in stack["services"].items()}
+    assert not deployed_differs(stack, labels)
+    assert deployed_differs(stack, {})
+    assert deployed_differs(stack, {**labels, "node3": labels["node0"]})
+    assert deployed_differs(stack, {**labels, "node2": {HASH_LABEL: "old"}})
+
+
+@pytest.mark.parametrize(
+    ("nodes", "expected"),
+    [
+        ([], "no training nodes"),
+        (
+            [{"name": "a", "hostname": "a", "node_rank": 0}, {"name": "b", "hostname": "b", "node_rank": 0}],
+            "host b: node_rank 0 is also the node_rank of a",
+        ),
+        (
+            [{"name": "a", "hostname": "a", "node_rank": 0}, {"name": "b", "hostname": "b", "node_rank": 2}],
+            "node_rank has a gap: 2 training nodes need ranks 0..1, and no host has node_rank 1",
+        ),
+        (
+            [{"name": "a", "hostname": "a", "node_rank": 0}, {"name": "b", "hostname": "b"}],
+            "node_rank is set on a but not on b",
+        ),
+        ([{"name": "a", "hostname": "a", "node_rank": -1}], "host a: node_rank -1 is negative"),
+        (
+            [{"name": "a", "hostname": "a", "nproc_per_node": 0}],
+            "host a: nproc_per_node is 0; it must be at least 1",
+        ),
+        ([{"name": "a", "hostname": ""}], "host a: its swarm hostname is empty"),
+        (
+            [{"name": "a", "hostname": "same"}, {"name": "b", "hostname": "same"}],
+            "host b: its swarm hostname 'same' is also that of a",
+        ),
+        (
+            [{"name": "x.a", "hostname": "h1"}, {"name": "x-a", "hostname": "h2"}],
+            "host x-a: its service name 'x-a' is also that of x.a",
+        ),
+    ],
+)
+def test_rejected_nodes(nodes, expected):
+    _, errors = assign_ranks(nodes)
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({"image": "Torchswarm/Trainer"}, "job_image 'Torchswarm/Trainer' is not a valid image name"),
+        ({"image": ""}, "job_image '' is not a valid image name: it is empty"),
+        ({"image": "trainer:bad tag"}, "is not a valid image name"),
+        ({"name": "my job"}, "job_name 'my job' may hold only"),
+        ({"epochs": 0}, "job_epochs is 0"),
+        ({"snapshot_every": 0}, "job_snapshot_every is 0"),
+        ({"batch_size": -1}, "job_batch_size is -1"),
+        ({"master_port": 70000}, "job_master_port 70000 is not a port number"),
+        ({"network_mode": "bridge"}, "job_network_mode 'bridge' is not one of overlay, host"),
+        ({"env": {"BAD-NAME": "1"}}, "job_env: 'BAD-NAME' is not an environment variable name"),
+        ({"shm_size": "lots"}, "job_shm_size: 'lots' is not a size"),
+        ({"network_mode": "host"}, "host node0: on the host network the master address is node rank 0's own"),
+    ],
+)
+def test_rejected_jobs(job, expected):
+    nodes, _ = assign_ranks(THREE)
+    errors = check_job(Job(**{"image": IMAGE, **job}), nodes)
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_node_outside_the_swarm_is_named():
+    nodes, _ = assign_ranks(THREE)
+    errors = check_job(Job(image=IMAGE), nodes, swarm_hostnames=["node0", "node1"])
+    assert errors == [
+        "host node2: its swarm hostname 'node2' is not a node of the swarm (the swarm has node0, node1); "
+        "run the cluster playbook for it first"
+    ]
+    assert check_job(Job(image=IMAGE), nodes, swarm_hostnames=["node0", "node1", "node2", "x"]) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "trainer",
+        "torchswarm/trainer:latest",
+        "registry.example.com:5000/ml/trainer:v1.2",
+        "a/b@sha256:" + "0" * 64,
+    ],
+)
+def test_valid_image_names(image):
+    assert image_name_error(image) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1g", 1024**3), ("512m", 512 * 1024**2), ("64MB", 64 * 1024**2)]
+)
+def test_sizes(value, expected):
+    assert size_bytes(value) == expected

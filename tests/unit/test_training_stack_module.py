@@ -1,0 +1,116 @@
+"""The training_stack module, with the docker CLI faked at its boundary (run_command)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.torchswarm.ddp.plugins.modules import training_stack
+from module_runner import run_module
+
+
+class FakeSwarm:
+    """Just enough of `docker` on a manager: nodes, a stack's services and their labels."""
+
+    def __init__(self, hostnames=("node0", "node1", "node2")) -> None:
+        self.hostnames = list(hostnames)
+        self.services: dict[str, dict] = {}  # full name -> labels
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args, data=None, **kwargs):
+        args = args[1:]
+        self.calls.append(args)
+        if args[:2] == ["node", "ls"]:
+            return 0, "\n".join(self.hostnames), ""
+        if args[:2] == ["service", "ls"]:
+            return 0, "\n".join(self.services), ""
+        if args[:2] == ["service", "inspect"]:
+            return 0, json.dumps([{"Spec": {"Name": n, "Labels": self.services[n]}} for n in args[2:]]), ""
+        if args[:2] == ["stack", "deploy"]:
+            stack = json.loads(Path(args[3]).read_text())
+            self.services = {f"{args[-1]}_{k}": v["deploy"]["labels"] for k, v in stack["services"].items()}
+            return 0, "", ""
+        if args[:2] == ["stack", "rm"]:
+            self.services = {}
+            return 0, "", ""
+        return 1, "", f"unexpected docker {args}"
+
+    def deploys(self) -> int:
+        return sum(1 for c in self.calls if c[:2] == ["stack", "deploy"])
+
+
+@pytest.fixture
+def swarm():
+    fake = FakeSwarm()
+    with (
+        mock.patch.object(basic.AnsibleModule, "run_command", lambda _module, argv, **kw: fake(argv, **kw)),
+        mock.patch.object(basic.AnsibleModule, "get_bin_path", return_value="/usr/bin/docker"),
+    ):
+        yield fake
+
+
+def args(tmp_path, **extra) -> dict:
+    return {
+        "image": "torchswarm/trainer:latest",
+        "nodes": [{"name": f"node{i}", "hostname": f"node{i}"} for i in range(3)],
+        "stack_dir": str(tmp_path),
+        **extra,
+    }
+
+
+def test_deploys_once_then_changes_nothing(swarm, tmp_path):
+    first, failed = run_module(training_stack.main, args(tmp_path))
+    assert not failed and first["changed"]
+    assert first["services"] == ["ddp_node0", "ddp_node1", "ddp_node2"]
+    assert (tmp_path / "ddp.yml").stat().st_mode & 0o777 == 0o600
+    assert json.loads((tmp_path / "ddp.yml").read_text()) == first["stack"]
+
+    second, _ = run_module(training_stack.main, args(tmp_path))
+    assert not second["changed"]
+    assert swarm.deploys() == 1
+
+
+def test_a_changed_job_is_redeployed_with_a_diff(swarm, tmp_path):
+    run_module(training_stack.main, args(tmp_path))
+    result, _ = run_module(training_stack.main, {**args(tmp_path, epochs=20), "_ansible_diff": True})
+    assert result["changed"] and swarm.deploys() == 2
+    assert '"10"' in result["diff"]["before"] and '"20"' in result["diff"]["after"]
+    assert "deploy stack ddp (3 services)" in result["actions"]
+
+
+def test_check_mode_deploys_nothing(swarm, tmp_path):
+    result, _ = run_module(training_stack.main, {**args(tmp_path), "_ansible_check_mode": True})
+    assert result["changed"]
+    assert swarm.deploys() == 0
+    assert not (tmp_path / "ddp.yml").exists()
+
+
+def test_a_node_outside_the_swarm_fails_before_deploy(swarm, tmp_path):
+    swarm.hostnames = ["node0", "node1"]
+    result, failed = run_module(training_stack.main, args(tmp_path))
+    assert failed
+    assert "host node2: its swarm hostname 'node2' is not a node of the swarm" in result["msg"]
+    assert "nothing was deployed" in result["msg"]
+    assert swarm.deploys() == 0
+
+
+def test_all_problems_are_reported_together(swarm, tmp_path):
+    nodes = [
+        {"name": "node0", "hostname": "node0", "node_rank": 0},
+        {"name": "node1", "hostname": "node1", "node_rank": 0},
+    ]
+    result, failed = run_module(training_stack.main, args(tmp_path, nodes=nodes, image="Bad Image", epochs=0))
+    assert failed
+    assert len(result["errors"]) == 3, result["errors"]
+
+
+def test_absent_removes_the_stack_once(swarm, tmp_path):
+    run_module(training_stack.main, args(tmp_path))
+    removed, _ = run_module(training_stack.main, {"state": "absent", "stack_dir": str(tmp_path)})
+    again, _ = run_module(training_stack.main, {"state": "absent", "stack_dir": str(tmp_path)})
+    assert removed["changed"] and not again["changed"]
+    assert not (tmp_path / "ddp.yml").exists()
