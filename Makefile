@@ -16,12 +16,12 @@ MODULES := docker_daemon_config validate_inventory training_stack training_job_i
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer build-check molecule-cluster engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-site build-check molecule-cluster molecule-default engine images venv clean
 
 help:
-	@echo "make demo              three local node containers -> site.yml -> a running swarm"
+	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
 	@echo "make test              everything CI runs: lint, unit, trainer, build-check, image-test,"
-	@echo "                       molecule-cluster"
+	@echo "                       molecule-cluster, molecule-default"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
@@ -29,10 +29,13 @@ help:
 	@echo "make image-test        the guide's two-node docker run commands, verbatim, on the image"
 	@echo "make gpu-check         the trainer with NCCL on every GPU of this machine (needs a GPU)"
 	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
+	@echo "make benchmark-site    site.yml against the guide's steps by hand, on fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
+	@echo "make molecule-default  bare nodes -> site.yml -> finished job; idempotence, bad input,"
+	@echo "                       node loss, scale-out to four nodes"
 
-test: lint unit trainer build-check image-test molecule-cluster
+test: lint unit trainer build-check image-test molecule-cluster molecule-default
 
 demo: venv
 	bash tests/harness/demo.sh
@@ -56,7 +59,7 @@ lint: venv
 	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
 	@for f in $(FILTERS); do \
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
-	@for r in docker swarm network validate; do \
+	@for r in docker swarm network validate image job; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
 	@echo "lint: ok"
 
@@ -78,6 +81,9 @@ gpu-check: venv
 benchmark-trainer: venv
 	python benchmarks/trainer_vs_plain.py
 
+benchmark-site: venv images trainer-image
+	python benchmarks/site_vs_by_hand.py
+
 build-check: venv
 	bash tests/collection/build_check.sh
 
@@ -90,6 +96,10 @@ images: engine
 molecule-cluster: venv images
 	molecule test -s cluster
 
+molecule-default: venv images trainer-image
+	molecule test -s default
+
 clean:
 	-molecule destroy -s cluster
+	-molecule destroy -s default
 	rm -rf $(VENV) .ansible *.tar.gz

@@ -10,6 +10,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import assign_ranks, image_name_error
+
 PRESENT = "present"
 ABSENT = "absent"
 
@@ -44,14 +46,16 @@ def check_inventory(
     workers: Iterable[str],
     nodes: Mapping[str, Mapping[str, object]],
     network_subnet: str | None = None,
+    image: str | None = None,
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
     ``managers`` and ``workers`` are the inventory groups, in inventory order (the first manager
     initialises the swarm). ``nodes`` maps every host of both groups to the values that matter
     here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr`` and
-    ``state`` (``present`` or ``absent``, for scale-in). ``network_subnet`` is the first
-    manager's, the host that creates the overlay network.
+    ``state`` (``present`` or ``absent``, for scale-in), and for training ``training`` (bool),
+    ``node_rank`` and ``nproc_per_node``. ``network_subnet`` and ``image`` are the first
+    manager's, the host that creates the overlay network and deploys the job.
     """
     managers = list(managers)
     workers = list(workers)
@@ -120,4 +124,18 @@ def check_inventory(
             )
         else:
             seen_addrs[str(addr)] = host
+
+    training = [
+        {"name": host, **nodes[host]}
+        for host in dict.fromkeys(managers + workers)
+        if nodes.get(host, {}).get("state", PRESENT) == PRESENT and nodes[host].get("training", True)
+    ]
+    if training:
+        _, rank_errors = assign_ranks(training)
+        # Hostnames were checked above, for every node.
+        report.errors.extend(e for e in rank_errors if "hostname" not in e)
+    if image is not None:
+        why = image_name_error(image)
+        if why:
+            report.errors.append(f"host {managers[0]}: job_image '{image}' is not a valid image name: {why}")
     return report

@@ -202,6 +202,12 @@ services:
   type: list
   elements: str
   sample: [ddp_node0, ddp_node1]
+nodes:
+  description: The training nodes in rank order, with the rank and process count each was given.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 1, addr: ""}]
 actions:
   description: What was done (or, in check mode, would be done).
   returned: always
@@ -212,6 +218,7 @@ actions:
 
 import json
 import os
+from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -219,6 +226,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import D
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     Job,
+    Node,
     StackError,
     assign_ranks,
     check_job,
@@ -268,8 +276,8 @@ def argument_spec() -> dict:
     }
 
 
-def build(params: dict, swarm_hostnames: list[str]) -> dict:
-    """The rendered stack; raises StackError naming every problem."""
+def build(params: dict, swarm_hostnames: list[str]) -> tuple[dict, list[Node]]:
+    """The rendered stack and the nodes in rank order; raises StackError naming every problem."""
     values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
     values["trainer_args"] = tuple(values.get("trainer_args", ()))
     job = Job(**values)
@@ -277,7 +285,7 @@ def build(params: dict, swarm_hostnames: list[str]) -> dict:
     errors += check_job(job, nodes, swarm_hostnames)
     if errors:
         raise StackError(errors)
-    return render_stack(job, nodes)
+    return render_stack(job, nodes), nodes
 
 
 class StackDeployer:
@@ -352,11 +360,12 @@ def main() -> None:
         cli = DockerCli(module)
         deployer = StackDeployer(module, cli)
         before = deployer.previous_file()
+        stack: dict = {}
+        nodes: list[Node] = []
         if p["state"] == "absent":
             changed = deployer.absent()
-            stack: dict = {}
         else:
-            stack = build(p, cli.swarm_hostnames())
+            stack, nodes = build(p, cli.swarm_hostnames())
             changed = deployer.present(stack)
     except StackError as exc:
         module.fail_json(
@@ -372,6 +381,7 @@ def main() -> None:
         "stack": stack,
         "stack_file": deployer.path,
         "services": services,
+        "nodes": [asdict(n) for n in nodes],
         "actions": deployer.actions,
     }
     if stack:

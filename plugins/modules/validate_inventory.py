@@ -42,12 +42,18 @@ options:
   nodes:
     description:
       - For each host of both groups, a dict with C(hostname) (the node's hostname, which swarm
-        placement constraints use), C(advertise_addr) and C(state) (V(present) or V(absent)).
+        placement constraints use), C(advertise_addr) and C(state) (V(present) or V(absent)), and
+        for training C(training) (whether it runs a service), C(node_rank) and C(nproc_per_node).
+        Training ranks must have no duplicates or gaps.
     type: dict
     required: true
   network_subnet:
     description:
       - The overlay network's subnet as the first manager sees it, checked to be a CIDR network.
+    type: str
+  image:
+    description:
+      - The training job's image as the first manager sees it, checked to be a valid image name.
     type: str
 """
 
@@ -85,11 +91,12 @@ def main() -> None:
             "workers": {"type": "list", "elements": "str", "default": []},
             "nodes": {"type": "dict", "required": True},
             "network_subnet": {"type": "str"},
+            "image": {"type": "str"},
         },
         supports_check_mode=True,
     )
     p = module.params
-    report = check_inventory(p["managers"], p["workers"], p["nodes"], p["network_subnet"])
+    report = check_inventory(p["managers"], p["workers"], p["nodes"], p["network_subnet"], p["image"])
     for warning in report.warnings:
         module.warn(warning)
     if report.errors:

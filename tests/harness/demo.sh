@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make demo: three local node containers stand in for bare hosts, and site.yml turns them into
-# a swarm, exactly as `ansible-playbook site.yml -i inventory` does for real hosts.
-# `make demo-clean` removes the nodes.
+# make demo: three local node containers stand in for bare hosts, and site.yml takes them to a
+# finished DDP training run, exactly as `ansible-playbook site.yml -i inventory` does for real
+# hosts: Docker, the swarm, the overlay network, the image (docker save/load), the stack, the
+# wait and the summary. `make demo-clean` removes the nodes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -9,12 +10,13 @@ nodes='{"nodes_platforms": [{"name": "node0"}, {"name": "node1"}, {"name": "node
 
 bash tests/harness/engine.sh
 bash tests/harness/images.sh
+bash tests/harness/trainer-image.sh
 ansible-playbook molecule/resources/create.yml -e "$nodes"
 start=$SECONDS
 ansible-playbook site.yml -i tests/harness/demo-inventory.yml
 echo
-echo "site.yml took $((SECONDS - start)) s. The swarm, as node0 sees it:"
-docker exec node0 docker node ls
-docker exec node0 docker network ls --filter name=ddp-net
-echo
-echo "Reach a node:  docker exec -it node0 bash      Remove the nodes:  make demo-clean"
+echo "site.yml took $((SECONDS - start)) s, from bare nodes to the finished job above."
+echo "Again, nothing changes:  ansible-playbook site.yml -i tests/harness/demo-inventory.yml"
+echo "Status and logs:         ansible-playbook playbooks/status.yml -i tests/harness/demo-inventory.yml"
+echo "                         ansible-playbook playbooks/logs.yml -i tests/harness/demo-inventory.yml"
+echo "Reach a node:            docker exec -it node0 bash      Remove the nodes:  make demo-clean"

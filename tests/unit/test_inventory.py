@@ -144,3 +144,43 @@ def test_managers_marked_absent_do_not_count_towards_quorum():
 )
 def test_check_subnet(value, ok):
     assert (check_subnet(value) is None) is ok
+
+
+def training(hostname: str, addr: str, **extra) -> dict:
+    return {**node(hostname, addr), "training": True, **extra}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "image", "expected"),
+    [
+        (
+            {"m0": training("m0", "10.0.0.10", node_rank=0), "w1": training("w1", "10.0.0.11", node_rank=0)},
+            None,
+            "host w1: node_rank 0 is also the node_rank of m0",
+        ),
+        (
+            {"m0": training("m0", "10.0.0.10", node_rank=0), "w1": training("w1", "10.0.0.11", node_rank=3)},
+            None,
+            "node_rank has a gap",
+        ),
+        (
+            {"m0": training("m0", "10.0.0.10"), "w1": training("w1", "10.0.0.11", nproc_per_node=0)},
+            None,
+            "host w1: nproc_per_node is 0",
+        ),
+        (GOOD_NODES, "Not/An Image", "host m0: job_image 'Not/An Image' is not a valid image name"),
+    ],
+)
+def test_training_nodes_are_checked_before_anything_changes(nodes, image, expected):
+    report = check_inventory(["m0"], ["w1"], nodes, None, image)
+    assert any(expected in e for e in report.errors), report.errors
+
+
+def test_hosts_that_do_not_train_or_leave_need_no_rank():
+    nodes = {
+        "m0": training("m0", "10.0.0.10", node_rank=0),
+        "w1": {**training("w1", "10.0.0.11"), "training": False},
+        "w2": {**training("w2", "10.0.0.12", node_rank=5), "state": "absent"},
+        "w3": training("w3", "10.0.0.13", node_rank=1),
+    }
+    assert check_inventory(["m0"], ["w1", "w2", "w3"], nodes, None, "trainer:1").errors == []

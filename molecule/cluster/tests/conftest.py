@@ -1,110 +1,32 @@
-"""Helpers for the cluster scenario's checks: reach nodes, run the playbook on other inventories.
-
-The nodes are containers on this machine, reached with testinfra's docker backend. Playbook runs
-build a complete inventory from molecule.yml (so the checks and the converge agree) and change
-only what a case needs.
-"""
+"""The cluster scenario's checks use the shared helpers in molecule/resources/harness.py."""
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-import re
-import subprocess
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import pytest
-import testinfra
-import yaml
 
 SCENARIO = Path(__file__).resolve().parent.parent
-RESOURCES = SCENARIO.parent / "resources"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-RECAP = re.compile(
-    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
-    re.MULTILINE,
+sys.path.insert(0, str(SCENARIO.parent / "resources"))
+
+from harness import (  # noqa: E402
+    PlaybookRun,
+    base_inventory,
+    docker_json,
+    load_probe_image,
+    node,
+    run_playbook,
+    swarm_nodes,
 )
 
-
-def node(name: str) -> testinfra.host.Host:
-    return testinfra.get_host(f"docker://{name}")
-
-
-def base_inventory() -> dict:
-    """The converged inventory, as molecule.yml describes it, in YAML-inventory form."""
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    inventory: dict = {
-        "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
-    }
-    inventory["all"]["vars"]["ansible_connection"] = "community.docker.docker"
-    host_vars = config["provisioner"]["inventory"]["host_vars"]
-    for platform in config["platforms"]:
-        for group in platform["groups"]:
-            if group == "spare":
-                continue
-            hosts = inventory.setdefault(group, {"hosts": {}})["hosts"]
-            hosts[platform["name"]] = copy.deepcopy(host_vars.get(platform["name"], {}))
-    return inventory
-
-
-@dataclass
-class PlaybookRun:
-    rc: int
-    output: str
-
-    @property
-    def recap(self) -> dict[str, dict[str, int]]:
-        return {
-            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
-            for m in RECAP.finditer(self.output)
-        }
+__all__ = ["docker_json", "load_probe_image", "node", "run_cluster_playbook", "swarm_nodes"]
 
 
 def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(inventory))
-    env = dict(
-        os.environ,
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-    )
-    proc = subprocess.run(
-        ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / "converge-cluster.yml")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = ANSI.sub("", proc.stdout + proc.stderr)
-    print(output)  # shown by pytest when a check fails
-    return PlaybookRun(proc.returncode, output)
-
-
-def docker_json(host: testinfra.host.Host, *args: str):
-    return json.loads(host.check_output("docker " + " ".join(args)))
-
-
-def swarm_nodes() -> dict[str, dict]:
-    """The swarm's node list, by hostname, as the first manager sees it."""
-    manager = node("node0")
-    ids = manager.check_output("docker node ls -q").split()
-    return {n["Description"]["Hostname"]: n for n in docker_json(manager, "node inspect", *ids)}
-
-
-def load_probe_image(*names: str) -> None:
-    """Copy the busybox probe image into nodes' engines (no registry to pull from)."""
-    for name in names:
-        if node(name).run("docker image inspect torchswarm/probe:latest").rc == 0:
-            continue
-        save = subprocess.Popen(["docker", "save", "torchswarm/probe:latest"], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "exec", "-i", name, "docker", "load"], stdin=save.stdout, check=True)
-        save.wait()
+    return run_playbook("converge-cluster.yml", inventory, tmp_path, *extra_args)
 
 
 @pytest.fixture
 def inventory() -> dict:
-    return base_inventory()
+    return base_inventory(SCENARIO)

@@ -1,0 +1,47 @@
+"""After converge and the idempotent re-run: the guide's job finished once, on three nodes."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import epochs_of, metrics, node, stack_tasks
+
+
+def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():
+    tasks = stack_tasks("ddp")
+    assert sorted(tasks) == ["ddp_node0", "ddp_node1", "ddp_node2"]
+    for service, history in tasks.items():
+        assert len(history) == 1, f"{service} was restarted: {history}"
+        assert history[0]["CurrentState"].startswith("Complete"), history[0]
+
+
+def test_the_metrics_say_world_size_3_and_every_epoch_ran_once():
+    records = metrics("ddp")
+    assert epochs_of(records) == list(range(10))
+    assert {r["world_size"] for r in records if r["event"] == "epoch"} == {3}
+    summaries = [r for r in records if r["event"] == "summary"]
+    assert len(summaries) == 1
+    assert summaries[0]["epochs"] == 10 and summaries[0]["world_size"] == 3
+
+
+def test_the_final_snapshot_is_on_node0():
+    snapshot = node("node0").file("/var/lib/docker/volumes/ddp-snapshots/_data/snapshot.pt")
+    assert snapshot.exists and snapshot.size > 0
+
+
+def test_services_are_pinned_with_dns_round_robin_and_a_sized_shm():
+    manager = node("node0")
+    for rank in range(3):
+        spec = json.loads(manager.check_output(f"docker service inspect ddp_node{rank}"))[0]["Spec"]
+        assert spec["TaskTemplate"]["Placement"]["Constraints"] == [f"node.hostname == node{rank}"]
+        assert spec["EndpointSpec"]["Mode"] == "dnsrr"
+        args = spec["TaskTemplate"]["ContainerSpec"]["Args"]
+        assert f"--node_rank={rank}" in args and "--nnodes=3" in args and "--master_addr=node0" in args
+        shm = [m for m in spec["TaskTemplate"]["ContainerSpec"]["Mounts"] if m["Target"] == "/dev/shm"]
+        assert shm and shm[0]["Type"] == "tmpfs" and shm[0]["TmpfsOptions"]["SizeBytes"] == 1024**3
+
+
+def test_the_stack_file_on_the_manager_is_private():
+    stack_file = node("node0").file("/var/lib/torchswarm/stacks/ddp.yml")
+    assert stack_file.mode == 0o600
+    assert json.loads(stack_file.content_string)["services"]["node0"]["image"] == "torchswarm/trainer:latest"

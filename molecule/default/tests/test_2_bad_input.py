@@ -1,0 +1,56 @@
+"""Bad job input stops site.yml with the host and the variable named, before anything changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import load_probe_image, run_site_playbook, stack_tasks
+
+
+def set_host_var(inventory: dict, host: str, **values) -> dict:
+    for group in inventory.values():
+        if host in group.get("hosts", {}):
+            group["hosts"][host].update(values)
+    return inventory
+
+
+def ranks(inventory: dict, **by_host: int) -> dict:
+    for host, rank in by_host.items():
+        set_host_var(inventory, host, job_node_rank=rank)
+    return inventory
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda inv: ranks(inv, node0=0, node1=0, node2=1),
+            "host node1: node_rank 0 is also the node_rank of node0",
+        ),
+        (lambda inv: set_host_var(inv, "node2", job_nproc_per_node=0), "host node2: nproc_per_node is 0"),
+        (
+            lambda inv: inv["all"]["vars"].update(job_image="Trainer:latest") or inv,
+            "host node0: job_image 'Trainer:latest' is not a valid image name",
+        ),
+        (lambda inv: set_host_var(inv, "node1", job_epochs="ten"), "job_epochs"),
+    ],
+    ids=["duplicate-rank", "no-processes", "bad-image-name", "epochs-not-a-number"],
+)
+def test_refused_before_any_host_changes(inventory, tmp_path, change, expected):
+    before = stack_tasks("ddp")
+    run = run_site_playbook(change(inventory), tmp_path)
+    assert run.rc != 0
+    assert expected in run.output
+    assert all(r["changed"] == 0 for r in run.recap.values()), run.recap
+    assert stack_tasks("ddp") == before
+
+
+def test_a_node_without_the_image_is_named_before_deploy(inventory, tmp_path):
+    load_probe_image("node0")  # node1 and node2 do not have it
+    inventory["all"]["vars"]["job_image"] = "torchswarm/probe:latest"
+    inventory["all"]["vars"]["job_name"] = "noimage"
+    run = run_site_playbook(inventory, tmp_path)
+    assert run.rc != 0
+    assert "host node1: job_image 'torchswarm/probe:latest' is not on this node's Docker engine" in run.output
+    assert "host node2: job_image 'torchswarm/probe:latest' is not on this node's Docker engine" in run.output
+    assert stack_tasks("noimage") == {}

@@ -1,0 +1,28 @@
+"""A fourth host in the inventory: it joins, the stack is re-rendered for four nodes, and the
+job (given more epochs) resumes from its snapshot with world size 4 instead of starting over."""
+
+from __future__ import annotations
+
+from conftest import epochs_of, metrics, run_site_playbook, stack_tasks, swarm_nodes
+
+
+def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tmp_path):
+    inventory["workers"]["hosts"]["node3"] = {}
+    inventory["all"]["vars"]["job_epochs"] = 14
+
+    run = run_site_playbook(inventory, tmp_path)
+
+    assert run.rc == 0
+    assert "node3" in swarm_nodes()
+    assert sorted(stack_tasks("ddp")) == ["ddp_node0", "ddp_node1", "ddp_node2", "ddp_node3"]
+    records = metrics("ddp")
+    assert epochs_of(records) == list(range(14))
+    world = {r["epoch"]: r["world_size"] for r in records if r["event"] == "epoch"}
+    assert {world[e] for e in range(10)} == {3} and {world[e] for e in range(10, 14)} == {4}
+    summary = [r for r in records if r["event"] == "summary"][-1]
+    assert summary["world_size"] == 4 and summary["resumed_from"] == {"epoch": 10, "step": 0}
+    assert "world size 4 on 4 nodes" in run.output
+
+    again = run_site_playbook(inventory, tmp_path)
+    assert again.rc == 0
+    assert all(r["changed"] == 0 for r in again.recap.values()), again.recap

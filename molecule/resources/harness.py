@@ -1,0 +1,104 @@
+"""Helpers shared by the scenarios' checks: reach nodes, run playbooks on other inventories.
+
+The nodes are containers on this machine, reached with testinfra's docker backend. Playbook runs
+build a complete inventory from a scenario's molecule.yml (so the checks and the converge agree)
+and change only what a case needs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import testinfra
+import yaml
+
+RESOURCES = Path(__file__).resolve().parent
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
+    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def node(name: str) -> testinfra.host.Host:
+    return testinfra.get_host(f"docker://{name}")
+
+
+def base_inventory(scenario: Path) -> dict:
+    """The converged inventory, as the scenario's molecule.yml describes it, in YAML-inventory form."""
+    config = yaml.safe_load((scenario / "molecule.yml").read_text())
+    inventory: dict = {
+        "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
+    }
+    inventory["all"]["vars"]["ansible_connection"] = "community.docker.docker"
+    host_vars = config["provisioner"]["inventory"].get("host_vars", {})
+    for platform in config["platforms"]:
+        for group in platform["groups"]:
+            if group == "spare":
+                continue
+            hosts = inventory.setdefault(group, {"hosts": {}})["hosts"]
+            hosts[platform["name"]] = copy.deepcopy(host_vars.get(platform["name"], {}))
+    return inventory
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(self.output)
+        }
+
+
+def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
+    """ansible-playbook on one of molecule/resources' playbooks, with this inventory."""
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    env = dict(
+        os.environ,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+    )
+    proc = subprocess.run(
+        ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = ANSI.sub("", proc.stdout + proc.stderr)
+    print(output)  # shown by pytest when a check fails
+    return PlaybookRun(proc.returncode, output)
+
+
+def docker_json(host: testinfra.host.Host, *args: str):
+    return json.loads(host.check_output("docker " + " ".join(args)))
+
+
+def swarm_nodes() -> dict[str, dict]:
+    """The swarm's node list, by hostname, as the first manager sees it."""
+    manager = node("node0")
+    ids = manager.check_output("docker node ls -q").split()
+    return {n["Description"]["Hostname"]: n for n in docker_json(manager, "node inspect", *ids)}
+
+
+def load_probe_image(*names: str) -> None:
+    """Copy the busybox probe image into nodes' engines (no registry to pull from)."""
+    for name in names:
+        if node(name).run("docker image inspect torchswarm/probe:latest").rc == 0:
+            continue
+        save = subprocess.Popen(["docker", "save", "torchswarm/probe:latest"], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "exec", "-i", name, "docker", "load"], stdin=save.stdout, check=True)
+        save.wait()
