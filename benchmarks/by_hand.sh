@@ -15,7 +15,8 @@ for n in "${nodes[@]}"; do
 done
 wait
 
-addr="$(on "$manager" "hostname -I | awk '{print \$1}'")"
+# The node's LAN address (hostname -I can list docker0 first once Docker runs).
+addr="$(on "$manager" "ip -4 -o addr show dev eth0 | awk '{print \$4}' | cut -d/ -f1")"
 on "$manager" "docker swarm init --advertise-addr $addr" >/dev/null
 token="$(on "$manager" 'docker swarm join-token -q worker')"
 for n in "${nodes[@]:1}"; do

@@ -23,8 +23,15 @@ m0 ansible_connection=local
 [workers]
 INV
 ansible-playbook -i inventory.ini --syntax-check torchswarm.ddp.site >/dev/null
-ansible-playbook -i inventory.ini --syntax-check torchswarm.ddp.cluster >/dev/null
+for playbook in cluster status logs stop; do
+  ansible-playbook -i inventory.ini --syntax-check "torchswarm.ddp.$playbook" >/dev/null
+done
 ansible-doc -t module torchswarm.ddp.docker_daemon_config >/dev/null
+ansible-doc -t module torchswarm.ddp.training_stack >/dev/null
+ansible-doc -t role torchswarm.ddp.job >/dev/null
+# The image role builds from the collection's training/ directory.
+[ -f "$work/installed/ansible_collections/torchswarm/ddp/training/Dockerfile" ] \
+  || { echo "build_check: training/Dockerfile is missing from the installed collection" >&2; exit 1; }
 ansible-doc -t role torchswarm.ddp.swarm >/dev/null
 found="$(ansible-galaxy collection list torchswarm.ddp 2>/dev/null | grep -c 'torchswarm.ddp')"
 [ "$found" -ge 1 ] || { echo "build_check: torchswarm.ddp not installed" >&2; exit 1; }
