@@ -70,7 +70,7 @@ class Job:
     snapshot_volume: str = ""
     shm_size: str = "1g"
     restart_delay: str = "10s"
-    restart_max_attempts: int = 10
+    restart_max_attempts: int = 30
     stop_grace_period: str = "60s"
 
     @property

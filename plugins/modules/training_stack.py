@@ -143,7 +143,7 @@ options:
   restart_max_attempts:
     description: How many times the swarm restarts a failed task before giving up.
     type: int
-    default: 10
+    default: 30
   stop_grace_period:
     description: Time between SIGTERM (the trainer snapshots) and SIGKILL.
     type: str
@@ -269,7 +269,7 @@ def argument_spec() -> dict:
         "snapshot_volume": {"type": "str"},
         "shm_size": {"type": "str", "default": "1g"},
         "restart_delay": {"type": "str", "default": "10s"},
-        "restart_max_attempts": {"type": "int", "default": 10},
+        "restart_max_attempts": {"type": "int", "default": 30},
         "stop_grace_period": {"type": "str", "default": "60s"},
         "with_registry_auth": {"type": "bool", "default": False},
         "stack_dir": {"type": "path", "default": "/var/lib/torchswarm/stacks"},

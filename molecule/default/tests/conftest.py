@@ -36,6 +36,12 @@ def stack_tasks(stack: str) -> dict[str, list[dict]]:
     return tasks
 
 
+def task_ids(stack: str) -> dict[str, list[str]]:
+    """The stack's tasks by service: what changes when the swarm starts or restarts one (the
+    CurrentState text, "Complete 2 minutes ago", changes by itself)."""
+    return {service: [t["ID"] for t in history] for service, history in stack_tasks(stack).items()}
+
+
 def metrics(stack: str, rank0: str = "node0") -> list[dict]:
     """The trainer's metrics.jsonl from node rank 0's snapshot volume."""
     path = f"/var/lib/docker/volumes/{stack}-snapshots/_data/metrics.jsonl"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import load_probe_image, run_site_playbook, stack_tasks
+from conftest import load_probe_image, run_site_playbook, stack_tasks, task_ids
 
 
 def set_host_var(inventory: dict, host: str, **values) -> dict:
@@ -37,12 +37,12 @@ def ranks(inventory: dict, **by_host: int) -> dict:
     ids=["duplicate-rank", "no-processes", "bad-image-name", "epochs-not-a-number"],
 )
 def test_refused_before_any_host_changes(inventory, tmp_path, change, expected):
-    before = stack_tasks("ddp")
+    before = task_ids("ddp")
     run = run_site_playbook(change(inventory), tmp_path)
     assert run.rc != 0
     assert expected in run.output
     assert all(r["changed"] == 0 for r in run.recap.values()), run.recap
-    assert stack_tasks("ddp") == before
+    assert task_ids("ddp") == before
 
 
 def test_a_node_without_the_image_is_named_before_deploy(inventory, tmp_path):

@@ -14,6 +14,7 @@ def test_the_job_survives_a_killed_training_container(inventory, tmp_path, victi
     inventory["all"]["vars"].update(
         job_name=stack,
         job_wait=False,
+        job_restart_delay="5s",
         # Long enough (about a minute here) to be killed mid-run; snapshots every 2 epochs.
         job_trainer_args=["--dataset_size", "65536"],
     )
@@ -31,7 +32,14 @@ def test_the_job_survives_a_killed_training_container(inventory, tmp_path, victi
         tasks = stack_tasks(stack)
         return len(tasks) == 3 and all(h[0]["CurrentState"].startswith("Complete") for h in tasks.values())
 
-    wait_for(finished, 600, f"{stack} to complete after the kill")
+    try:
+        wait_for(finished, 600, f"{stack} to complete after the kill")
+    except AssertionError:
+        print(node("node0").run(f"docker stack ps {stack} --no-trunc").stdout)
+        for name in ("node0", "node1", "node2"):
+            logs = node("node0").run(f"docker service logs --timestamps {stack}_{name} 2>&1 | tail -40")
+            print(logs.stdout)
+        raise
     records = metrics(stack)
     assert epochs_of(records) == list(range(10)), "an epoch was counted twice or lost"
     summaries = [r for r in records if r["event"] == "summary"]
