@@ -61,6 +61,10 @@ class PlaybookRun:
         }
 
 
+# A run that hangs (a job that never finishes) fails its test instead of CI's time budget.
+PLAYBOOK_TIMEOUT = 1200
+
+
 def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
     """ansible-playbook on one of molecule/resources' playbooks, with this inventory."""
     path = tmp_path / "inventory.yml"
@@ -71,16 +75,15 @@ def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: st
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
     )
-    proc = subprocess.run(
-        ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = ANSI.sub("", proc.stdout + proc.stderr)
+    command = ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)]
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, check=False, timeout=PLAYBOOK_TIMEOUT)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as timeout:
+        rc, out, err = 124, timeout.stdout or b"", (timeout.stderr or b"") + b"\n(killed: ran too long)"
+    output = ANSI.sub("", (out + err).decode(errors="replace"))
     print(output)  # shown by pytest when a check fails
-    return PlaybookRun(proc.returncode, output)
+    return PlaybookRun(rc, output)
 
 
 def docker_json(host: testinfra.host.Host, *args: str):

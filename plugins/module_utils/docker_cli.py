@@ -28,17 +28,18 @@ class DockerCli:
     def lines(self, *args: str) -> list[str]:
         return [line for line in self.run(*args).splitlines() if line.strip()]
 
-    def inspect(self, kind: str, ids: list[str]) -> list[dict[str, Any]]:
-        """``docker <kind> inspect IDS``; kind ``inspect`` is plain ``docker inspect`` (tasks)."""
+    def inspect(self, ids: list[str], kind: str = "") -> list[dict[str, Any]]:
+        """``docker [KIND] inspect IDS``; without a kind, plain ``docker inspect`` (tasks)."""
         if not ids:
             return []
-        args = ["inspect", *ids] if kind == "inspect" else [kind, "inspect", *ids]
-        return json.loads(self.run(*args))
+        return json.loads(self.run(*([kind] if kind else []), "inspect", *ids))
 
-    def swarm_hostnames(self) -> list[str]:
-        return self.lines("node", "ls", "--format", "{{.Hostname}}")
+    def swarm_nodes(self) -> dict[str, str]:
+        """The swarm's nodes, ID -> hostname."""
+        lines = self.lines("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
+        return dict(line.split(" ", 1) for line in lines)
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
         """The stack's services as ``docker service inspect`` gives them."""
         ids = self.lines("service", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}")
-        return self.inspect("service", ids)
+        return self.inspect(ids, kind="service")

@@ -274,7 +274,13 @@ def _service(job: Job, nodes: list[Node], node: Node) -> dict[str, Any]:
 
 
 def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:
-    """The stack file as a dict, its hash in every service's labels."""
+    """The stack file as a dict, its hash in every service's labels.
+
+    The hash is also a container label, so it is part of every service's task template: any
+    change to the stack replaces every task together. Replacing only the tasks whose command
+    changed (a rank moved to another host, say) would leave them waiting for peers that have
+    finished or still belong to the old job.
+    """
     network = "host" if job.network_mode == "host" else job.network
     stack: dict[str, Any] = {
         "version": "3.8",
@@ -285,6 +291,7 @@ def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:
     digest = stack_hash(stack)
     for service in stack["services"].values():
         service["deploy"]["labels"][HASH_LABEL] = digest
+        service["labels"] = {HASH_LABEL: digest}
     return stack
 
 
@@ -293,6 +300,7 @@ def stack_hash(stack: Mapping[str, Any]) -> str:
     bare = json.loads(json.dumps(stack))
     for service in bare.get("services", {}).values():
         service.get("deploy", {}).get("labels", {}).pop(HASH_LABEL, None)
+        service.pop("labels", None)
     return hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
 
 

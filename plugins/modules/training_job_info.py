@@ -77,10 +77,8 @@ def main() -> None:
         cli = DockerCli(module)
         services = cli.stack_services(name)
         task_ids = cli.lines("stack", "ps", "--quiet", "--no-trunc", name) if services else []
-        tasks = cli.inspect("inspect", task_ids) if task_ids else []
-        nodes = dict(
-            line.split(" ", 1) for line in cli.lines("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
-        )
+        tasks = cli.inspect(task_ids)
+        nodes = cli.swarm_nodes()
     except DockerCliError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **job_tasks(name, services, tasks, nodes))

@@ -365,7 +365,7 @@ def main() -> None:
         if p["state"] == "absent":
             changed = deployer.absent()
         else:
-            stack, nodes = build(p, cli.swarm_hostnames())
+            stack, nodes = build(p, list(cli.swarm_nodes().values()))
             changed = deployer.present(stack)
     except StackError as exc:
         module.fail_json(

@@ -110,6 +110,17 @@ def test_the_hash_label_changes_with_the_job_and_only_with_it():
     assert other["services"]["node0"]["deploy"]["labels"][HASH_LABEL] != digest
 
 
+def test_any_change_replaces_every_services_task_even_one_whose_command_is_unchanged():
+    # node1 and node2 swap ranks; node0's command stays the same, its task template must not.
+    swapped = [dict(THREE[0], node_rank=0), dict(THREE[1], node_rank=2), dict(THREE[2], node_rank=1)]
+    numbered = [dict(n, node_rank=i) for i, n in enumerate(THREE)]
+    before, after = rendered(numbered), rendered(swapped)
+    assert before["services"]["node0"]["command"] == after["services"]["node0"]["command"]
+    assert before["services"]["node0"]["labels"] != after["services"]["node0"]["labels"]
+    digest = after["services"]["node0"]["deploy"]["labels"][HASH_LABEL]
+    assert {HASH_LABEL: digest} == after["services"]["node2"]["labels"]
+
+
 def test_deployed_differs_compares_services_and_hashes():
     stack = rendered()
     labels = {name: dict(s["deploy"]["labels"]) for name, s in stack["services"].items()}

@@ -25,7 +25,7 @@ class FakeSwarm:
         args = args[1:]
         self.calls.append(args)
         if args[:2] == ["node", "ls"]:
-            return 0, "\n".join(self.hostnames), ""
+            return 0, "\n".join(f"id{i} {h}" for i, h in enumerate(self.hostnames)), ""
         if args[:2] == ["service", "ls"]:
             return 0, "\n".join(self.services), ""
         if args[:2] == ["service", "inspect"]:
