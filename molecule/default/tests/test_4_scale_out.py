@@ -3,7 +3,14 @@ job (given more epochs) resumes from its snapshot with world size 4 instead of s
 
 from __future__ import annotations
 
-from conftest import epochs_of, metrics, run_site_playbook, stack_tasks, swarm_nodes
+from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes
+
+
+def node_ranks(stack: str) -> dict[str, str]:
+    fmt = '{{.Spec.Name}} {{index .Spec.Labels "io.torchswarm.node-rank"}}'
+    services = node("node0").check_output(f"docker stack services --quiet {stack}").split()
+    out = node("node0").check_output(f"docker service inspect --format '{fmt}' {' '.join(services)}")
+    return dict(line.split() for line in out.splitlines())
 
 
 def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tmp_path):
@@ -23,6 +30,11 @@ def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tm
     assert summary["world_size"] == 4 and summary["resumed_from"] == {"epoch": 10, "step": 0}
     assert "world size 4 on 4 nodes" in run.output
 
+    # Ranks follow inventory order: the new host is appended, the others keep theirs.
+    ranks = {f"ddp_node{i}": str(i) for i in range(4)}
+    assert node_ranks("ddp") == ranks
+
     again = run_site_playbook(inventory, tmp_path)
     assert again.rc == 0
     assert all(r["changed"] == 0 for r in again.recap.values()), again.recap
+    assert node_ranks("ddp") == ranks
