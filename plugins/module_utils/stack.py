@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
+
 HASH_LABEL = "io.torchswarm.stack-hash"
 RANK_LABEL = "io.torchswarm.node-rank"
 SNAPSHOT_DIR = "/snapshots"
@@ -50,6 +52,7 @@ class Node:
     node_rank: int
     nproc_per_node: int = 1
     addr: str = ""  # address other nodes reach it on (the master address on the host network)
+    gpus: int = 0  # GPUs its swarm node advertises; the service reserves one per process
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,19 @@ class Job:
     batch_size: int = 32
     script: str = "training_code.py"
     trainer_args: tuple[str, ...] = ()
+    # The script's whole argument list instead of the trainer's (the preflight's all-reduce).
+    script_args: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     master_port: int = 12355
     master_addr: str = ""
     network: str = "ddp-net"
     network_mode: str = "overlay"
     subnet: str = ""
+    # None: disabled on the overlay, where InfiniBand cannot be reached; NCCL's choice on the host network.
+    nccl_ib_disable: bool | None = None
+    # Locked memory for NCCL's InfiniBand/RoCE buffers: "unlimited", a size, or "" for Docker's
+    # default. None: unlimited on the host network (where NCCL may use those NICs), else default.
+    memlock: str | None = None
     snapshot_volume: str = ""
     shm_size: str = "1g"
     restart_delay: str = "10s"
@@ -101,7 +111,8 @@ def service_name(host: str) -> str:
 
 def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[str]]:
     """Nodes from host vars (``name``, ``hostname``, optional ``node_rank``, ``nproc_per_node``,
-    ``addr``), in inventory order; without ``node_rank`` anywhere, ranks follow that order.
+    ``addr``, ``gpus``), in inventory order; without ``node_rank`` anywhere, ranks follow that
+    order. ``nproc_per_node`` defaults to the node's GPU count, or 1 without GPUs.
 
     Returns the nodes sorted by rank and the errors, each naming the host and the variable.
     """
@@ -125,7 +136,8 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
     for index, item in enumerate(raw):
         host = str(item["name"])
         rank = int(item["node_rank"]) if with_rank else index
-        nproc = 1 if item.get("nproc_per_node") is None else int(item["nproc_per_node"])
+        gpus = int(item.get("gpus") or 0)
+        nproc = (gpus or 1) if item.get("nproc_per_node") is None else int(item["nproc_per_node"])
         hostname = str(item.get("hostname") or "")
         if rank < 0:
             errors.append(f"host {host}: node_rank {rank} is negative")
@@ -135,6 +147,11 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
             by_rank[rank] = host
         if nproc < 1:
             errors.append(f"host {host}: nproc_per_node is {nproc}; it must be at least 1")
+        elif gpus and nproc > gpus:
+            errors.append(
+                f"host {host}: nproc_per_node {nproc} needs {nproc} GPUs (one per process), "
+                f"but its swarm node advertises {gpus}"
+            )
         if not hostname:
             errors.append(f"host {host}: its swarm hostname is empty")
         elif hostname in by_hostname:
@@ -149,7 +166,7 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
             errors.append(f"host {host}: its service name '{service}' is also that of {by_service[service]}")
         else:
             by_service[service] = host
-        result.append(Node(host, hostname, rank, nproc, str(item.get("addr") or "")))
+        result.append(Node(host, hostname, rank, nproc, str(item.get("addr") or ""), gpus))
 
     valid_ranks = sorted(r for r in by_rank if r >= 0)
     missing = sorted(set(range(len(raw))) - set(valid_ranks))
@@ -187,6 +204,11 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         size_bytes(job.shm_size)
     except ValueError as exc:
         errors.append(f"job_shm_size: {exc}")
+    if job.memlock and job.memlock != "unlimited":
+        try:
+            size_bytes(job.memlock)
+        except ValueError as exc:
+            errors.append(f"job_memlock: {exc} or unlimited")
     if job.network_mode == "host" and not job.master_addr and nodes and not nodes[0].addr:
         errors.append(
             f"host {nodes[0].name}: on the host network the master address is node rank 0's own "
@@ -214,6 +236,11 @@ def master_addr(job: Job, nodes: list[Node]) -> str:
 
 
 def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
+    if job.script_args is not None:
+        script_args = list(job.script_args)
+    else:
+        script_args = [str(job.epochs), str(job.snapshot_every), "--batch_size", str(job.batch_size)]
+        script_args += job.trainer_args
     return [
         "torchrun",
         f"--nproc_per_node={node.nproc_per_node}",
@@ -222,11 +249,7 @@ def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
         f"--master_addr={master_addr(job, nodes)}",
         f"--master_port={job.master_port}",
         job.script,
-        str(job.epochs),
-        str(job.snapshot_every),
-        "--batch_size",
-        str(job.batch_size),
-        *job.trainer_args,
+        *script_args,
     ]
 
 
@@ -234,6 +257,9 @@ def _environment(job: Job) -> dict[str, str]:
     env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR}
     if job.subnet and job.network_mode == "overlay":
         env["TORCHSWARM_SUBNET"] = job.subnet
+    ib_disable = job.network_mode == "overlay" if job.nccl_ib_disable is None else job.nccl_ib_disable
+    if ib_disable or job.nccl_ib_disable is not None:
+        env["NCCL_IB_DISABLE"] = "1" if ib_disable else "0"
     env.update({str(k): str(v) for k, v in job.env.items()})
     return dict(sorted(env.items()))
 
@@ -252,6 +278,7 @@ def _service(job: Job, nodes: list[Node], node: Node) -> dict[str, Any]:
         ],
         # Time for the trainer to turn SIGTERM into a snapshot before it is killed.
         "stop_grace_period": job.stop_grace_period,
+        **_memlock(job),
         "deploy": {
             "mode": "replicated",
             "replicas": 1,
@@ -269,8 +296,26 @@ def _service(job: Job, nodes: list[Node], node: Node) -> dict[str, Any]:
                 "max_attempts": job.restart_max_attempts,
             },
             "labels": {RANK_LABEL: str(node.node_rank)},
+            **_gpu_reservation(node),
         },
     }
+
+
+def _memlock(job: Job) -> dict[str, Any]:
+    memlock = ("unlimited" if job.network_mode == "host" else "") if job.memlock is None else job.memlock
+    if not memlock:
+        return {}
+    limit = -1 if memlock == "unlimited" else size_bytes(memlock)
+    return {"ulimits": {"memlock": {"soft": limit, "hard": limit}}}
+
+
+def _gpu_reservation(node: Node) -> dict[str, Any]:
+    """One GPU per process on a GPU node: the swarm picks which and hands their UUIDs to the
+    NVIDIA runtime (stack deploy refuses ``devices``; swarm has no ``--gpus``)."""
+    if not node.gpus:
+        return {}
+    spec = {"discrete_resource_spec": {"kind": GPU_KIND, "value": node.nproc_per_node}}
+    return {"resources": {"reservations": {"generic_resources": [spec]}}}
 
 
 def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:

@@ -18,9 +18,12 @@ description:
   - Idempotent without touching running tasks. Every service carries a hash of the rendered
     stack as a label. When the deployed services carry the same hash, nothing is done, otherwise
     the stack file is written on the manager and C(docker stack deploy --prune) runs.
+  - On nodes that advertise GPUs to the swarm (C(node-generic-resources) of kind C(GPU), set by
+    the C(torchswarm.ddp.nvidia) role), each service reserves one GPU per process as a generic
+    resource; the swarm hands their UUIDs to the NVIDIA runtime in C(DOCKER_RESOURCE_GPU).
   - Checks its input before anything is deployed (duplicate node ranks, a gap in the ranks, a node
-    whose swarm hostname is not in the swarm, fewer than one process per node, an invalid image
-    name). Every message names the host and the variable.
+    whose swarm hostname is not in the swarm, fewer than one process per node, more processes
+    than the node has GPUs, an invalid image name). Every message names the host and the variable.
   - Runs on a swarm manager with the docker CLI.
 author:
   - torchswarm maintainers
@@ -71,9 +74,11 @@ options:
         description: The node's C(--node_rank). Set it on every node or on none.
         type: int
       nproc_per_node:
-        description: Processes (GPUs) on this node, C(--nproc_per_node).
+        description:
+          - Processes on this node, C(--nproc_per_node); on a GPU node one GPU each, and at
+            most as many as the node advertises.
+          - Default, the node's GPU count, or 1 on a node without GPUs.
         type: int
-        default: 1
       addr:
         description:
           - The address other nodes reach this node on; rank 0's is the master address when
@@ -100,6 +105,27 @@ options:
     type: list
     elements: str
     default: []
+  script_args:
+    description:
+      - The script's whole argument list, in place of the trainer's (O(epochs), O(snapshot_every),
+        C(--batch_size) and O(trainer_args)); for scripts other than the trainer, such as the
+        preflight's C(allreduce_check.py).
+    type: list
+    elements: str
+  nccl_ib_disable:
+    description:
+      - C(NCCL_IB_DISABLE) for every rank, the guide's fix for NCCL hanging on InfiniBand it cannot use.
+      - Default, V(true) on the overlay network (it carries only TCP) and NCCL's own choice on the
+        host network. O(env) overrides it.
+    type: bool
+  memlock:
+    description:
+      - Locked-memory limit of every rank (the C(memlock) ulimit), which NCCL needs for
+        InfiniBand and RoCE buffers. V(unlimited), a size such as V(64g), or an empty string for
+        Docker's default.
+      - Default, V(unlimited) with O(network_mode=host) and Docker's default on the overlay
+        network, where NCCL uses only sockets.
+    type: str
   env:
     description: Environment for every rank, for example C(NCCL_IB_DISABLE=1).
     type: dict
@@ -207,7 +233,7 @@ nodes:
   returned: always
   type: list
   elements: dict
-  sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 1, addr: ""}]
+  sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 2, addr: "", gpus: 2}]
 actions:
   description: What was done (or, in check mode, would be done).
   returned: always
@@ -223,6 +249,10 @@ from dataclasses import asdict
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
+    advertised_gpus,
+    overlay_gpu_engine_error,
+)
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     Job,
@@ -251,7 +281,7 @@ def argument_spec() -> dict:
                 "name": {"type": "str", "required": True},
                 "hostname": {"type": "str", "required": True},
                 "node_rank": {"type": "int"},
-                "nproc_per_node": {"type": "int", "default": 1},
+                "nproc_per_node": {"type": "int"},
                 "addr": {"type": "str"},
             },
         },
@@ -260,6 +290,9 @@ def argument_spec() -> dict:
         "batch_size": {"type": "int", "default": 32},
         "script": {"type": "str", "default": "training_code.py"},
         "trainer_args": {"type": "list", "elements": "str", "default": []},
+        "script_args": {"type": "list", "elements": "str"},
+        "nccl_ib_disable": {"type": "bool"},
+        "memlock": {"type": "str"},
         "env": {"type": "dict", "default": {}},
         "master_port": {"type": "int", "default": 12355},
         "master_addr": {"type": "str"},
@@ -276,13 +309,22 @@ def argument_spec() -> dict:
     }
 
 
-def build(params: dict, swarm_hostnames: list[str]) -> tuple[dict, list[Node]]:
-    """The rendered stack and the nodes in rank order; raises StackError naming every problem."""
+def build(params: dict, swarm_gpus: dict[str, int], engine_version: str = "") -> tuple[dict, list[Node]]:
+    """The rendered stack and the nodes in rank order; raises StackError naming every problem.
+
+    ``swarm_gpus``: every swarm node's hostname and the GPUs it advertises; ``engine_version``:
+    the manager's Docker Engine.
+    """
     values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
     values["trainer_args"] = tuple(values.get("trainer_args", ()))
+    if "script_args" in values:
+        values["script_args"] = tuple(values["script_args"])
     job = Job(**values)
-    nodes, errors = assign_ranks(params["nodes"])
-    errors += check_job(job, nodes, swarm_hostnames)
+    nodes, errors = assign_ranks([{**n, "gpus": swarm_gpus.get(n["hostname"], 0)} for n in params["nodes"]])
+    errors += check_job(job, nodes, swarm_gpus)
+    if job.network_mode == "overlay" and any(n.gpus for n in nodes):
+        why = overlay_gpu_engine_error(engine_version)
+        errors += [why] if why else []
     if errors:
         raise StackError(errors)
     return render_stack(job, nodes), nodes
@@ -365,7 +407,9 @@ def main() -> None:
         if p["state"] == "absent":
             changed = deployer.absent()
         else:
-            stack, nodes = build(p, list(cli.swarm_nodes().values()))
+            swarm = cli.inspect(list(cli.swarm_nodes()), kind="node")
+            gpus = {n["Description"]["Hostname"]: advertised_gpus(n) for n in swarm}
+            stack, nodes = build(p, gpus, cli.run("version", "--format", "{{.Server.Version}}"))
             changed = deployer.present(stack)
     except StackError as exc:
         module.fail_json(

@@ -92,6 +92,21 @@ def test_environment_trainer_args_and_subnet():
     assert service["command"][-2:] == ["--model", "gpt"]
 
 
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({}, "1"),  # the overlay carries only TCP
+        ({"network_mode": "host"}, None),  # NCCL's own choice on the hosts' NICs
+        ({"network_mode": "host", "nccl_ib_disable": True}, "1"),
+        ({"nccl_ib_disable": False}, "0"),
+        ({"nccl_ib_disable": False, "env": {"NCCL_IB_DISABLE": "1"}}, "1"),  # job_env wins
+    ],
+)
+def test_nccl_ib_disable_defaults_by_network_mode(job, expected):
+    nodes = [{"name": "n0", "hostname": "n0", "addr": "192.0.2.10"}]
+    assert rendered(nodes, **job)["services"]["n0"]["environment"].get("NCCL_IB_DISABLE") == expected
+
+
 def test_host_network_uses_rank0s_address_as_master():
     nodes = [{"name": "n0", "hostname": "n0", "addr": "192.0.2.10"}, {"name": "n1", "hostname": "n1"}]
     stack = rendered(nodes, network_mode="host", subnet="10.42.0.0/24")
@@ -218,3 +233,32 @@ def test_valid_image_names(image):
 )
 def test_sizes(value, expected):
     assert size_bytes(value) == expected
+
+
+def test_script_args_replace_the_trainers_arguments():
+    stack = rendered(
+        script="allreduce_check.py", script_args=("--sizes", "4K"), trainer_args=("--model", "gpt")
+    )
+    command = stack["services"]["node1"]["command"]
+    assert command[command.index("allreduce_check.py") :] == ["allreduce_check.py", "--sizes", "4K"]
+    assert "--nnodes=3" in command and "--node_rank=1" in command
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({}, None),  # overlay: sockets only
+        ({"network_mode": "host"}, {"memlock": {"soft": -1, "hard": -1}}),
+        ({"network_mode": "host", "memlock": ""}, None),
+        ({"memlock": "64m"}, {"memlock": {"soft": 64 * 1024**2, "hard": 64 * 1024**2}}),
+    ],
+)
+def test_memlock_is_unlimited_on_the_host_network_unless_set(job, expected):
+    nodes = [{"name": "n0", "hostname": "n0", "addr": "192.0.2.10"}]
+    assert rendered(nodes, **job)["services"]["n0"].get("ulimits") == expected
+
+
+def test_a_bad_memlock_is_named():
+    assert check_job(Job(image=IMAGE, memlock="lots"), []) == [
+        "job_memlock: 'lots' is not a size such as 512m or 2g or unlimited"
+    ]

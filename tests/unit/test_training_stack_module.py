@@ -18,6 +18,8 @@ class FakeSwarm:
 
     def __init__(self, hostnames=("node0", "node1", "node2")) -> None:
         self.hostnames = list(hostnames)
+        self.gpus: dict[str, list[str]] = {}  # hostname -> the GPU UUIDs it advertises
+        self.engine = "26.1.5"
         self.services: dict[str, dict] = {}  # full name -> labels
         self.calls: list[list[str]] = []
 
@@ -26,6 +28,10 @@ class FakeSwarm:
         self.calls.append(args)
         if args[:2] == ["node", "ls"]:
             return 0, "\n".join(f"id{i} {h}" for i, h in enumerate(self.hostnames)), ""
+        if args[:1] == ["version"]:
+            return 0, self.engine + "\n", ""
+        if args[:2] == ["node", "inspect"]:
+            return 0, json.dumps([self.node(int(i.removeprefix("id"))) for i in args[2:]]), ""
         if args[:2] == ["service", "ls"]:
             return 0, "\n".join(self.services), ""
         if args[:2] == ["service", "inspect"]:
@@ -38,6 +44,11 @@ class FakeSwarm:
             self.services = {}
             return 0, "", ""
         return 1, "", f"unexpected docker {args}"
+
+    def node(self, index: int) -> dict:
+        hostname = self.hostnames[index]
+        named = [{"NamedResourceSpec": {"Kind": "GPU", "Value": u}} for u in self.gpus.get(hostname, [])]
+        return {"Description": {"Hostname": hostname, "Resources": {"GenericResources": named or None}}}
 
     def deploys(self) -> int:
         return sum(1 for c in self.calls if c[:2] == ["stack", "deploy"])
@@ -114,3 +125,50 @@ def test_absent_removes_the_stack_once(swarm, tmp_path):
     again, _ = run_module(training_stack.main, {"state": "absent", "stack_dir": str(tmp_path)})
     assert removed["changed"] and not again["changed"]
     assert not (tmp_path / "ddp.yml").exists()
+
+
+def test_gpu_nodes_reserve_one_gpu_per_process_defaulting_to_all_of_them(swarm, tmp_path):
+    swarm.gpus = {"node0": ["GPU-a", "GPU-b"], "node1": ["GPU-c", "GPU-d"]}
+    nodes = args(tmp_path)["nodes"]
+    nodes[1]["nproc_per_node"] = 1
+    result, failed = run_module(training_stack.main, args(tmp_path, nodes=nodes))
+    assert not failed, result.get("msg")
+    services = result["stack"]["services"]
+    reservations = {name: s["deploy"].get("resources") for name, s in services.items()}
+
+    def gpus(value: int) -> dict:
+        return {
+            "reservations": {
+                "generic_resources": [{"discrete_resource_spec": {"kind": "GPU", "value": value}}]
+            }
+        }
+
+    assert reservations["node0"] == gpus(2) and reservations["node1"] == gpus(1)
+    assert reservations["node2"] is None  # no GPUs: a CPU service, one process
+    assert [n["nproc_per_node"] for n in result["nodes"]] == [2, 1, 1]
+    assert "--nproc_per_node=2" in services["node0"]["command"]
+
+
+def test_more_processes_than_the_node_has_gpus_is_refused_before_deploy(swarm, tmp_path):
+    swarm.gpus = {"node0": ["GPU-a", "GPU-b"], "node1": ["GPU-c", "GPU-d"], "node2": ["GPU-e", "GPU-f"]}
+    nodes = args(tmp_path)["nodes"]
+    nodes[2]["nproc_per_node"] = 3
+    result, failed = run_module(training_stack.main, args(tmp_path, nodes=nodes))
+    assert failed and swarm.deploys() == 0
+    assert result["errors"] == [
+        "host node2: nproc_per_node 3 needs 3 GPUs (one per process), but its swarm node advertises 2"
+    ]
+
+
+def test_gpus_on_the_overlay_are_refused_with_an_engine_that_rejects_them(swarm, tmp_path):
+    swarm.gpus, swarm.engine = {"node0": ["GPU-a"]}, "20.10.24+dfsg1"
+    result, failed = run_module(training_stack.main, args(tmp_path))
+    assert failed and swarm.deploys() == 0
+    assert (
+        "need Docker Engine 23.0.2 or later on the managers; this manager runs 20.10.24+dfsg1"
+        in result["msg"]
+    )
+    assert "job_network_mode: host" in result["msg"]
+
+    hosts, _ = run_module(training_stack.main, args(tmp_path, network_mode="host", master_addr="10.0.0.1"))
+    assert hosts["changed"] and swarm.deploys() == 1  # the host network is not affected
