@@ -14,14 +14,15 @@ export PY_COLORS := $(if $(CI),0,1)
 
 MODULES := docker_daemon_config validate_inventory training_stack training_job_info
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
-  training_metrics_summary training_status_table
+  training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
+  preflight_problems
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-site build-check molecule-cluster molecule-default engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
 	@echo "make test              everything CI runs: lint, unit, trainer, build-check, image-test,"
-	@echo "                       molecule-cluster, molecule-default"
+	@echo "                       molecule-cluster, molecule-default, molecule-gpu"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
@@ -34,8 +35,10 @@ help:
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 	@echo "make molecule-default  bare nodes -> site.yml -> finished job; idempotence, bad input,"
 	@echo "                       node loss, scale-out to four nodes"
+	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
+	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
 
-test: lint unit trainer build-check image-test molecule-cluster molecule-default
+test: lint unit trainer build-check image-test molecule-cluster molecule-default molecule-gpu
 
 demo: venv
 	bash tests/harness/demo.sh
@@ -59,7 +62,7 @@ lint: venv
 	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
 	@for f in $(FILTERS); do \
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
-	@for r in docker swarm network validate image job; do \
+	@for r in docker nvidia swarm network validate image job preflight; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
 	@echo "lint: ok"
 
@@ -99,7 +102,11 @@ molecule-cluster: venv images
 molecule-default: venv images trainer-image
 	molecule test -s default
 
+molecule-gpu: venv images trainer-image
+	molecule test -s gpu
+
 clean:
 	-molecule destroy -s cluster
 	-molecule destroy -s default
+	-molecule destroy -s gpu
 	rm -rf $(VENV) .ansible *.tar.gz

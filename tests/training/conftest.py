@@ -32,6 +32,7 @@ def torchrun(
     node_rank: int = 0,
     port: int | None = None,
     torchrun_args: tuple[str, ...] = (),
+    script: str = "training_code.py",
 ) -> subprocess.Popen:
     if nnodes == 1:
         placement = ["--standalone"]
@@ -45,7 +46,7 @@ def torchrun(
         f"--nproc_per_node={nproc}",
         *placement,
         *torchrun_args,
-        "training_code.py",
+        script,
         *trainer_args,
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")

@@ -1,0 +1,76 @@
+"""The job reserves one GPU per process; the swarm hands each task its node's GPUs, and the
+(stand-in) runtime gets them. A job asking for more GPUs than a node has is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import STANDIN_GPUS, epochs_of, metrics, node, run_site_playbook, stack_tasks, task_ids
+
+
+def task_container(name: str) -> dict:
+    host = node(name)
+    ids = host.check_output(
+        f"docker ps --all --quiet --filter label=com.docker.swarm.service.name=ddp_{name}"
+    )
+    return json.loads(host.check_output(f"docker inspect {ids.split()[0]}"))[0]
+
+
+def test_processes_default_to_one_per_gpu_and_the_job_completes_with_world_size_5():
+    tasks = stack_tasks("ddp")
+    assert all(h[0]["CurrentState"].startswith("Complete") for h in tasks.values()), tasks
+    records = metrics("ddp")
+    assert epochs_of(records) == list(range(4))
+    assert {r["world_size"] for r in records if r["event"] == "epoch"} == {5}  # 2 + 2 + 1
+    args = {n: task_container(n)["Args"] for n in ("node0", "node1", "node2")}
+    assert "--nproc_per_node=2" in args["node0"] and "--nproc_per_node=2" in args["node1"]
+    assert "--nproc_per_node=1" in args["node2"]
+
+
+def test_each_gpu_task_gets_its_nodes_gpus_from_the_swarm_and_the_runtime_sees_them():
+    for name, uuids in STANDIN_GPUS.items():
+        container = task_container(name)
+        env = dict(e.split("=", 1) for e in container["Config"]["Env"])
+        assert sorted(env["DOCKER_RESOURCE_GPU"].split(",")) == sorted(uuids), name
+        log = node(name).file("/var/log/nvidia-runtime-standin.log").content_string.splitlines()
+        seen = [json.loads(line) for line in log if container["Id"] in line]
+        assert seen, f"the stand-in runtime on {name} never created {container['Id']}"
+        assert sorted(seen[-1]["visible"].split(",")) == sorted(uuids)
+
+
+def test_the_cpu_nodes_task_reserves_no_gpu():
+    env = dict(e.split("=", 1) for e in task_container("node2")["Config"]["Env"])
+    assert "DOCKER_RESOURCE_GPU" not in env
+    assert not node("node2").file("/var/log/nvidia-runtime-standin.log").exists
+
+
+def test_more_processes_than_gpus_is_refused_before_deploy(inventory, tmp_path):
+    before = task_ids("ddp")
+    inventory["workers"]["hosts"]["node1"]["job_nproc_per_node"] = 3
+    inventory["all"]["vars"]["job_epochs"] = 6
+
+    run = run_site_playbook(inventory, tmp_path)
+
+    assert run.rc != 0
+    assert (
+        "host node1: nproc_per_node 3 needs 3 GPUs (one per process), but its swarm node advertises 2"
+        in run.output
+    )
+    assert "nothing was deployed" in run.output
+    assert task_ids("ddp") == before
+
+
+def test_gpus_on_the_overlay_are_refused_when_the_managers_engine_would_reject_them(inventory, tmp_path):
+    engine = node("node0").check_output("docker version --format '{{.Server.Version}}'")
+    if tuple(int(p) for p in engine.split("+")[0].split(".")[:3]) >= (23, 0, 2):
+        pytest.skip(f"Docker Engine {engine} schedules GPU tasks on the overlay (moby/moby#44378 is fixed)")
+    before = task_ids("ddp")
+    inventory["all"]["vars"]["job_network_mode"] = "overlay"
+
+    run = run_site_playbook(inventory, tmp_path)
+
+    assert run.rc != 0
+    assert f"need Docker Engine 23.0.2 or later on the managers; this manager runs {engine}" in run.output
+    assert task_ids("ddp") == before

@@ -1,0 +1,35 @@
+"""The preflight playbook on the GPU scenario's cluster: every node passes, the all-reduce between
+the five processes prints bus bandwidth, and its stack is gone afterwards; a missing image fails
+the check naming every node."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import node, run_playbook
+
+
+def test_every_node_passes_and_the_allreduce_prints_bus_bandwidth(inventory, tmp_path):
+    run = run_playbook("preflight.yml", inventory, tmp_path)
+
+    assert run.rc == 0
+    assert "Preflight: all 3 nodes ready" in run.output
+    assert "allreduce: world size 5, gloo on cpu" in run.output
+    sizes = re.findall(r"allreduce:\s+(\d+) B\s+[\d.]+ ms\s+busbw\s+[\d.]+ GB/s", run.output)
+    assert sizes == [str(4 * 1024), str(1024**2), str(16 * 1024**2), str(64 * 1024**2)]
+    assert "allreduce: ok" in run.output
+    services = node("node0").check_output(
+        "docker service ls -q --filter label=com.docker.stack.namespace=preflight"
+    )
+    assert services == ""  # the all-reduce's stack is gone
+
+
+def test_a_missing_image_is_named_on_every_training_node(inventory, tmp_path):
+    inventory["all"]["vars"]["job_image"] = "torchswarm/not-built:1"
+
+    run = run_playbook("preflight.yml", inventory, tmp_path)
+
+    assert run.rc != 0
+    for name in ("node0", "node1", "node2"):
+        assert f"host {name}: the training image torchswarm/not-built:1 is not on this node" in run.output
+    assert "allreduce: world size" not in run.output

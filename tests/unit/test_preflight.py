@@ -1,0 +1,70 @@
+"""The preflight's verdict on one node, from the task results it read there."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.preflight import node_problems
+
+SMI = "GPU 0: NVIDIA H100 (UUID: GPU-aaaa)\nGPU 1: NVIDIA H100 (UUID: GPU-bbbb)\n"
+
+
+def info(**overrides) -> dict:
+    engine = {"Swarm": {"LocalNodeState": "active"}, "Runtimes": {"runc": {}}, "DefaultRuntime": "runc"}
+    engine.update(overrides)
+    return {"rc": 0, "stdout": json.dumps(engine), "stderr": ""}
+
+
+READY = {
+    "docker_info": info(),
+    "nvidia_smi": {"rc": 2, "msg": "[Errno 2] No such file or directory"},
+    "image": "t:1",
+    "image_inspect": {"rc": 0, "stdout": "sha256:1"},
+    "swarm_view": "node0 Ready\nnode1 Ready",
+    "hostname": "node1",
+    "ports": [{"item": ["10.0.0.1", 2377], "state": "started", "elapsed": 0}],
+}
+
+
+def test_a_ready_node_has_no_problems():
+    assert node_problems(READY) == []
+    gpu_node = {
+        "docker_info": info(Runtimes={"nvidia": {}}, DefaultRuntime="nvidia"),
+        "nvidia_smi": {"rc": 0, "stdout": SMI},
+    }
+    assert node_problems({**READY, **gpu_node}) == []
+    assert node_problems({**READY, "image_inspect": {"skipped": True}}) == []  # not a training node
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        (
+            {"docker_info": {"rc": 1, "stderr": "Cannot connect to the Docker daemon"}},
+            "Docker does not answer",
+        ),
+        (
+            {"docker_info": info(Swarm={"LocalNodeState": "inactive"})},
+            "not a swarm member (state 'inactive')",
+        ),
+        ({"swarm_view": "node0 Ready\nnode1 Down"}, "the swarm sees it as Down"),
+        ({"nvidia_smi": {"rc": 0, "stdout": SMI}}, "2 GPUs but no nvidia runtime in Docker"),
+        (
+            {"nvidia_smi": {"rc": 0, "stdout": SMI}, "docker_info": info(Runtimes={"nvidia": {}})},
+            "2 GPUs but the default runtime is runc",
+        ),
+        (
+            {"image_inspect": {"rc": 1, "stderr": "No such image"}},
+            "the training image t:1 is not on this node",
+        ),
+        (
+            {"ports": [{"item": ["10.0.0.1", 2377], "msg": "Timeout when waiting for 10.0.0.1:2377"}]},
+            "cannot reach 10.0.0.1 on 2377/tcp (Timeout when waiting for 10.0.0.1:2377)",
+        ),
+    ],
+)
+def test_each_problem_is_named(checks, expected):
+    problems = node_problems({**READY, **checks})
+    assert len(problems) == 1 and expected in problems[0], problems
