@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 # The kind must be the same everywhere: daemon.json, the service's reservation and the
-# runtime's swarm-resource setting (DOCKER_RESOURCE_<KIND>).
+# runtime's swarm-resource setting (DOCKER_RESOURCE_<KIND>, the nvidia role's
+# nvidia_swarm_resource).
 GPU_KIND = "GPU"
-SWARM_RESOURCE = f"DOCKER_RESOURCE_{GPU_KIND}"
 
 # `nvidia-smi -L`: "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-3b9a...)". MIG devices are listed
 # indented under their GPU ("  MIG 1g.10gb Device 0: (UUID: MIG-...)") and are not whole GPUs.
