@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 import netif
-from training_code import setup_distributed
+from training_code import exit_skipping_teardown, setup_distributed
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
@@ -85,4 +85,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_skipping_teardown(main())
