@@ -1,6 +1,6 @@
 """The preflight playbook on the GPU scenario's cluster: every node passes, the all-reduce between
-the five processes prints bus bandwidth, and its stack is gone afterwards; a missing image fails
-the check naming every node."""
+the five processes prints bus bandwidth, and its stack and scratch volumes are gone afterwards; a
+missing image fails the check naming every node."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def test_every_node_passes_and_the_allreduce_prints_bus_bandwidth(inventory, tmp
         "docker service ls -q --filter label=com.docker.stack.namespace=preflight"
     )
     assert services == ""  # the all-reduce's stack is gone
+    for name in ("node0", "node1", "node2"):
+        volumes = node(name).check_output("docker volume ls -q --filter name=preflight-scratch")
+        assert volumes == "", name  # and so is its scratch volume
 
 
 def test_a_missing_image_is_named_on_every_training_node(inventory, tmp_path):
