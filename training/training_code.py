@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -30,9 +31,31 @@ import netif
 import snapshot
 from workloads import WORKLOADS
 
+# Exit code for input that no restart can fix; the image's entrypoint passes it on to the swarm.
+EXIT_DO_NOT_RETRY = 3
+
+
+class Refusal(Exception):
+    """This run cannot train as asked, and would not on a restart either."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise Refusal(f"{self.prog}: {message}")
+
+
+def refuse(reason: str) -> int:
+    """Say why, where the entrypoint looks for it (TORCHSWARM_FATAL_FILE), and give its exit code."""
+    print(f"torchswarm: cannot train: {reason}", file=sys.stderr, flush=True)
+    path = os.environ.get("TORCHSWARM_FATAL_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(reason + "\n")
+    return EXIT_DO_NOT_RETRY
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="torchswarm DDP trainer (the guide's command line, and more)")
+    p = Parser(description="torchswarm DDP trainer (the guide's command line, and more)")
     p.add_argument("total_epochs", type=int, help="epochs to train in all")
     p.add_argument("save_every", type=int, help="save a snapshot every this many epochs")
     p.add_argument("--batch_size", type=int, default=32, help="per process (default: 32)")
@@ -53,8 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pick NCCL/GLOO_SOCKET_IFNAME from the interface in this subnet, unless they are set",
     )
     args = p.parse_args(argv)
-    if args.total_epochs < 1 or args.save_every < 1 or args.batch_size < 1:
-        p.error("total_epochs, save_every and --batch_size must be at least 1")
+    if args.total_epochs < 1 or args.save_every < 1 or args.batch_size < 1 or args.dataset_size < 1:
+        p.error("total_epochs, save_every, --batch_size and --dataset_size must be at least 1")
     return args
 
 
@@ -119,6 +142,13 @@ class Trainer:
         self.loader = DataLoader(
             work.dataset, batch_size=args.batch_size, sampler=self.sampler, drop_last=True
         )
+        if len(self.loader) == 0:
+            share = len(self.sampler)
+            raise Refusal(
+                f"no training step per epoch: the dataset's {len(work.dataset)} items split over world "
+                f"size {d.world_size} give each rank {share}, fewer than one batch (--batch_size "
+                f"{args.batch_size}); lower the batch size, raise --dataset_size or use fewer processes"
+            )
         self.snapshot_path = os.path.join(args.snapshot_dir, "snapshot.pt")
         self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
         self.position = snapshot.Position()
@@ -127,6 +157,24 @@ class Trainer:
         self.autocast = d.device.type == "cuda" and args.precision == "bf16"
 
     # --- snapshots -------------------------------------------------------------------------
+    def check_snapshot_dir(self) -> None:
+        """Every rank tries to write where snapshots go, before the first step, and all agree:
+        otherwise an unwritable volume shows only at the first snapshot, an epoch later, and
+        again after every restart."""
+        why = ""
+        try:
+            os.makedirs(self.args.snapshot_dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.args.snapshot_dir, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            why = (
+                f"rank {self.d.rank}: the snapshot directory {self.args.snapshot_dir} is not writable ({exc})"
+            )
+        failed = torch.tensor([self.d.rank + 1 if why else 0], device=self.d.device)
+        dist.all_reduce(failed, op=dist.ReduceOp.MAX)
+        if failed.item():
+            raise Refusal(why or f"rank {int(failed.item()) - 1} cannot write its snapshot directory")
+
     def restore(self) -> None:
         """Rank 0 reads the snapshot and broadcasts it, so all ranks resume at one place."""
         payload: list[Any] = [None]
@@ -226,6 +274,7 @@ class Trainer:
     def train(self) -> int:
         """Returns the process's exit code."""
         args, d = self.args, self.d
+        self.check_snapshot_dir()
         self.restore()
         started = time.monotonic()
         last_loss = float("nan")
@@ -278,13 +327,18 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except Refusal as exc:
+        return refuse(str(exc))
     chosen = netif.configure_socket_ifname(args.subnet)
     if chosen:
         print(f"torchswarm: using interface {chosen} for {args.subnet}", file=sys.stderr, flush=True)
     d = setup_distributed()
     try:
         return Trainer(args, d).train()
+    except Refusal as exc:
+        return refuse(str(exc))
     except snapshot.SnapshotError as exc:
         print(f"torchswarm: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -18,7 +18,8 @@ class DockerCli:
         self.binary = module.get_bin_path(binary, required=True)
 
     def run(self, *args: str, data: str | None = None) -> str:
-        rc, out, err = self.module.run_command([self.binary, *args], data=data)
+        """``data`` goes to stdin as it is (no newline added: it may be a secret's value)."""
+        rc, out, err = self.module.run_command([self.binary, *args], data=data, binary_data=True)
         if rc != 0:
             raise DockerCliError(
                 f"docker {' '.join(args[:3])} failed (rc {rc}): {err.strip() or out.strip()}"
@@ -38,6 +39,12 @@ class DockerCli:
         """The swarm's nodes, ID -> hostname."""
         lines = self.lines("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
         return dict(line.split(" ", 1) for line in lines)
+
+    def secrets(self, label: str) -> list[dict[str, Any]]:
+        """The swarm secrets with this label (``key=value``), as ``docker secret inspect`` gives them."""
+        return self.inspect(
+            self.lines("secret", "ls", "--quiet", "--filter", f"label={label}"), kind="secret"
+        )
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
         """The stack's services as ``docker service inspect`` gives them."""

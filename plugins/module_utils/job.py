@@ -9,9 +9,21 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import RANK_LABEL
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HASH_LABEL, RANK_LABEL
 
 GAVE_UP = {"failed", "rejected", "orphaned"}
+# The image's entrypoint exits with this code when the script reported input that no restart
+# can fix (zero steps per epoch, an unwritable snapshot directory, bad arguments): the job has
+# failed, however many restarts the swarm has left.
+EXIT_DO_NOT_RETRY = 3
+
+
+def _of_deployment(task: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
+    """Whether a task belongs to the service's current deployment (the stack hash it carries as
+    a container label), not to one that an update replaced."""
+    wanted = (service["Spec"].get("Labels") or {}).get(HASH_LABEL)
+    labels = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+    return wanted is None or labels.get(HASH_LABEL, wanted) == wanted
 
 
 def _time_key(stamp: str) -> tuple[str, str]:
@@ -29,16 +41,25 @@ def job_tasks(
     """One row per service (its newest task) and the job's state.
 
     ``services`` and ``tasks`` are ``docker service inspect`` / ``docker inspect`` output;
-    ``node_names`` maps node IDs to hostnames. The state is ``absent`` (no services),
-    ``complete`` (every service's task completed), ``failed`` (a service's task failed and the
-    swarm will not restart it) or ``running``.
+    ``node_names`` maps node IDs to hostnames. Only tasks of the current deployment count. The
+    state is ``absent`` (no services), ``complete`` (every service's task completed), ``failed``
+    (a service's task failed and the swarm will not restart it, or a task exited with
+    EXIT_DO_NOT_RETRY) or ``running``.
     """
     by_service: dict[str, list[Mapping[str, Any]]] = {}
     for task in tasks:
         by_service.setdefault(task["ServiceID"], []).append(task)
     rows = []
+    refused = False
     for service in services:
-        history = sorted(by_service.get(service["ID"], []), key=lambda t: _time_key(t.get("CreatedAt", "")))
+        history = sorted(
+            (t for t in by_service.get(service["ID"], []) if _of_deployment(t, service)),
+            key=lambda t: _time_key(t.get("CreatedAt", "")),
+        )
+        refused = refused or any(
+            ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") == EXIT_DO_NOT_RETRY
+            for t in history
+        )
         labels = service["Spec"].get("Labels") or {}
         row: dict[str, Any] = {
             "service": service["Spec"]["Name"],
@@ -68,7 +89,7 @@ def job_tasks(
         state = "absent"
     elif all(r["state"] == "complete" for r in rows):
         state = "complete"
-    elif any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in rows):
+    elif refused or any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in rows):
         state = "failed"
     else:
         state = "running"

@@ -8,6 +8,7 @@ tests are its callers.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,17 @@ IMAGE_RE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$"
 )
 STACK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+# A Go duration as the swarm reads restart delays and grace periods: 10s, 1m30s, 500ms.
+DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+# What the stack module itself puts in every rank's environment; everything else came from
+# job_env and is shown as HIDDEN in diffs and results.
+OWN_ENV = ("NCCL_IB_DISABLE", "TORCHSWARM_SECRETS", "TORCHSWARM_SNAPSHOT_DIR", "TORCHSWARM_SUBNET")
+HIDDEN = "<hidden>"
+# Inside each task, swarm secrets are files here; the image's entrypoint exports them.
+SECRETS_DIR = "/run/secrets"
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SIZE_RE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -200,6 +212,15 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
     for key in job.env:
         if not ENV_NAME_RE.match(str(key)):
             errors.append(f"job_env: '{key}' is not an environment variable name")
+    for var, value in (
+        ("job_restart_delay", job.restart_delay),
+        ("job_stop_grace_period", job.stop_grace_period),
+    ):
+        if not DURATION_RE.match(value):
+            errors.append(f"{var} '{value}' is not a duration such as 10s, 1m30s or 500ms")
+    if job.master_addr and not (_is_ip(job.master_addr) or HOSTNAME_RE.match(job.master_addr)):
+        errors.append(f"job_master_addr '{job.master_addr}' is neither an IP address nor a hostname")
+    errors += _strings_with_nul(job)
     try:
         size_bytes(job.shm_size)
     except ValueError as exc:
@@ -224,6 +245,45 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
                     "run the cluster playbook for it first"
                 )
     return errors
+
+
+def check_secret_names(names: Iterable[str], job: Job) -> list[str]:
+    """Secret names become environment variables in every rank and parts of swarm secret names."""
+    errors = []
+    for name in names:
+        if not ENV_NAME_RE.match(name):
+            errors.append(f"job_secrets: '{name}' is not an environment variable name")
+        elif name in job.env:
+            errors.append(f"job_secrets: '{name}' is also a key of job_env; a variable has one source")
+        elif len(secret_name(job.name, name, "0" * SALT_CHARS)) > 64:
+            errors.append(
+                f"job_secrets: '{name}' is too long with job_name '{job.name}' (64 characters in all)"
+            )
+    return errors
+
+
+def secret_name(job: str, name: str, salt: str) -> str:
+    """The swarm secret holding one value of job_secrets: a new value gets a new salt, so a new name."""
+    return f"{job}_{name}_{salt[:SALT_CHARS]}"
+
+
+SALT_CHARS = 12
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _strings_with_nul(job: Job) -> list[str]:
+    """A NUL byte cannot reach a process's arguments or environment; Docker would fail mid-deploy."""
+    found = [f"job_env {k}" for k, v in job.env.items() if "\0" in str(v)]
+    found += ["job_trainer_args" for a in job.trainer_args if "\0" in a][:1]
+    found += ["job_script_args" for a in job.script_args or () if "\0" in a][:1]
+    return [f"{where}: holds a NUL byte, which no argument or environment variable can" for where in found]
 
 
 def master_addr(job: Job, nodes: list[Node]) -> str:
@@ -253,8 +313,10 @@ def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
     ]
 
 
-def _environment(job: Job) -> dict[str, str]:
+def _environment(job: Job, secrets: Mapping[str, str]) -> dict[str, str]:
     env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR}
+    if secrets:
+        env["TORCHSWARM_SECRETS"] = ",".join(sorted(secrets))
     if job.subnet and job.network_mode == "overlay":
         env["TORCHSWARM_SUBNET"] = job.subnet
     ib_disable = job.network_mode == "overlay" if job.nccl_ib_disable is None else job.nccl_ib_disable
@@ -264,12 +326,18 @@ def _environment(job: Job) -> dict[str, str]:
     return dict(sorted(env.items()))
 
 
-def _service(job: Job, nodes: list[Node], node: Node) -> dict[str, Any]:
+def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]) -> dict[str, Any]:
     network = "host" if job.network_mode == "host" else job.network
     return {
         "image": job.image,
         "command": torchrun_command(job, nodes, node),
-        "environment": _environment(job),
+        "environment": _environment(job, secrets),
+        # Files in SECRETS_DIR, readable by root only; the entrypoint exports each one.
+        **(
+            {"secrets": [{"source": n, "target": n, "mode": 0o400} for n in sorted(secrets)]}
+            if secrets
+            else {}
+        ),
         "networks": [network],
         "volumes": [
             {"type": "volume", "source": "snapshots", "target": SNAPSHOT_DIR},
@@ -318,8 +386,11 @@ def _gpu_reservation(node: Node) -> dict[str, Any]:
     return {"resources": {"reservations": {"generic_resources": [spec]}}}
 
 
-def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:
+def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The stack file as a dict, its hash in every service's labels.
+
+    ``secrets`` maps each name of job_secrets to the swarm secret that holds its value (never
+    the value): a rotated value has a new swarm secret, so a new hash, so a redeploy.
 
     The hash is also a container label, so it is part of every service's task template: any
     change to the stack replaces every task together. Replacing only the tasks whose command
@@ -329,10 +400,12 @@ def render_stack(job: Job, nodes: list[Node]) -> dict[str, Any]:
     network = "host" if job.network_mode == "host" else job.network
     stack: dict[str, Any] = {
         "version": "3.8",
-        "services": {service_name(n.name): _service(job, nodes, n) for n in nodes},
+        "services": {service_name(n.name): _service(job, nodes, n, secrets or {}) for n in nodes},
         "networks": {network: {"external": True, "name": network}},
         "volumes": {"snapshots": {"name": job.volume}},
     }
+    if secrets:
+        stack["secrets"] = {n: {"external": True, "name": secrets[n]} for n in sorted(secrets)}
     digest = stack_hash(stack)
     for service in stack["services"].values():
         service["deploy"]["labels"][HASH_LABEL] = digest
@@ -347,6 +420,49 @@ def stack_hash(stack: Mapping[str, Any]) -> str:
         service.get("deploy", {}).get("labels", {}).pop(HASH_LABEL, None)
         service.pop("labels", None)
     return hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stack_text(stack: Mapping[str, Any]) -> str:
+    """The stack file as ``docker stack deploy`` reads it (JSON is YAML). Every ``$`` is doubled:
+    the CLI would otherwise interpolate it from the manager's environment, so each value reaches
+    the task byte for byte. Not ASCII-escaped: the CLI's YAML parser refuses the surrogate pairs
+    that would stand for characters outside the Basic Multilingual Plane."""
+    return (
+        json.dumps(
+            _map_strings(stack, lambda s: s.replace("$", "$$")), indent=2, sort_keys=True, ensure_ascii=False
+        )
+        + "\n"
+    )
+
+
+def stack_from_text(text: str) -> dict[str, Any]:
+    """A stack file written by stack_text, as the dict it came from ({} when there is none)."""
+    return _map_strings(json.loads(text), lambda s: s.replace("$$", "$")) if text.strip() else {}
+
+
+def redacted(stack: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The stack with every value that came from job_env shown as HIDDEN, for results and diffs.
+    Against ``previous``, a value that differs shows as HIDDEN plus ``(changed)``."""
+    result = json.loads(json.dumps(stack))
+    old_services = (previous or {}).get("services", {})
+    for name, service in result.get("services", {}).items():
+        old_env = old_services.get(name, {}).get("environment", {})
+        env = service.get("environment", {})
+        for key in env:
+            if key not in OWN_ENV:
+                changed = previous is not None and old_env.get(key) != env[key]
+                env[key] = f"{HIDDEN} (changed)" if changed else HIDDEN
+    return result
+
+
+def _map_strings(value: Any, change) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return value
 
 
 def deployed_differs(stack: Mapping[str, Any], deployed_labels: Mapping[str, Mapping[str, str]]) -> bool:

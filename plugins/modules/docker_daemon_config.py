@@ -14,7 +14,14 @@ description:
     C(runtimes) or C(log-opts) are merged key by key as well; lists and plain values are replaced.
   - Compares parsed JSON, not text, so re-formatting the file is not a change. Reports
     C(changed) only when the effective configuration differs; restart Docker on that.
-  - Writes atomically and keeps the file's mode.
+  - Remembers what each O(owner) set (in O(record_dir)); a key that owner set before and no
+    longer asks for is removed, as long as it still holds the value the owner set. Keys it never
+    set are never removed.
+  - Checks the keys it sets before writing (documented daemon.json keys, their JSON types, no
+    API socket on plain TCP without C(tlsverify)), then has C(dockerd --validate) read the new
+    file where the engine has that flag (Docker 23 and later); a file dockerd would refuse is
+    never written.
+  - Writes atomically (fsync, rename) through a symlink to the file it points to, with mode 0644.
 author:
   - torchswarm maintainers
 extends_documentation_fragment:
@@ -38,6 +45,20 @@ options:
       - The keys to set, as they appear in C(daemon.json).
     type: dict
     required: true
+  owner:
+    description:
+      - Who sets these keys, for example the role's name. Each owner's keys are recorded apart,
+        so two owners never remove each other's keys.
+    type: str
+    default: torchswarm.ddp.docker
+  record_dir:
+    description: Where the keys each owner set are recorded.
+    type: path
+    default: /var/lib/torchswarm/daemon-json
+  validate:
+    description: Have C(dockerd --validate) read the new file before it replaces the old one, where it can.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -59,6 +80,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+removed:
+  description: Keys this owner had set and no longer asks for, now removed.
+  returned: success
+  type: list
+  elements: str
+  sample: [default-runtime]
 config:
   description: The configuration after the merge (what the file holds, or would hold in check mode).
   returned: success
@@ -66,36 +93,85 @@ config:
   sample: {"log-driver": "json-file", "max-concurrent-downloads": 4}
 """
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import (
     DaemonConfigError,
+    check_daemon_options,
+    drop_unwanted,
     merge_daemon_config,
     parse_daemon_config,
     render_daemon_config,
 )
 
 
-def read_text(path: str) -> str:
-    if not os.path.exists(path):
-        return ""
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+def read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
 
 
-def write_atomically(module: AnsibleModule, path: str, text: str) -> None:
+def write_file(path: str, text: str, mode: int = 0o644) -> str:
+    """A temporary file beside ``path``, written and fsynced; returns its name."""
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o755)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, path)
+    os.chmod(tmp, mode)
+    return tmp
+
+
+def dockerd_refuses(module: AnsibleModule, candidate: str) -> str:
+    """What ``dockerd --validate`` says is wrong with the file; empty when it accepts it or
+    the engine has no such flag (before 23.0: the key check above is all there is)."""
+    dockerd = module.get_bin_path("dockerd")
+    if not dockerd:
+        return ""
+    rc, out, err = module.run_command([dockerd, "--validate", "--config-file", candidate])
+    if rc == 0 or "unknown flag" in err:
+        return ""
+    return (err or out).strip()
+
+
+class DaemonConfig:
+    """daemon.json as one owner sees it: what is there, what it set before, what it wants."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        p = module.params
+        self.module = module
+        self.path = os.path.realpath(p["path"])  # write through a symlink, never replace it
+        self.record = os.path.join(p["record_dir"], f"{p['owner']}.json")
+        self.wanted = p["options"]
+        self.current = parse_daemon_config(read_bytes(self.path), p["path"])
+        previous = parse_daemon_config(read_bytes(self.record), self.record)
+        kept = drop_unwanted(self.current, previous, self.wanted)
+        self.removed = sorted(k for k, v in self.current.items() if k not in self.wanted and kept.get(k) != v)
+        self.merged = merge_daemon_config(kept, self.wanted)
+        self.record_stale = previous != self.wanted
+
+    def problems(self) -> list[str]:
+        return check_daemon_options(self.wanted, tlsverify=self.merged.get("tlsverify") is True)
+
+    def apply(self) -> None:
+        """Write the merged file (checked by dockerd first) and the owner's record."""
+        if self.merged != self.current:
+            candidate = write_file(self.path, render_daemon_config(self.merged))
+            why = dockerd_refuses(self.module, candidate) if self.module.params["validate"] else ""
+            if why:
+                os.unlink(candidate)
+                raise DaemonConfigError(f"dockerd refuses the new {self.path}, which was not written: {why}")
+            self.module.atomic_move(candidate, self.path)
+        if self.record_stale:
+            os.replace(write_file(self.record, json.dumps(self.wanted, sort_keys=True) + "\n"), self.record)
 
 
 def main() -> None:
@@ -103,27 +179,33 @@ def main() -> None:
         argument_spec={
             "path": {"type": "path", "default": "/etc/docker/daemon.json"},
             "options": {"type": "dict", "required": True},
+            "owner": {"type": "str", "default": "torchswarm.ddp.docker"},
+            "record_dir": {"type": "path", "default": "/var/lib/torchswarm/daemon-json"},
+            "validate": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
-    path = module.params["path"]
     try:
-        current = parse_daemon_config(read_text(path), path)
+        config = DaemonConfig(module)
+        problems = config.problems()
+        if problems:
+            raise DaemonConfigError(
+                f"{config.path} was not changed; the keys to set have problems:\n"
+                + "\n".join(f"- {p}" for p in problems)
+            )
+        changed = config.merged != config.current
+        if not module.check_mode:
+            config.apply()
     except DaemonConfigError as exc:
         module.fail_json(msg=str(exc))
-    merged = merge_daemon_config(current, module.params["options"])
-    changed = merged != current
-    result = {"changed": changed, "config": merged}
+    result = {"changed": changed, "config": config.merged, "removed": config.removed}
     if module._diff:
-        before = render_daemon_config(current) if os.path.exists(path) else ""
         result["diff"] = {
-            "before": before,
-            "after": render_daemon_config(merged),
-            "before_header": path,
-            "after_header": path,
+            "before": render_daemon_config(config.current) if os.path.exists(config.path) else "",
+            "after": render_daemon_config(config.merged),
+            "before_header": config.path,
+            "after_header": config.path,
         }
-    if changed and not module.check_mode:
-        write_atomically(module, path, render_daemon_config(merged))
     module.exit_json(**result)
 
 

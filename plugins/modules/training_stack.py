@@ -23,7 +23,8 @@ description:
     resource; the swarm hands their UUIDs to the NVIDIA runtime in C(DOCKER_RESOURCE_GPU).
   - Checks its input before anything is deployed (duplicate node ranks, a gap in the ranks, a node
     whose swarm hostname is not in the swarm, fewer than one process per node, more processes
-    than the node has GPUs, an invalid image name). Every message names the host and the variable.
+    than the node has GPUs, an invalid image name, durations, the master address, names of
+    secrets and environment variables). Every message names the host and the variable.
   - Runs on a swarm manager with the docker CLI.
 author:
   - torchswarm maintainers
@@ -36,7 +37,8 @@ attributes:
     details: Reports whether the stack would be deployed or removed; deploys nothing.
   diff_mode:
     support: full
-    details: The stack file as last deployed from this manager, and as rendered now.
+    details:
+      - The stack file as last deployed from this manager, and as rendered now, values of O(env) hidden.
   platform:
     platforms: posix
 options:
@@ -127,7 +129,21 @@ options:
         network, where NCCL uses only sockets.
     type: str
   env:
-    description: Environment for every rank, for example C(NCCL_IB_DISABLE=1).
+    description:
+      - Environment for every rank, for example C(NCCL_IB_DISABLE=1). Values reach the task byte
+        for byte (a C($) is not interpolated).
+      - Not for secrets (use O(secrets)); still, values are shown as C(<hidden>) in the module's
+        result, its diff and its logged arguments.
+    type: dict
+    default: {}
+  secrets:
+    description:
+      - Secret values for every rank, name -> value (from Ansible Vault, say). Each becomes a
+        swarm secret, mounted read-only for root in every task and exported by the image's
+        entrypoint as the environment variable of that name.
+      - Values never appear in the stack file, the result, the diff, C(docker service inspect)
+        or logs. A changed value makes a new swarm secret and redeploys the job; swarm secrets
+        no stack needs any more are removed, and all of them with O(state=absent).
     type: dict
     default: {}
   master_port:
@@ -208,7 +224,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 stack:
-  description: The rendered stack file, as deployed (empty when O(state=absent)).
+  description:
+    - The rendered stack, as deployed, with the values of O(env) shown as C(<hidden>).
+    - Empty when O(state=absent).
   returned: always
   type: dict
   sample: {version: "3.8", services: {node0: {image: torchswarm/trainer:latest}}}
@@ -234,6 +252,11 @@ nodes:
   type: list
   elements: dict
   sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 2, addr: "", gpus: 2}]
+secrets:
+  description: Each name of O(secrets) and the swarm secret that holds its value (never the value).
+  returned: when O(state=present)
+  type: dict
+  sample: {WANDB_API_KEY: ddp_WANDB_API_KEY_3f9a0c1d2e4b}
 actions:
   description: What was done (or, in check mode, would be done).
   returned: always
@@ -255,13 +278,23 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
+    HIDDEN,
     Job,
     Node,
     StackError,
     assign_ranks,
     check_job,
+    check_secret_names,
     deployed_differs,
+    redacted,
     render_stack,
+    stack_from_text,
+    stack_text,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import (
+    JOB_LABEL,
+    SecretPlan,
+    plan_secrets,
 )
 
 # The module options that make up the Job (the rest say how to deploy it).
@@ -294,6 +327,7 @@ def argument_spec() -> dict:
         "nccl_ib_disable": {"type": "bool"},
         "memlock": {"type": "str"},
         "env": {"type": "dict", "default": {}},
+        "secrets": {"type": "dict", "default": {}, "no_log": True},
         "master_port": {"type": "int", "default": 12355},
         "master_addr": {"type": "str"},
         "network": {"type": "str", "default": "ddp-net"},
@@ -309,11 +343,13 @@ def argument_spec() -> dict:
     }
 
 
-def build(params: dict, swarm_gpus: dict[str, int], engine_version: str = "") -> tuple[dict, list[Node]]:
+def build(
+    params: dict, swarm_gpus: dict[str, int], engine_version: str = "", secrets: dict[str, str] | None = None
+) -> tuple[dict, list[Node]]:
     """The rendered stack and the nodes in rank order; raises StackError naming every problem.
 
     ``swarm_gpus``: every swarm node's hostname and the GPUs it advertises; ``engine_version``:
-    the manager's Docker Engine.
+    the manager's Docker Engine; ``secrets``: job_secrets name -> swarm secret name.
     """
     values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
     values["trainer_args"] = tuple(values.get("trainer_args", ()))
@@ -322,16 +358,18 @@ def build(params: dict, swarm_gpus: dict[str, int], engine_version: str = "") ->
     job = Job(**values)
     nodes, errors = assign_ranks([{**n, "gpus": swarm_gpus.get(n["hostname"], 0)} for n in params["nodes"]])
     errors += check_job(job, nodes, swarm_gpus)
+    errors += check_secret_names(params.get("secrets") or {}, job)
     if job.network_mode == "overlay" and any(n.gpus for n in nodes):
         why = overlay_gpu_engine_error(engine_version)
         errors += [why] if why else []
     if errors:
         raise StackError(errors)
-    return render_stack(job, nodes), nodes
+    return render_stack(job, nodes, secrets), nodes
 
 
 class StackDeployer:
-    """Compares the rendered stack with the deployed one and deploys or removes it."""
+    """Compares the rendered stack with the deployed one and deploys or removes it, with the
+    swarm secrets it refers to."""
 
     def __init__(self, module: AnsibleModule, cli: DockerCli) -> None:
         self.module, self.cli = module, cli
@@ -346,12 +384,39 @@ class StackDeployer:
             for s in self.cli.stack_services(self.name)
         }
 
-    def previous_file(self) -> str:
+    def previous_stack(self) -> dict:
         try:
             with open(self.path, encoding="utf-8") as handle:
-                return handle.read()
+                return stack_from_text(handle.read())
         except FileNotFoundError:
-            return ""
+            return {}
+
+    def plan_secrets(self) -> SecretPlan:
+        return plan_secrets(
+            self.name, self.module.params["secrets"], self.cli.secrets(f"{JOB_LABEL}={self.name}")
+        )
+
+    def create_secrets(self, plan: SecretPlan) -> bool:
+        for swarm_name, name, labels in plan.create:
+            self.actions.append(f"create swarm secret {swarm_name} for job_secrets {name}")
+            if not self.module.check_mode:
+                label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
+                self.cli.run(
+                    "secret",
+                    "create",
+                    *label_args,
+                    swarm_name,
+                    "-",
+                    data=str(self.module.params["secrets"][name]),
+                )
+        return bool(plan.create)
+
+    def remove_secrets(self, names: list[str]) -> bool:
+        for swarm_name in names:
+            self.actions.append(f"remove swarm secret {swarm_name}")
+            if not self.module.check_mode:
+                self.cli.run("secret", "rm", swarm_name)
+        return bool(names)
 
     def present(self, stack: dict) -> bool:
         if not deployed_differs(stack, self.deployed_labels()):
@@ -360,8 +425,7 @@ class StackDeployer:
         if self.module.check_mode:
             return True
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        # JSON is YAML, and needs nothing on the node beyond Python's standard library.
-        self._write(render_text(stack))
+        self._write(stack_text(stack))
         args = ["stack", "deploy", "--compose-file", self.path, "--prune"]
         if self.module.params["with_registry_auth"]:
             args.append("--with-registry-auth")
@@ -369,26 +433,35 @@ class StackDeployer:
         return True
 
     def absent(self) -> bool:
-        if not self.deployed_labels():
-            return False
-        self.actions.append(f"remove stack {self.name}; snapshot volumes stay")
-        if not self.module.check_mode:
-            self.cli.run("stack", "rm", self.name)
-            if os.path.exists(self.path):
-                os.remove(self.path)
-        return True
+        changed = False
+        if self.deployed_labels():
+            changed = True
+            self.actions.append(f"remove stack {self.name}; snapshot volumes stay")
+            if not self.module.check_mode:
+                self.cli.run("stack", "rm", self.name)
+                if os.path.exists(self.path):
+                    os.remove(self.path)
+        return self.remove_secrets(self.plan_secrets().obsolete) or changed
 
     def _write(self, text: str) -> None:
-        """Atomically, and readable by root only from the first byte (env may hold secrets)."""
+        """Atomically and durably, readable by root only from the first byte."""
         temp = f"{self.path}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, self.path)
+        directory = os.open(os.path.dirname(self.path), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
-def render_text(stack: dict) -> str:
-    return json.dumps(stack, indent=2, sort_keys=True) + "\n"
+def logged_arguments(params: dict) -> dict:
+    """The module's arguments as its result shows them: names of env and secrets, values hidden."""
+    return {**params, **{k: dict.fromkeys(params.get(k) or {}, HIDDEN) for k in ("env", "secrets")}}
 
 
 def main() -> None:
@@ -398,46 +471,60 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    invocation = {"module_args": logged_arguments(p)}
     try:
         cli = DockerCli(module)
         deployer = StackDeployer(module, cli)
-        before = deployer.previous_file()
+        before = deployer.previous_stack()
         stack: dict = {}
         nodes: list[Node] = []
+        plan = SecretPlan()
         if p["state"] == "absent":
             changed = deployer.absent()
         else:
             swarm = cli.inspect(list(cli.swarm_nodes()), kind="node")
             gpus = {n["Description"]["Hostname"]: advertised_gpus(n) for n in swarm}
-            stack, nodes = build(p, gpus, cli.run("version", "--format", "{{.Server.Version}}"))
-            changed = deployer.present(stack)
+            plan = deployer.plan_secrets()
+            # Checked in full before anything changes; then secrets first, for the stack refers to them.
+            stack, nodes = build(p, gpus, cli.run("version", "--format", "{{.Server.Version}}"), plan.refs)
+            created = deployer.create_secrets(plan)
+            changed = deployer.present(stack) or created
+            changed = deployer.remove_secrets(plan.obsolete) or changed
     except StackError as exc:
         module.fail_json(
             msg="The training stack has problems; nothing was deployed:\n"
             + "\n".join(f"- {e}" for e in exc.errors),
             errors=exc.errors,
+            invocation=invocation,
         )
     except DockerCliError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), invocation=invocation)
     services = [f"{p['name']}_{name}" for name in stack.get("services", {})]
     result = {
         "changed": changed,
-        "stack": stack,
+        "stack": redacted(stack),
         "stack_file": deployer.path,
         "services": services,
         "nodes": [asdict(n) for n in nodes],
         "actions": deployer.actions,
+        "invocation": invocation,
     }
     if stack:
         result["stack_hash"] = next(iter(stack["services"].values()))["deploy"]["labels"][HASH_LABEL]
+        result["secrets"] = plan.refs
     if module._diff and changed:
         result["diff"] = {
-            "before": before,
-            "after": render_text(stack) if stack else "",
+            "before": render_text(redacted(before)) if before else "",
+            "after": render_text(redacted(stack, before)) if stack else "",
             "before_header": deployer.path,
             "after_header": deployer.path,
         }
     module.exit_json(**result)
+
+
+def render_text(stack: dict) -> str:
+    """For diffs: the stack as a person reads it (the file itself doubles every $)."""
+    return json.dumps(stack, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

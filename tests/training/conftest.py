@@ -33,13 +33,17 @@ def torchrun(
     port: int | None = None,
     torchrun_args: tuple[str, ...] = (),
     script: str = "training_code.py",
+    entrypoint: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
+    """torchrun as the guide runs it; with ``entrypoint``, through the image's entrypoint."""
     if nnodes == 1:
         placement = ["--standalone"]
     else:
         placement = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", "--master_addr=127.0.0.1"]
         placement.append(f"--master_port={port}")
     cmd = [
+        *([sys.executable, "entrypoint.py"] if entrypoint else []),
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -49,11 +53,10 @@ def torchrun(
         script,
         *trainer_args,
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     return subprocess.Popen(
         cmd,
         cwd=TRAINING,
-        env=env,
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

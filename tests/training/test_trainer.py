@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -144,3 +145,62 @@ def test_a_bad_snapshot_stops_every_rank_with_a_clear_error(snapdir, content, me
     assert message in out
     assert out.count(f"torchswarm: snapshot {path}") == 2  # both ranks say why, neither hangs
     assert epochs_of(metrics(snapdir)) == []
+
+
+def test_zero_steps_per_epoch_is_refused_before_training_and_not_retried(snapdir):
+    """Before: exit 0 with steps 0 and loss 0.0, reported as a finished job."""
+    rc, out = finish(
+        torchrun(["2", "1", "--batch_size", "5000", "--snapshot_dir", str(snapdir)], entrypoint=True)
+    )
+
+    assert rc == 3
+    assert (
+        "no training step per epoch: the dataset's 2048 items split over world size 2 give each rank 1024"
+        in out
+    )
+    assert "(--batch_size 5000)" in out
+    assert "torchswarm: not retrying (exit 3)" in out
+    assert metrics(snapdir) == []
+
+
+def test_an_unwritable_snapshot_dir_is_refused_before_the_first_step(tmp_path):
+    """Before: found at the first snapshot, an epoch later, and again after every restart."""
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    snapdir = not_a_dir / "snapshots"
+    started = time.monotonic()
+    rc, out = finish(
+        torchrun(["2", "1", "--dataset_size", "200000", "--snapshot_dir", str(snapdir)], entrypoint=True)
+    )
+
+    assert rc == 3
+    assert f"the snapshot directory {snapdir} is not writable" in out
+    assert '"event": "epoch"' not in out
+    assert time.monotonic() - started < 60  # an epoch of 200000 items takes minutes here
+
+
+def test_bad_arguments_are_refused_and_not_retried(snapdir):
+    rc, out = finish(torchrun(["2", "1", "--modle", "gpt"], entrypoint=True))
+    assert rc == 3
+    assert "unrecognized arguments: --modle gpt" in out
+
+
+def test_the_entrypoint_passes_an_ordinary_failure_on_for_the_swarm_to_retry(snapdir):
+    """Exit 2 (a damaged snapshot) and the like stay what they were: torchrun's non-zero code."""
+    snapdir.mkdir(parents=True)
+    (snapdir / "snapshot.pt").write_bytes(b"garbage")
+    rc, out = finish(torchrun(["2", "1", "--snapshot_dir", str(snapdir)], entrypoint=True))
+    assert rc not in (0, 3)
+    assert "is corrupt" in out
+
+
+def test_the_entrypoint_exports_swarm_secrets_byte_for_byte(tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "API_TOKEN").write_bytes(b"s3cr$t value\nline two")
+    import entrypoint
+
+    assert entrypoint.secret_environment("API_TOKEN", str(secrets)) == {
+        b"API_TOKEN": b"s3cr$t value\nline two"
+    }
+    assert entrypoint.secret_environment("", str(secrets)) == {}

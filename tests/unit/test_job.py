@@ -62,6 +62,43 @@ def test_job_state(tasks, state):
     assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == state
 
 
+def test_a_task_that_exited_do_not_retry_fails_the_job_while_the_swarm_restarts_it():
+    tasks = [
+        task("a", "s0", "running", "running"),
+        task("b", "s1", "failed", exit_code=3, created="2026-11-24T10:00:00Z"),
+        task("c", "s1", "starting", "running", created="2026-11-24T10:00:05Z"),
+    ]
+    assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == "failed"
+    tasks[1]["Status"]["ContainerStatus"]["ExitCode"] = 1  # an ordinary failure: the restart may help
+    assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == "running"
+
+
+def test_only_tasks_of_the_current_deployment_count():
+    """Right after a redeploy the previous deployment's completed tasks are still listed."""
+    services = [
+        {
+            "ID": sid,
+            "Spec": {
+                "Name": name,
+                "Labels": {"io.torchswarm.node-rank": r, "io.torchswarm.stack-hash": "new"},
+            },
+        }
+        for sid, name, r in (("s0", "ddp_node0", "0"), ("s1", "ddp_node1", "1"))
+    ]
+
+    def of(deployment, *args, **kwargs):
+        t = task(*args, **kwargs)
+        t["Spec"] = {"ContainerSpec": {"Labels": {"io.torchswarm.stack-hash": deployment}}}
+        return t
+
+    old = [of("old", "a", "s0", "complete"), of("old", "b", "s1", "failed", exit_code=3)]
+    assert job_tasks("ddp", services, old, NODES)["state"] == "running"  # nothing of the new one yet
+    new = [of("new", "c", "s0", "complete", created="2026-11-24T10:01:00Z")]
+    result = job_tasks("ddp", services, old + new, NODES)
+    assert result["state"] == "running"
+    assert [r["tasks"] for r in result["services"]] == [1, 0]
+
+
 def test_rows_are_in_rank_order_with_the_newest_task():
     tasks = [
         task("old", "s0", "failed", created="2026-11-24T10:00:00.9Z", exit_code=137),

@@ -9,7 +9,7 @@ from module_runner import run_module
 
 
 def daemon_config(path, options, **extra):
-    args = {"path": str(path), "options": options, **extra}
+    args = {"path": str(path), "options": options, "record_dir": str(path.parent / "records"), **extra}
     return run_module(docker_daemon_config.main, args)
 
 
@@ -60,6 +60,95 @@ def test_daemon_config_refuses_a_broken_file_and_leaves_it(tmp_path):
     assert failed
     assert str(path) in result["msg"] and "not valid JSON" in result["msg"]
     assert path.read_text() == "{not json"
+
+
+def test_daemon_config_removes_only_keys_this_owner_set_and_no_longer_wants(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text('{"max-concurrent-downloads": 4, "runtimes": {"crun": {"path": "crun"}}}')
+    nvidia = {"owner": "nvidia"}
+    wanted = {"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}
+    daemon_config(path, {"log-driver": "json-file"})  # another owner's key
+    daemon_config(path, wanted, **nvidia)
+
+    result, failed = daemon_config(path, {"runtimes": wanted["runtimes"]}, **nvidia)
+
+    assert not failed and result["changed"] and result["removed"] == ["default-runtime"]
+    assert json.loads(path.read_text()) == {
+        "max-concurrent-downloads": 4,
+        "log-driver": "json-file",
+        "runtimes": {"crun": {"path": "crun"}, "nvidia": {"path": "nvidia-container-runtime"}},
+    }
+    # No GPUs any more: the runtime goes, the admin's runtime and keys stay.
+    result, _ = daemon_config(path, {}, **nvidia)
+    assert json.loads(path.read_text()) == {
+        "max-concurrent-downloads": 4,
+        "log-driver": "json-file",
+        "runtimes": {"crun": {"path": "crun"}},
+    }
+    again, _ = daemon_config(path, {}, **nvidia)
+    assert again["changed"] is False
+
+
+def test_daemon_config_keeps_a_key_someone_else_changed_since(tmp_path):
+    path = tmp_path / "daemon.json"
+    daemon_config(path, {"default-runtime": "nvidia"}, owner="nvidia")
+    path.write_text('{"default-runtime": "crun"}')  # an admin's choice now
+    result, _ = daemon_config(path, {}, owner="nvidia")
+    assert result["changed"] is False
+    assert json.loads(path.read_text()) == {"default-runtime": "crun"}
+
+
+def test_daemon_config_refuses_bad_keys_and_plain_tcp_and_writes_nothing(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}')
+    options = {"log-drvier": "json-file", "max-concurrent-uploads": "three", "hosts": ["tcp://0.0.0.0:2375"]}
+    result, failed = daemon_config(path, options)
+    assert failed
+    assert "'log-drvier' is not a daemon.json key" in result["msg"]
+    assert "'max-concurrent-uploads' must be an integer" in result["msg"]
+    assert "tcp://0.0.0.0:2375" in result["msg"] and "without TLS" in result["msg"]
+    assert path.read_text() == '{"debug": true}'
+
+
+def test_daemon_config_accepts_tcp_with_tlsverify(tmp_path):
+    path = tmp_path / "daemon.json"
+    tls = {"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": True, "tlscacert": "/ca.pem"}
+    result, failed = daemon_config(path, tls)
+    assert not failed and result["changed"]
+
+
+def test_daemon_config_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text('{"debug": true}')
+    link = tmp_path / "daemon.json"
+    link.symlink_to(target)
+    _, failed = daemon_config(link, {"log-driver": "json-file"})
+    assert not failed
+    assert link.is_symlink()
+    assert json.loads(target.read_text()) == {"debug": True, "log-driver": "json-file"}
+
+
+def test_daemon_config_refuses_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_bytes(b'{"labels": ["caf\xe9"]}')
+    result, failed = daemon_config(path, {"debug": True})
+    assert failed and "not UTF-8" in result["msg"]
+    assert path.read_bytes() == b'{"labels": ["caf\xe9"]}'
+
+
+def test_daemon_config_never_writes_a_file_dockerd_refuses(tmp_path, monkeypatch):
+    """dockerd --validate (Docker 23+) gets the last word; its refusal leaves the old file."""
+    dockerd = tmp_path / "bin" / "dockerd"
+    dockerd.parent.mkdir()
+    dockerd.write_text('#!/bin/sh\necho "unable to configure the Docker daemon: bad bip" >&2\nexit 1\n')
+    dockerd.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{dockerd.parent}:/usr/bin:/bin")
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}')
+    result, failed = daemon_config(path, {"bip": "10.0.0.1/33"})
+    assert failed and "dockerd refuses" in result["msg"] and "bad bip" in result["msg"]
+    assert path.read_text() == '{"debug": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "daemon.json"]  # no temporary file left
 
 
 NODES = {

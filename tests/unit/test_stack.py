@@ -9,10 +9,14 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     Job,
     assign_ranks,
     check_job,
+    check_secret_names,
     deployed_differs,
     image_name_error,
+    redacted,
     render_stack,
     size_bytes,
+    stack_from_text,
+    stack_text,
 )
 
 THREE = [{"name": f"node{i}", "hostname": f"node{i}"} for i in range(3)]
@@ -197,6 +201,12 @@ def test_rejected_nodes(nodes, expected):
         ({"env": {"BAD-NAME": "1"}}, "job_env: 'BAD-NAME' is not an environment variable name"),
         ({"shm_size": "lots"}, "job_shm_size: 'lots' is not a size"),
         ({"network_mode": "host"}, "host node0: on the host network the master address is node rank 0's own"),
+        ({"restart_delay": "10"}, "job_restart_delay '10' is not a duration such as 10s"),
+        ({"stop_grace_period": "1 minute"}, "job_stop_grace_period '1 minute' is not a duration"),
+        ({"master_addr": "node 0"}, "job_master_addr 'node 0' is neither an IP address nor a hostname"),
+        ({"master_addr": "-node0"}, "job_master_addr '-node0' is neither"),
+        ({"env": {"A": "x\0y"}}, "job_env A: holds a NUL byte"),
+        ({"trainer_args": ("--model", "gpt\0")}, "job_trainer_args: holds a NUL byte"),
     ],
 )
 def test_rejected_jobs(job, expected):
@@ -262,3 +272,76 @@ def test_a_bad_memlock_is_named():
     assert check_job(Job(image=IMAGE, memlock="lots"), []) == [
         "job_memlock: 'lots' is not a size such as 512m or 2g or unlimited"
     ]
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        {"restart_delay": "1m30s", "stop_grace_period": "500ms"},
+        {"master_addr": "10.0.0.1"},
+        {"master_addr": "rdzv.example.com"},
+    ],
+)
+def test_accepted_durations_and_master_addresses(job):
+    nodes, _ = assign_ranks(THREE)
+    assert check_job(Job(image=IMAGE, **job), nodes) == []
+
+
+def test_secret_names_are_environment_names_apart_from_job_env():
+    job = Job(image=IMAGE, env={"TOKEN": "x"})
+    assert check_secret_names(["GOOD_1", "bad-name", "TOKEN"], job) == [
+        "job_secrets: 'bad-name' is not an environment variable name",
+        "job_secrets: 'TOKEN' is also a key of job_env; a variable has one source",
+    ]
+
+
+DOLLARS = "pa$$w0rd$HOME ${X} ${X:?y} $"
+
+
+def test_the_stack_file_doubles_every_dollar_and_reads_back_byte_for_byte():
+    stack = rendered(env={"PASSWORDISH": DOLLARS}, trainer_args=("--tag", "$USER"))
+    text = stack_text(stack)
+    assert "pa$$$$w0rd$$HOME $${X} $${X:?y} $$" in text
+    assert stack_from_text(text) == stack
+    assert stack_from_text("") == {}
+
+
+def test_the_stack_file_keeps_characters_outside_the_bmp_as_they_are():
+    text = stack_text(rendered(trainer_args=("--tag", "run-\U0001f680")))
+    assert "run-\U0001f680" in text and "\\ud83d" not in text
+
+
+def test_redacted_hides_job_env_values_and_marks_changed_ones():
+    before = rendered(env={"A": "old", "B": "same"})
+    after = rendered(env={"A": "new", "B": "same", "NCCL_IB_DISABLE": "0"})
+    env = redacted(after, before)["services"]["node0"]["environment"]
+    assert env == {
+        "A": "<hidden> (changed)",
+        "B": "<hidden>",
+        "NCCL_IB_DISABLE": "0",
+        "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
+    }
+    assert redacted(before)["services"]["node1"]["environment"]["A"] == "<hidden>"
+    assert after["services"]["node0"]["environment"]["A"] == "new"  # the stack itself is untouched
+
+
+def test_secrets_are_mounted_named_in_the_environment_and_part_of_the_hash():
+    ranked, _ = assign_ranks(THREE)
+    job = Job(image=IMAGE)
+    stack = render_stack(job, ranked, {"TOKEN": "ddp_TOKEN_aaaa", "KEY": "ddp_KEY_bbbb"})
+    service = stack["services"]["node2"]
+    assert service["secrets"] == [
+        {"source": "KEY", "target": "KEY", "mode": 0o400},
+        {"source": "TOKEN", "target": "TOKEN", "mode": 0o400},
+    ]
+    assert service["environment"]["TORCHSWARM_SECRETS"] == "KEY,TOKEN"
+    assert stack["secrets"] == {
+        "KEY": {"external": True, "name": "ddp_KEY_bbbb"},
+        "TOKEN": {"external": True, "name": "ddp_TOKEN_aaaa"},
+    }
+    rotated = render_stack(job, ranked, {"TOKEN": "ddp_TOKEN_cccc", "KEY": "ddp_KEY_bbbb"})
+    assert (
+        rotated["services"]["node0"]["deploy"]["labels"][HASH_LABEL]
+        != service["deploy"]["labels"][HASH_LABEL]
+    )
+    assert "secrets" not in render_stack(job, ranked)["services"]["node0"]

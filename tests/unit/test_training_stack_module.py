@@ -21,11 +21,15 @@ class FakeSwarm:
         self.gpus: dict[str, list[str]] = {}  # hostname -> the GPU UUIDs it advertises
         self.engine = "26.1.5"
         self.services: dict[str, dict] = {}  # full name -> labels
+        self.secrets: dict[str, dict] = {}  # name -> {"labels": ..., "data": ...}
         self.calls: list[list[str]] = []
+        self.stdin: list[str] = []
 
     def __call__(self, args, data=None, **kwargs):
         args = args[1:]
         self.calls.append(args)
+        if data is not None:
+            self.stdin.append(data)
         if args[:2] == ["node", "ls"]:
             return 0, "\n".join(f"id{i} {h}" for i, h in enumerate(self.hostnames)), ""
         if args[:1] == ["version"]:
@@ -42,6 +46,22 @@ class FakeSwarm:
             return 0, "", ""
         if args[:2] == ["stack", "rm"]:
             self.services = {}
+            return 0, "", ""
+        if args[:2] == ["secret", "ls"]:
+            key, value = args[-1].removeprefix("label=").split("=", 1)
+            return 0, "\n".join(n for n, s in self.secrets.items() if s["labels"].get(key) == value), ""
+        if args[:2] == ["secret", "inspect"]:
+            return (
+                0,
+                json.dumps([{"Spec": {"Name": n, "Labels": self.secrets[n]["labels"]}} for n in args[2:]]),
+                "",
+            )
+        if args[:2] == ["secret", "create"]:
+            labels = dict(a.split("=", 1) for a in args[3:-2:2])
+            self.secrets[args[-2]] = {"labels": labels, "data": data}
+            return 0, args[-2] + "\n", ""
+        if args[:2] == ["secret", "rm"]:
+            del self.secrets[args[2]]
             return 0, "", ""
         return 1, "", f"unexpected docker {args}"
 
@@ -172,3 +192,94 @@ def test_gpus_on_the_overlay_are_refused_with_an_engine_that_rejects_them(swarm,
 
     hosts, _ = run_module(training_stack.main, args(tmp_path, network_mode="host", master_addr="10.0.0.1"))
     assert hosts["changed"] and swarm.deploys() == 1  # the host network is not affected
+
+
+SECRET = "hunter2-$ecret-value"
+
+
+def test_secrets_become_swarm_secrets_whose_values_appear_nowhere_else(swarm, tmp_path):
+    result, failed = run_module(
+        training_stack.main,
+        {
+            **args(tmp_path, secrets={"API_TOKEN": SECRET}, env={"PLAIN": "shown-nowhere"}),
+            "_ansible_diff": True,
+        },
+    )
+    assert not failed and result["changed"]
+    [(name, created)] = swarm.secrets.items()
+    assert created["data"] == SECRET  # byte for byte: no newline added
+    assert result["secrets"] == {"API_TOKEN": name}
+    assert result["stack"]["secrets"] == {"API_TOKEN": {"external": True, "name": name}}
+    stack_file = (tmp_path / "ddp.yml").read_text()
+    everything = json.dumps(result) + stack_file + json.dumps(swarm.calls)
+    assert SECRET not in everything
+    assert "shown-nowhere" not in json.dumps(result)  # job_env: hidden in result, diff and arguments
+    assert "shown-nowhere" in stack_file  # but the task needs it
+    assert result["invocation"]["module_args"]["env"] == {"PLAIN": "<hidden>"}
+
+    again, _ = run_module(
+        training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}, env={"PLAIN": "shown-nowhere"})
+    )
+    assert again["changed"] is False and len(swarm.secrets) == 1 and swarm.deploys() == 1
+
+
+def test_a_rotated_secret_redeploys_and_the_old_swarm_secret_goes(swarm, tmp_path):
+    first, _ = run_module(training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}))
+    rotated, _ = run_module(
+        training_stack.main, {**args(tmp_path, secrets={"API_TOKEN": "new-value"}), "_ansible_diff": True}
+    )
+    assert rotated["changed"] and swarm.deploys() == 2
+    assert list(swarm.secrets) == [rotated["secrets"]["API_TOKEN"]] != [first["secrets"]["API_TOKEN"]]
+    assert swarm.secrets[rotated["secrets"]["API_TOKEN"]]["data"] == "new-value"
+    assert "new-value" not in json.dumps(rotated) and SECRET not in json.dumps(rotated)
+    # The old secret is removed only after the stack no longer refers to it.
+    order = [
+        c[:2] for c in swarm.calls if c[:2] in (["stack", "deploy"], ["secret", "rm"], ["secret", "create"])
+    ]
+    assert order == [
+        ["secret", "create"],
+        ["stack", "deploy"],
+        ["secret", "create"],
+        ["stack", "deploy"],
+        ["secret", "rm"],
+    ]
+
+
+def test_absent_removes_the_jobs_swarm_secrets_too(swarm, tmp_path):
+    run_module(training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}))
+    result, failed = run_module(
+        training_stack.main, {"name": "ddp", "state": "absent", "stack_dir": str(tmp_path)}
+    )
+    assert not failed and result["changed"]
+    assert swarm.secrets == {} and swarm.services == {}
+
+
+def test_a_changed_env_value_shows_as_changed_in_the_diff_but_never_its_value(swarm, tmp_path):
+    run_module(training_stack.main, args(tmp_path, env={"A": "old-value", "B": "same"}))
+    result, _ = run_module(
+        training_stack.main, {**args(tmp_path, env={"A": "new-value", "B": "same"}), "_ansible_diff": True}
+    )
+    assert result["changed"]
+    assert '"A": "<hidden>"' in result["diff"]["before"]
+    assert '"A": "<hidden> (changed)"' in result["diff"]["after"]
+    assert '"B": "<hidden>"' in result["diff"]["after"]
+    assert "old-value" not in json.dumps(result) and "new-value" not in json.dumps(result)
+
+
+def test_bad_secret_names_and_durations_are_refused_before_any_secret_is_made(swarm, tmp_path):
+    result, failed = run_module(
+        training_stack.main, args(tmp_path, secrets={"bad-name": SECRET}, restart_delay="ten seconds")
+    )
+    assert failed
+    assert result["errors"] == [
+        "job_restart_delay 'ten seconds' is not a duration such as 10s, 1m30s or 500ms",
+        "job_secrets: 'bad-name' is not an environment variable name",
+    ]
+    assert swarm.secrets == {} and swarm.deploys() == 0
+    assert SECRET not in json.dumps(result)
+
+
+def test_dollars_reach_the_stack_file_doubled_and_the_result_as_given(swarm, tmp_path):
+    result, _ = run_module(training_stack.main, args(tmp_path, trainer_args=["--tag", "${X:?y}"]))
+    assert "$${X:?y}" in (tmp_path / "ddp.yml").read_text()
+    assert "${X:?y}" in result["stack"]["services"]["node0"]["command"]
