@@ -10,7 +10,13 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import assign_ranks, image_name_error
+from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import check_daemon_options
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    Job,
+    assign_ranks,
+    check_job,
+    check_secret_names,
+)
 
 PRESENT = "present"
 ABSENT = "absent"
@@ -47,15 +53,19 @@ def check_inventory(
     nodes: Mapping[str, Mapping[str, object]],
     network_subnet: str | None = None,
     image: str | None = None,
+    job: Mapping[str, object] | None = None,
+    secret_names: Iterable[str] = (),
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
     ``managers`` and ``workers`` are the inventory groups, in inventory order (the first manager
     initialises the swarm). ``nodes`` maps every host of both groups to the values that matter
     here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr`` and
-    ``state`` (``present`` or ``absent``, for scale-in), and for training ``training`` (bool),
-    ``node_rank`` and ``nproc_per_node``. ``network_subnet`` and ``image`` are the first
-    manager's, the host that creates the overlay network and deploys the job.
+    ``state`` (``present`` or ``absent``, for scale-in), for training ``training`` (bool),
+    ``node_rank`` and ``nproc_per_node``, and ``daemon_options`` (docker_daemon_options).
+    ``network_subnet``, ``image``, ``job`` (the ``job_*`` variables that are set) and
+    ``secret_names`` (the names of job_secrets) are the first manager's, the host that creates
+    the overlay network and deploys the job.
     """
     managers = list(managers)
     workers = list(workers)
@@ -110,6 +120,9 @@ def check_inventory(
         else:
             seen_hostnames[hostname] = host
 
+        for problem in check_daemon_options(node.get("daemon_options") or {}):
+            report.errors.append(f"host {host}: docker_daemon_options: {problem}")
+
         addr = node.get("advertise_addr")
         if addr in (None, ""):
             report.errors.append(
@@ -134,8 +147,25 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
-    if image is not None:
-        why = image_name_error(image)
-        if why:
-            report.errors.append(f"host {managers[0]}: job_image '{image}' is not a valid image name: {why}")
+    if managers and (image is not None or job or secret_names):
+        report.errors.extend(f"host {managers[0]}: {e}" for e in _job_errors(image, job or {}, secret_names))
     return report
+
+
+def _job_errors(image: str | None, variables: Mapping[str, object], secret_names: Iterable[str]) -> list[str]:
+    """What the stack module would refuse in these job_* variables, before any host changes.
+    Values of the wrong type are left to the roles' argument specs, which name them already."""
+    fields = {f for f in Job.__dataclass_fields__ if f != "image"}
+    values = {k.removeprefix("job_"): v for k, v in variables.items() if k.removeprefix("job_") in fields}
+    for key in ("trainer_args", "script_args"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(str(a) for a in values[key])
+    values = {k: v for k, v in values.items() if v is not None}
+    try:
+        job = Job(image="" if image is None else image, **values)
+        errors = check_job(job, [])
+    except (TypeError, ValueError, AttributeError):
+        return []
+    if image is None:
+        errors = [e for e in errors if not e.startswith("job_image")]
+    return errors + check_secret_names(secret_names, job)

@@ -44,7 +44,8 @@ options:
       - For each host of both groups, a dict with C(hostname) (the node's hostname, which swarm
         placement constraints use), C(advertise_addr) and C(state) (V(present) or V(absent)), and
         for training C(training) (whether it runs a service), C(node_rank) and C(nproc_per_node).
-        Training ranks must have no duplicates or gaps.
+        Training ranks must have no duplicates or gaps. C(daemon_options), the host's
+        C(docker_daemon_options), is checked as the daemon.json module would check it.
     type: dict
     required: true
   network_subnet:
@@ -55,6 +56,17 @@ options:
     description:
       - The training job's image as the first manager sees it, checked to be a valid image name.
     type: str
+  job:
+    description:
+      - The C(job_*) variables set for the first manager (those of C(torchswarm.ddp.job)), checked
+        as the stack module would check them before deploy. C(job_secrets) does not belong here.
+    type: dict
+    default: {}
+  secret_names:
+    description: The names (not the values) of C(job_secrets), checked to be environment variable names.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -92,11 +104,15 @@ def main() -> None:
             "nodes": {"type": "dict", "required": True},
             "network_subnet": {"type": "str"},
             "image": {"type": "str"},
+            "job": {"type": "dict", "default": {}},
+            "secret_names": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
-    report = check_inventory(p["managers"], p["workers"], p["nodes"], p["network_subnet"], p["image"])
+    report = check_inventory(
+        p["managers"], p["workers"], p["nodes"], p["network_subnet"], p["image"], p["job"], p["secret_names"]
+    )
     for warning in report.warnings:
         module.warn(warning)
     if report.errors:

@@ -184,3 +184,38 @@ def test_hosts_that_do_not_train_or_leave_need_no_rank():
         "w3": training("w3", "10.0.0.13", node_rank=1),
     }
     assert check_inventory(["m0"], ["w1", "w2", "w3"], nodes, None, "trainer:1").errors == []
+
+
+def test_every_job_option_the_stack_module_checks_is_checked_first():
+    job = {
+        "job_restart_delay": "10",
+        "job_master_addr": "not an address",
+        "job_env": {"OK": "1"},
+        "job_epochs": 10,
+        "job_wait_timeout": 600,  # not a stack option: ignored here
+    }
+    report = check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", job, ["bad-name"])
+    assert report.errors == [
+        "host m0: job_restart_delay '10' is not a duration such as 10s, 1m30s or 500ms",
+        "host m0: job_master_addr 'not an address' is neither an IP address nor a hostname",
+        "host m0: job_secrets: 'bad-name' is not an environment variable name",
+    ]
+
+
+def test_job_values_of_the_wrong_type_are_left_to_the_argument_specs():
+    assert check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", {"job_epochs": "ten"}).errors == []
+
+
+def test_daemon_options_are_checked_per_host_before_anything_changes():
+    nodes = {
+        "m0": {**node("m0", "10.0.0.10"), "daemon_options": {"hosts": ["tcp://0.0.0.0:2375"]}},
+        "w1": {**node("w1", "10.0.0.11"), "daemon_options": {"log-drvier": "json-file"}},
+    }
+    errors = check_inventory(["m0"], ["w1"], nodes).errors
+    assert len(errors) == 2, errors
+    assert errors[0].startswith(
+        "host m0: docker_daemon_options: hosts entry 'tcp://0.0.0.0:2375' opens Docker's API"
+    )
+    assert errors[1] == "host w1: docker_daemon_options: 'log-drvier' is not a daemon.json key " + (
+        "(dockerd would refuse to start)"
+    )

@@ -65,6 +65,19 @@ def duplicate_hostname(inv):
     return inv
 
 
+def daemon_json_typo(inv):
+    return set_host_var(inv, "node2", "docker_daemon_options", {"log-drvier": "json-file"})
+
+
+def daemon_json_open_api(inv):
+    return set_host_var(
+        inv,
+        "node1",
+        "docker_daemon_options",
+        {"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]},
+    )
+
+
 CASES = [
     (unknown_choice, ["node1", "swarm_node_state", "gone"]),
     (wrong_type, ["node2", "network_mtu"]),
@@ -75,6 +88,11 @@ CASES = [
     (first_manager_absent, ["host node0", "swarm_node_state is 'absent'"]),
     (bad_subnet, ["host node0", "network_subnet '10.42.0.1/24'", "host bits set"]),
     (duplicate_hostname, ["host node3-again", "hostname 'node3'", "also the hostname of node3"]),
+    (daemon_json_typo, ["host node2: docker_daemon_options: 'log-drvier' is not a daemon.json key"]),
+    (
+        daemon_json_open_api,
+        ["host node1: docker_daemon_options: hosts entry 'tcp://0.0.0.0:2375'", "without TLS"],
+    ),
 ]
 
 
