@@ -1,5 +1,5 @@
 """The join tokens never reach output or logs, from the first converge on: molecule ran it at
--vvvv with ANSIBLE_LOG_PATH and the log_plays callback (molecule.yml), so every line Ansible
+-vvv with ANSIBLE_LOG_PATH and the log_plays callback (molecule.yml), so every line Ansible
 showed or logged, init and joins included, is on disk to search."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Secrets stay secret from the first converge on, values reach tasks byte for byte, check mode
 changes nothing, and input no restart can fix fails the job at once.
 
-molecule ran the first converge at -vvvv with ANSIBLE_LOG_PATH and the log_plays callback
+molecule ran the first converge at -vvv with ANSIBLE_LOG_PATH and the log_plays callback
 (molecule.yml), with job_secrets set: everything Ansible showed or logged is on disk to search.
 """
 
