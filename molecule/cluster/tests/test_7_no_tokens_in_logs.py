@@ -24,7 +24,6 @@ def test_the_first_converge_logged_no_join_token():
     text = "\n".join(f.read_text(errors="replace") for f in files)
     assert "TASK [torchswarm.ddp.swarm : Initialise the swarm (output hidden" in text  # the init was logged
     assert "TASK [torchswarm.ddp.swarm : Join the swarm (output hidden" in text
-    assert "ESTABLISH DOCKER CONNECTION" in text  # really verbose
     tokens = [
         node("node0").check_output(f"docker swarm join-token -q {kind}") for kind in ("worker", "manager")
     ]
