@@ -16,6 +16,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     assign_ranks,
     check_job,
     check_secret_names,
+    is_ip_address,
 )
 
 PRESENT = "present"
@@ -26,14 +27,6 @@ ABSENT = "absent"
 class Report:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def _is_ip_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def check_subnet(value: str) -> str | None:
@@ -129,7 +122,7 @@ def check_inventory(
                 f"host {host}: swarm_advertise_addr is unset and the host has no default "
                 "IPv4 address; set swarm_advertise_addr to the address other nodes reach it on"
             )
-        elif not _is_ip_address(str(addr)):
+        elif not is_ip_address(str(addr)):
             report.errors.append(f"host {host}: swarm_advertise_addr '{addr}' is not an IP address")
         elif str(addr) in seen_addrs:
             report.errors.append(

@@ -218,7 +218,7 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
     ):
         if not DURATION_RE.match(value):
             errors.append(f"{var} '{value}' is not a duration such as 10s, 1m30s or 500ms")
-    if job.master_addr and not (_is_ip(job.master_addr) or HOSTNAME_RE.match(job.master_addr)):
+    if job.master_addr and not (is_ip_address(job.master_addr) or HOSTNAME_RE.match(job.master_addr)):
         errors.append(f"job_master_addr '{job.master_addr}' is neither an IP address nor a hostname")
     errors += _strings_with_nul(job)
     try:
@@ -270,7 +270,7 @@ def secret_name(job: str, name: str, salt: str) -> str:
 SALT_CHARS = 12
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
