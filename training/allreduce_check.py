@@ -17,8 +17,9 @@ import time
 import torch
 import torch.distributed as dist
 
-import netif
-from training_code import exit_skipping_teardown, setup_distributed
+from torchswarm import netif
+from torchswarm.worker import finish
+from training_code import setup_distributed
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
@@ -85,4 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_skipping_teardown(main())
+    finish(main())

@@ -4,9 +4,10 @@
         training_code.py 10 2 --batch_size 32
 
 Positional: total epochs and snapshot interval (epochs); --batch_size is per process. Runs on
-CUDA with NCCL when GPUs are visible and on CPU with gloo otherwise; resumes from a snapshot that
-rank 0 reads and broadcasts, so every rank resumes at the same place even when only node 0 has
-the file; SIGTERM saves a snapshot at the next step and exits cleanly.
+CUDA with NCCL when GPUs are visible and on CPU with gloo otherwise. Every node keeps its own
+copy of every snapshot (DDP replicas are identical), and at start all ranks agree on the newest
+copy on any node and load it from there, so rank 0 may land on any host. SIGTERM saves a
+snapshot at the next step and exits EXIT_STOPPED, which the swarm restarts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -27,12 +29,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-import netif
 import snapshot
+from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, netif
+from torchswarm.worker import finish
 from workloads import WORKLOADS
-
-# Exit code for input that no restart can fix; the image's entrypoint passes it on to the swarm.
-EXIT_DO_NOT_RETRY = 3
 
 
 class Refusal(Exception):
@@ -45,7 +45,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def refuse(reason: str) -> int:
-    """Say why, where the entrypoint looks for it (TORCHSWARM_FATAL_FILE), and give its exit code."""
+    """Say why, where the launcher looks for it (TORCHSWARM_FATAL_FILE), and give its exit code."""
     print(f"torchswarm: cannot train: {reason}", file=sys.stderr, flush=True)
     path = os.environ.get("TORCHSWARM_FATAL_FILE")
     if path:
@@ -102,17 +102,6 @@ def setup_distributed() -> Dist:
     return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, backend)
 
 
-def exit_skipping_teardown(code: int) -> NoReturn:
-    """Exits once main() has destroyed the process group, without interpreter finalization.
-    torch's C++ threads can abort the process there ("terminate called without an active
-    exception", no Python frame left: 3 of 300 short 2-rank runs here, see
-    benchmarks/trainer_exits.py), so a rank that has finished would exit with SIGABRT and the
-    swarm would restart a finished task."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 class StopRequest:
     """Turns SIGTERM into a flag that all ranks agree on at a step boundary."""
 
@@ -153,6 +142,7 @@ class Trainer:
         self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
         self.position = snapshot.Position()
         self.resumed_from: dict[str, int] | None = None
+        self.history: list[dict[str, Any]] = []  # every record of the job, kept in each snapshot
         self.stop = StopRequest()
         self.autocast = d.device.type == "cuda" and args.precision == "bf16"
 
@@ -176,19 +166,32 @@ class Trainer:
             raise Refusal(why or f"rank {int(failed.item()) - 1} cannot write its snapshot directory")
 
     def restore(self) -> None:
-        """Rank 0 reads the snapshot and broadcasts it, so all ranks resume at one place."""
-        payload: list[Any] = [None]
-        if self.d.rank == 0:
+        """Each node reads its own copy; all ranks agree on the newest copy anywhere, and the
+        lowest rank holding it broadcasts it, so every rank resumes at one place wherever rank 0
+        runs now. Every node then rewrites its metrics file from the snapshot's history."""
+        found: dict[str, Any] = {}
+        state = None
+        if self.d.local_rank == 0:
             try:
-                payload[0] = {"state": snapshot.load(self.snapshot_path, self.args.model)}
+                state = snapshot.load(self.snapshot_path, self.args.model)
+                found = {"at": (state["epoch"], state["step"])} if state else {}
             except snapshot.SnapshotError as exc:
-                payload[0] = {"error": str(exc)}
-        dist.broadcast_object_list(payload, src=0, device=self.d.device if self.d.backend == "nccl" else None)
-        if "error" in payload[0]:
-            raise snapshot.SnapshotError(payload[0]["error"])
-        state = payload[0]["state"]
-        if self.d.rank == 0:
-            self.forget_epochs_from(state["epoch"] if state else 0)
+                found = {"error": f"rank {self.d.rank} on {socket.gethostname()}: {exc}"}
+        every: list[Any] = [None] * self.d.world_size
+        dist.all_gather_object(every, found)
+        errors = [f["error"] for f in every if "error" in f]
+        if errors:
+            raise snapshot.SnapshotError("; ".join(errors))
+        held = [(f["at"], rank) for rank, f in enumerate(every) if "at" in f]
+        if held:
+            newest = max(at for at, _ in held)
+            source = min(rank for at, rank in held if at == newest)
+            payload = [state if self.d.rank == source else None]
+            device = self.d.device if self.d.backend == "nccl" else None
+            dist.broadcast_object_list(payload, src=source, device=device)
+            state = payload[0]
+        self.history = list(state.get("history", [])) if state else []
+        self.write_metrics_file()
         if state is None:
             return
         try:
@@ -208,36 +211,27 @@ class Trainer:
         self.position = snapshot.Position(state["epoch"], step)
         self.resumed_from = {"epoch": state["epoch"], "step": step}
         print(
-            f"torchswarm: rank {self.d.rank} resumes at epoch {state['epoch']} step {step}",
+            f"torchswarm: rank {self.d.rank} resumes at epoch {state['epoch']} step {step} "
+            f"(snapshot of rank {source})",
             file=sys.stderr,
             flush=True,
         )
 
-    def forget_epochs_from(self, epoch: int) -> None:
-        """Drop the metrics lines of epochs that will be trained again (those after the snapshot),
-        and any line cut short by a kill, so that every epoch is counted once."""
-        try:
-            with open(self.metrics_path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except FileNotFoundError:
+    def write_metrics_file(self) -> None:
+        """Every node's metrics file holds exactly the history of the snapshot it resumes from:
+        epochs trained after that snapshot are dropped (they run again, and count once), and a
+        node that never held rank 0 gets the job's metrics all the same."""
+        if self.d.local_rank != 0:
             return
-        kept = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == "epoch" and record.get("epoch", 0) >= epoch:
-                continue
-            kept.append(line)
-        if kept != lines:
-            temp = self.metrics_path + ".tmp"
-            with open(temp, "w", encoding="utf-8") as handle:
-                handle.write("".join(line + "\n" for line in kept))
-            os.replace(temp, self.metrics_path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.metrics_path)), exist_ok=True)
+        temp = self.metrics_path + ".tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(record) + "\n" for record in self.history))
+        os.replace(temp, self.metrics_path)
 
     def save(self, epoch: int, step: int) -> None:
-        if self.d.rank == 0:
+        """One writer per node (local rank 0), each into its own node's snapshot directory."""
+        if self.d.local_rank == 0:
             snapshot.save(
                 self.snapshot_path,
                 {
@@ -249,6 +243,7 @@ class Trainer:
                     "model": self.model.module.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
                     "rng": torch.get_rng_state(),
+                    "history": self.history,
                 },
             )
         dist.barrier()
@@ -262,14 +257,18 @@ class Trainer:
         self.optimizer.step()
         return loss.detach()
 
-    def emit(self, record: dict[str, Any]) -> None:
-        if self.d.rank != 0:
-            return
+    def emit(self, record: dict[str, Any], save_at: tuple[int, int] | None = None) -> None:
+        """Add a record to the job's history, snapshot (with the history) when asked, then write
+        the line on every node: a line in the file means its epoch is safely on disk."""
+        self.history.append(record)
+        if save_at is not None:
+            self.save(*save_at)
         line = json.dumps(record)
-        print(line, flush=True)
-        os.makedirs(os.path.dirname(os.path.abspath(self.metrics_path)), exist_ok=True)
-        with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        if self.d.rank == 0:
+            print(line, flush=True)
+        if self.d.local_rank == 0:
+            with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
 
     def train(self) -> int:
         """Returns the process's exit code."""
@@ -288,18 +287,23 @@ class Trainer:
                 total += self.step(source.to(d.device), target.to(d.device))
                 steps += 1
                 if self.stop.agreed(d.device):
-                    self.save(epoch, index + 1)
                     self.emit(
-                        {"event": "stopped", "epoch": epoch, "step": index + 1, "world_size": d.world_size}
+                        {"event": "stopped", "epoch": epoch, "step": index + 1, "world_size": d.world_size},
+                        save_at=(epoch, index + 1),
                     )
-                    return 0
+                    print(
+                        f"torchswarm: rank {d.rank} stopped at epoch {epoch} step {index + 1} after a "
+                        f"snapshot; exit {EXIT_STOPPED}, for the swarm to restart it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return EXIT_STOPPED
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
             seconds = time.monotonic() - epoch_start
             last_loss = total.item() / max(steps * d.world_size, 1)
             samples = steps * args.batch_size * d.world_size * self.samples_per_item
-            # Snapshot first, then the line: a metrics line means the epoch is safely on disk.
-            if (epoch + 1) % args.save_every == 0 or epoch + 1 == args.total_epochs:
-                self.save(epoch + 1, 0)
+            last = epoch + 1 == args.total_epochs
+            due = (epoch + 1) % args.save_every == 0 and not last
             self.emit(
                 {
                     "event": "epoch",
@@ -309,8 +313,10 @@ class Trainer:
                     "samples_per_s": samples / seconds if seconds > 0 else 0.0,
                     "world_size": d.world_size,
                     "elapsed_s": time.monotonic() - started,
-                }
+                },
+                save_at=(epoch + 1, 0) if due else None,
             )
+        # The last snapshot holds the summary too, so a run asked for more epochs later keeps it.
         self.emit(
             {
                 "event": "summary",
@@ -321,7 +327,8 @@ class Trainer:
                 "backend": d.backend,
                 "resumed_from": self.resumed_from,
                 "wall_s": time.monotonic() - started,
-            }
+            },
+            save_at=(args.total_epochs, 0),
         )
         return 0
 
@@ -347,4 +354,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_skipping_teardown(main())
+    finish(main())

@@ -12,7 +12,8 @@ from typing import Any
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HASH_LABEL, RANK_LABEL
 
 GAVE_UP = {"failed", "rejected", "orphaned"}
-# The image's entrypoint exits with this code when the script reported input that no restart
+STATES = ("absent", "complete", "failed", "recovering", "running")
+# The image's launcher exits with this code when the script reported input that no restart
 # can fix (zero steps per epoch, an unwritable snapshot directory, bad arguments): the job has
 # failed, however many restarts the swarm has left.
 EXIT_DO_NOT_RETRY = 3
@@ -41,10 +42,15 @@ def job_tasks(
     """One row per service (its newest task) and the job's state.
 
     ``services`` and ``tasks`` are ``docker service inspect`` / ``docker inspect`` output;
-    ``node_names`` maps node IDs to hostnames. Only tasks of the current deployment count. The
-    state is ``absent`` (no services), ``complete`` (every service's task completed), ``failed``
-    (a service's task failed and the swarm will not restart it, or a task exited with
-    EXIT_DO_NOT_RETRY) or ``running``.
+    ``node_names`` maps node IDs to hostnames. Only tasks of the current deployment count, never
+    those of one an update replaced. The state is:
+
+    - ``absent``: no services;
+    - ``complete``: every service's task completed (the launcher exits 0 only when training
+      finished; a rank stopped by SIGTERM exits non-zero);
+    - ``failed``: a task exited with EXIT_DO_NOT_RETRY, or the swarm gave up on a service;
+    - ``recovering``: a task of this deployment ended and the swarm is restarting ranks;
+    - ``running``: every rank's task is up (or starting for the first time).
     """
     by_service: dict[str, list[Mapping[str, Any]]] = {}
     for task in tasks:
@@ -91,6 +97,10 @@ def job_tasks(
         state = "complete"
     elif refused or any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in rows):
         state = "failed"
+    elif any(r["tasks"] > 1 or r["state"] in GAVE_UP for r in rows) and not all(
+        r["state"] == "running" for r in rows
+    ):
+        state = "recovering"
     else:
         state = "running"
     return {"stack": stack, "state": state, "services": rows}

@@ -38,7 +38,17 @@ HOSTNAME_RE = re.compile(
 )
 # What the stack module itself puts in every rank's environment; everything else came from
 # job_env and is shown as HIDDEN in diffs and results.
-OWN_ENV = ("NCCL_IB_DISABLE", "TORCHSWARM_SECRETS", "TORCHSWARM_SNAPSHOT_DIR", "TORCHSWARM_SUBNET")
+OWN_ENV = (
+    "NCCL_IB_DISABLE",
+    "TORCHSWARM_GENERATION",
+    "TORCHSWARM_IMAGE_ID",
+    "TORCHSWARM_SECRETS",
+    "TORCHSWARM_SNAPSHOT_DIR",
+    "TORCHSWARM_SUBNET",
+)
+# The stack's hash, as the launcher in every task reads it: a completion record is this
+# generation's only. Set after hashing, like the hash labels.
+GENERATION_ENV = "TORCHSWARM_GENERATION"
 HIDDEN = "<hidden>"
 # Inside each task, swarm secrets are files here; the image's entrypoint exports them.
 SECRETS_DIR = "/run/secrets"
@@ -65,6 +75,7 @@ class Node:
     nproc_per_node: int = 1
     addr: str = ""  # address other nodes reach it on (the master address on the host network)
     gpus: int = 0  # GPUs its swarm node advertises; the service reserves one per process
+    image_id: str = ""  # the ID of job_image on this node: a rebuilt image is a new deployment
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,17 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
             errors.append(f"host {host}: its service name '{service}' is also that of {by_service[service]}")
         else:
             by_service[service] = host
-        result.append(Node(host, hostname, rank, nproc, str(item.get("addr") or ""), gpus))
+        result.append(
+            Node(
+                host,
+                hostname,
+                rank,
+                nproc,
+                str(item.get("addr") or ""),
+                gpus,
+                str(item.get("image_id") or ""),
+            )
+        )
 
     valid_ranks = sorted(r for r in by_rank if r >= 0)
     missing = sorted(set(range(len(raw))) - set(valid_ranks))
@@ -235,6 +256,7 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
             f"host {nodes[0].name}: on the host network the master address is node rank 0's own "
             "address, and it has none; set job_master_addr"
         )
+    errors += _mixed_images(job, nodes)
     if swarm_hostnames is not None:
         members = sorted(set(swarm_hostnames))
         for node in nodes:
@@ -278,6 +300,20 @@ def is_ip_address(value: str) -> bool:
     return True
 
 
+def _mixed_images(job: Job, nodes: list[Node]) -> list[str]:
+    """Ranks running different code under one tag would train one model with two programs."""
+    by_id: dict[str, list[str]] = {}
+    for node in nodes:
+        if node.image_id:
+            by_id.setdefault(node.image_id, []).append(node.name)
+    if len(by_id) < 2:
+        return []
+    found = "; ".join(f"{image_id[:19]} on {', '.join(names)}" for image_id, names in sorted(by_id.items()))
+    return [
+        f"job_image '{job.image}' is not the same image on every training node ({found}); run the image role"
+    ]
+
+
 def _strings_with_nul(job: Job) -> list[str]:
     """A NUL byte cannot reach a process's arguments or environment; Docker would fail mid-deploy."""
     found = [f"job_env {k}" for k, v in job.env.items() if "\0" in str(v)]
@@ -313,8 +349,10 @@ def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
     ]
 
 
-def _environment(job: Job, secrets: Mapping[str, str]) -> dict[str, str]:
+def _environment(job: Job, node: Node, secrets: Mapping[str, str]) -> dict[str, str]:
     env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR}
+    if node.image_id:
+        env["TORCHSWARM_IMAGE_ID"] = node.image_id
     if secrets:
         env["TORCHSWARM_SECRETS"] = ",".join(sorted(secrets))
     if job.subnet and job.network_mode == "overlay":
@@ -331,7 +369,7 @@ def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]
     return {
         "image": job.image,
         "command": torchrun_command(job, nodes, node),
-        "environment": _environment(job, secrets),
+        "environment": _environment(job, node, secrets),
         # Files in SECRETS_DIR, readable by root only; the entrypoint exports each one.
         **(
             {"secrets": [{"source": n, "target": n, "mode": 0o400} for n in sorted(secrets)]}
@@ -356,8 +394,9 @@ def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]
             "placement": {"constraints": [f"node.hostname == {node.hostname}"]},
             # torchrun runs with no restarts of its own (an in-place restart reuses stale
             # store keys); when a rank dies every torchrun exits non-zero, the swarm restarts
-            # them all, they meet again and resume from the last snapshot. A clean exit
-            # (finished, or stopped by SIGTERM after a snapshot) is left alone.
+            # them all, they meet again and resume from the last snapshot. Exit 0 means training
+            # finished (the launcher's word); a rank stopped by SIGTERM exits non-zero and is
+            # restarted like any other.
             "restart_policy": {
                 "condition": "on-failure",
                 "delay": job.restart_delay,
@@ -410,15 +449,17 @@ def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None 
     for service in stack["services"].values():
         service["deploy"]["labels"][HASH_LABEL] = digest
         service["labels"] = {HASH_LABEL: digest}
+        service["environment"] = dict(sorted({**service["environment"], GENERATION_ENV: digest}.items()))
     return stack
 
 
 def stack_hash(stack: Mapping[str, Any]) -> str:
-    """A digest of the stack without its own hash labels."""
+    """A digest of the stack without its own hash (labels and the generation variable)."""
     bare = json.loads(json.dumps(stack))
     for service in bare.get("services", {}).values():
         service.get("deploy", {}).get("labels", {}).pop(HASH_LABEL, None)
         service.pop("labels", None)
+        service.get("environment", {}).pop(GENERATION_ENV, None)
     return hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
 
 

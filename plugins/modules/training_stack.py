@@ -86,6 +86,12 @@ options:
           - The address other nodes reach this node on; rank 0's is the master address when
             O(network_mode=host).
         type: str
+      image_id:
+        description:
+          - The ID of O(image) on this node's engine. It is part of what is deployed, so an
+            image rebuilt under the same tag redeploys the job; nodes holding different IDs
+            are an error.
+        type: str
   epochs:
     description: Total epochs, the trainer's first argument.
     type: int
@@ -316,6 +322,7 @@ def argument_spec() -> dict:
                 "node_rank": {"type": "int"},
                 "nproc_per_node": {"type": "int"},
                 "addr": {"type": "str"},
+                "image_id": {"type": "str"},
             },
         },
         "epochs": {"type": "int", "default": 10},

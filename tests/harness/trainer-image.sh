@@ -26,7 +26,9 @@ fi
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
-cp "$root"/training/{Dockerfile,entrypoint.py,training_code.py,netif.py,snapshot.py,workloads.py,allreduce_check.py} "$context/"
+cp "$root"/training/{Dockerfile,training_code.py,snapshot.py,workloads.py,allreduce_check.py} "$context/"
+cp -r "$root/training/torchswarm" "$context/torchswarm"
+rm -rf "$context/torchswarm/__pycache__"
 # Hard links keep the 200 MB wheelhouse from being copied.
 cp -al "$wheels" "$context/wheels" 2>/dev/null || cp -a "$wheels" "$context/wheels"
 docker build -q --build-arg BASE_IMAGE="$base" -t "$tag" "$context" >/dev/null

@@ -36,14 +36,14 @@ def torchrun(
     entrypoint: bool = False,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """torchrun as the guide runs it; with ``entrypoint``, through the image's entrypoint."""
+    """torchrun as the guide runs it; with ``entrypoint``, through the image's launcher."""
     if nnodes == 1:
         placement = ["--standalone"]
     else:
         placement = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", "--master_addr=127.0.0.1"]
         placement.append(f"--master_port={port}")
     cmd = [
-        *([sys.executable, "entrypoint.py"] if entrypoint else []),
+        *([sys.executable, "-m", "torchswarm.launcher"] if entrypoint else []),
         sys.executable,
         "-m",
         "torch.distributed.run",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from netif import choose_interface, configure_socket_ifname
+from torchswarm.netif import choose_interface, configure_socket_ifname
 
 SWARM_TASK = [("lo", "127.0.0.1"), ("eth0", "172.18.0.3"), ("eth1", "10.42.0.7")]
 
@@ -51,6 +51,6 @@ def test_a_subnet_no_interface_holds_is_an_error_listing_interfaces():
 
 
 def test_this_machine_has_a_loopback_address():
-    from netif import ipv4_addresses
+    from torchswarm.netif import ipv4_addresses
 
     assert ("lo", "127.0.0.1") in ipv4_addresses()

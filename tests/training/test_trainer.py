@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
+import socket
 import time
 
 import pytest
@@ -70,27 +72,47 @@ def test_epochs_trained_after_the_last_snapshot_are_counted_once_after_the_resum
     assert records[-1]["resumed_from"]["epoch"] in (2, 4)
 
 
-def test_nodes_with_separate_snapshot_dirs_resume_together_from_node0s_snapshot(tmp_path):
+def run_two_nodes(epochs: str, rank0_dir, rank1_dir) -> list[tuple[int, str]]:
+    """Two torchruns of one process each, every node with its own snapshot directory."""
+    port = free_port()
+    procs = [
+        torchrun([epochs, "1", "--snapshot_dir", str(d)], nproc=1, nnodes=2, node_rank=r, port=port)
+        for r, d in ((0, rank0_dir), (1, rank1_dir))
+    ]
+    return [finish(p) for p in procs]
+
+
+def test_every_node_keeps_its_own_snapshot_and_metrics(tmp_path):
     node0, node1 = tmp_path / "node0", tmp_path / "node1"
 
-    def run_two_nodes(epochs: str) -> list[tuple[int, str]]:
-        port = free_port()
-        procs = [
-            torchrun([epochs, "1", "--snapshot_dir", str(d)], nproc=1, nnodes=2, node_rank=r, port=port)
-            for r, d in ((0, node0), (1, node1))
-        ]
-        return [finish(p) for p in procs]
+    assert [rc for rc, _ in run_two_nodes("2", node0, node1)] == [0, 0]
 
-    assert [rc for rc, _ in run_two_nodes("2")] == [0, 0]
-    assert (node0 / "snapshot.pt").exists()
-    assert not (node1 / "snapshot.pt").exists()  # only rank 0, on node 0, writes
+    for node in (node0, node1):
+        state = snapshot.load(str(node / "snapshot.pt"), "linear")
+        assert (state["epoch"], state["step"]) == (2, 0)
+        assert epochs_of(metrics(node)) == [0, 1]
+        assert metrics(node)[-1]["event"] == "summary"
 
-    (rc0, out0), (rc1, out1) = run_two_nodes("4")
+
+def test_rank0_on_a_host_with_a_stale_snapshot_resumes_from_the_newest_copy_anywhere(tmp_path):
+    """Rank 0 moves to a host that held rank 0 an epoch ago (a stale snapshot) or never (none):
+    before, it resumed from that stale file or from epoch 0."""
+    node0, node1, spare = tmp_path / "node0", tmp_path / "node1", tmp_path / "spare"
+    assert [rc for rc, _ in run_two_nodes("1", node0, node1)] == [0, 0]
+    shutil.copytree(node0, spare)  # the spare host keeps epoch 1's snapshot
+    assert [rc for rc, _ in run_two_nodes("3", node0, node1)] == [0, 0]
+
+    (rc0, out0), (rc1, out1) = run_two_nodes("5", spare, node1)  # rank 0 now on the spare host
 
     assert (rc0, rc1) == (0, 0)
-    assert "rank 0 resumes at epoch 2 step 0" in out0
-    assert "rank 1 resumes at epoch 2 step 0" in out1
-    assert epochs_of(metrics(node0)) == [0, 1, 2, 3]
+    assert "rank 0 resumes at epoch 3 step 0" in out0
+    assert "rank 1 resumes at epoch 3 step 0" in out1
+    assert epochs_of(metrics(spare)) == [0, 1, 2, 3, 4]  # the job's metrics, on rank 0's new host
+    assert [r["resumed_from"] for r in metrics(spare) if r["event"] == "summary"] == [
+        None,
+        {"epoch": 1, "step": 0},
+        {"epoch": 3, "step": 0},
+    ]
 
 
 def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdir):
@@ -99,8 +121,10 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
     wait_for(lambda: 0 in epochs_of(metrics(snapdir)))
     proc.send_signal(signal.SIGTERM)  # what `docker service rm` sends to the task's PID 1
 
-    finish(proc, timeout=60)
+    rc, out = finish(proc, timeout=60)
 
+    assert rc != 0  # a stopped rank is not a finished one: the swarm restarts it
+    assert "stopped at epoch" in out
     stopped = [r for r in metrics(snapdir) if r["event"] == "stopped"]
     assert len(stopped) == 1
     state = snapshot.load(str(snapdir / "snapshot.pt"), "linear")
@@ -143,7 +167,8 @@ def test_a_bad_snapshot_stops_every_rank_with_a_clear_error(snapdir, content, me
 
     assert rc != 0
     assert message in out
-    assert out.count(f"torchswarm: snapshot {path}") == 2  # both ranks say why, neither hangs
+    # Node 0 read it; both ranks say why, neither hangs.
+    assert out.count(f"torchswarm: rank 0 on {socket.gethostname()}: snapshot {path}") == 2
     assert epochs_of(metrics(snapdir)) == []
 
 
@@ -185,22 +210,10 @@ def test_bad_arguments_are_refused_and_not_retried(snapdir):
     assert "unrecognized arguments: --modle gpt" in out
 
 
-def test_the_entrypoint_passes_an_ordinary_failure_on_for_the_swarm_to_retry(snapdir):
+def test_the_launcher_passes_an_ordinary_failure_on_for_the_swarm_to_retry(snapdir):
     """Exit 2 (a damaged snapshot) and the like stay what they were: torchrun's non-zero code."""
     snapdir.mkdir(parents=True)
     (snapdir / "snapshot.pt").write_bytes(b"garbage")
     rc, out = finish(torchrun(["2", "1", "--snapshot_dir", str(snapdir)], entrypoint=True))
     assert rc not in (0, 3)
     assert "is corrupt" in out
-
-
-def test_the_entrypoint_exports_swarm_secrets_byte_for_byte(tmp_path):
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "API_TOKEN").write_bytes(b"s3cr$t value\nline two")
-    import entrypoint
-
-    assert entrypoint.secret_environment("API_TOKEN", str(secrets)) == {
-        b"API_TOKEN": b"s3cr$t value\nline two"
-    }
-    assert entrypoint.secret_environment("", str(secrets)) == {}

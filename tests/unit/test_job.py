@@ -54,8 +54,19 @@ NODES = {"id-s0": "node0", "id-s1": "node1"}
                 task("b", "s1", "failed", created="2026-11-24T10:00:00.5Z", exit_code=1),
                 task("c", "s1", "ready", "running", created="2026-11-24T10:00:01Z"),
             ],
+            "recovering",
+        ),
+        # Restarted and up again: running.
+        (
+            [
+                task("a", "s0", "running", "running"),
+                task("b", "s1", "failed", created="2026-11-24T10:00:00.5Z", exit_code=1),
+                task("c", "s1", "running", "running", created="2026-11-24T10:00:01Z"),
+            ],
             "running",
         ),
+        # A rank stopped by SIGTERM (exit 143): not complete, the swarm restarts it.
+        ([task("a", "s0", "complete"), task("b", "s1", "failed", "running", exit_code=143)], "recovering"),
     ],
 )
 def test_job_state(tasks, state):
@@ -70,7 +81,7 @@ def test_a_task_that_exited_do_not_retry_fails_the_job_while_the_swarm_restarts_
     ]
     assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == "failed"
     tasks[1]["Status"]["ContainerStatus"]["ExitCode"] = 1  # an ordinary failure: the restart may help
-    assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == "running"
+    assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == "recovering"
 
 
 def test_only_tasks_of_the_current_deployment_count():

@@ -16,6 +16,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     render_stack,
     size_bytes,
     stack_from_text,
+    stack_hash,
     stack_text,
 )
 
@@ -90,6 +91,7 @@ def test_environment_trainer_args_and_subnet():
     service = stack["services"]["node0"]
     assert service["environment"] == {
         "NCCL_IB_DISABLE": "1",
+        "TORCHSWARM_GENERATION": service["labels"][HASH_LABEL],
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
         "TORCHSWARM_SUBNET": "10.42.0.0/24",
     }
@@ -319,6 +321,7 @@ def test_redacted_hides_job_env_values_and_marks_changed_ones():
         "A": "<hidden> (changed)",
         "B": "<hidden>",
         "NCCL_IB_DISABLE": "0",
+        "TORCHSWARM_GENERATION": after["services"]["node0"]["labels"][HASH_LABEL],
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
     }
     assert redacted(before)["services"]["node1"]["environment"]["A"] == "<hidden>"
@@ -345,3 +348,30 @@ def test_secrets_are_mounted_named_in_the_environment_and_part_of_the_hash():
         != service["deploy"]["labels"][HASH_LABEL]
     )
     assert "secrets" not in render_stack(job, ranked)["services"]["node0"]
+
+
+def test_the_generation_every_launcher_reads_is_the_stack_hash_and_not_part_of_it():
+    stack = rendered()
+    digest = stack["services"]["node0"]["labels"][HASH_LABEL]
+    assert {s["environment"]["TORCHSWARM_GENERATION"] for s in stack["services"].values()} == {digest}
+    assert stack_hash(stack) == digest
+
+
+def test_an_image_rebuilt_under_the_same_tag_is_a_new_deployment():
+    def digest(image_id):
+        stack = rendered([{**n, "image_id": image_id} for n in THREE])
+        assert stack["services"]["node1"]["environment"].get("TORCHSWARM_IMAGE_ID", "") == image_id
+        return stack["services"]["node0"]["labels"][HASH_LABEL]
+
+    assert digest("sha256:" + "a" * 64) != digest("sha256:" + "b" * 64)
+    assert digest("sha256:" + "a" * 64) == digest("sha256:" + "a" * 64)
+
+
+def test_nodes_holding_different_images_under_one_tag_are_an_error():
+    nodes, _ = assign_ranks(
+        [{**n, "image_id": f"sha256:{'b' if n['name'] == 'node2' else 'a'}{'0' * 63}"} for n in THREE]
+    )
+    assert check_job(Job(image=IMAGE), nodes) == [
+        f"job_image '{IMAGE}' is not the same image on every training node "
+        f"(sha256:a00000000000 on node0, node1; sha256:b00000000000 on node2); run the image role"
+    ]

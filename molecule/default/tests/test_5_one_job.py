@@ -1,0 +1,162 @@
+"""A job is one job: a user's own script, a SIGTERM to one rank, rank 0 moving to another host
+and an image rebuilt under its tag, each through site.yml on the real swarm."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, wait_for
+
+USER_IMAGE = "torchswarm/user-ddp:test"
+# A user's plain DDP script: gloo, a few all-reduces, destroy_process_group() and return.
+# Nothing from torchswarm or the bundled trainer.
+USER_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+
+def main():
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total = torch.zeros(1)
+    for step in range(20):
+        t = torch.ones(1) * (rank + 1)
+        dist.all_reduce(t)
+        total += t
+    print(f"user-ddp {VERSION} {sys.argv[1]} rank {rank}/{world} sum {int(total.item())}", flush=True)
+    dist.destroy_process_group()
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+def build_user_image(tmp_path, version: str) -> str:
+    """An image built FROM the bundled one, as the README tells users to; returns its ID."""
+    context = tmp_path / f"context-{version}"
+    context.mkdir()
+    (context / "my_ddp.py").write_text(USER_SCRIPT.replace("VERSION", repr(version)))
+    (context / "Dockerfile").write_text("FROM torchswarm/trainer:latest\nCOPY my_ddp.py /workspace/\n")
+    subprocess.run(["docker", "build", "-q", "-t", USER_IMAGE, str(context)], check=True, capture_output=True)
+    return subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", USER_IMAGE],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def service_logs(stack: str, host: str) -> str:
+    return node("node0").run(f"docker service logs --raw {stack}_{host} 2>&1").stdout
+
+
+@pytest.fixture
+def user_job(inventory):
+    inventory["all"]["vars"].update(
+        image_name=USER_IMAGE,
+        job_name="user-ddp",
+        job_script="my_ddp.py",
+        job_wait_timeout=180,
+        job_wait_interval=1,
+    )
+    return inventory
+
+
+def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
+    """Before: a rank aborted at interpreter exit and the job hung, or the summary failed on a
+    metrics file only the bundled trainer writes."""
+    build_user_image(tmp_path, "v1")
+    walls = []
+    for run in range(1, 11):
+        user_job["all"]["vars"]["job_script_args"] = [f"run-{run}"]  # a new generation each time
+        started = time.monotonic()
+        result = run_site_playbook(user_job, tmp_path)
+        walls.append(time.monotonic() - started)
+        assert result.rc == 0, f"run {run} failed"
+        assert "job user-ddp: my_ddp.py finished on 3 nodes, world size 3" in result.output
+        for host in ("node0", "node1", "node2"):
+            assert f"user-ddp 'v1' run-{run} rank" in service_logs("user-ddp", host)
+    print(
+        f"ten runs of a user's script completed: {len(walls)}; site.yml wall s: {[round(w) for w in walls]}"
+    )
+
+    # Nothing changed: nothing redeployed, nothing restarted.
+    before = {s: [t["ID"] for t in h] for s, h in stack_tasks("user-ddp").items()}
+    again = run_site_playbook(user_job, tmp_path)
+    assert again.rc == 0 and all(r["changed"] == 0 for r in again.recap.values()), again.recap
+    assert {s: [t["ID"] for t in h] for s, h in stack_tasks("user-ddp").items()} == before
+
+
+def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_job, tmp_path):
+    """Before: loaded onto the nodes and never deployed; the wait could read the old tasks."""
+    user_job["all"]["vars"]["job_script_args"] = ["run-10"]  # as the last run above
+    new_id = build_user_image(tmp_path, "v2")
+
+    result = run_site_playbook(user_job, tmp_path)
+
+    assert result.rc == 0
+    assert "job user-ddp: my_ddp.py finished on 3 nodes" in result.output
+    for host in ("node0", "node1", "node2"):
+        assert "user-ddp 'v2' run-10 rank" in service_logs("user-ddp", host)
+        env = node("node0").check_output(
+            f"docker service inspect -f '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}' user-ddp_{host}"
+        )
+        assert f"TORCHSWARM_IMAGE_ID={new_id}" in env
+
+
+def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_path):
+    """What a Docker restart on one host does. Before: every rank saved and exited 0, and the job
+    was reported complete after 3 of 10 epochs."""
+    stack = "term"
+    inventory["all"]["vars"].update(
+        job_name=stack,
+        job_wait=False,
+        job_restart_delay="2s",
+        job_trainer_args=["--dataset_size", "65536"],
+    )
+    assert run_site_playbook(inventory, tmp_path).rc == 0
+    wait_for(lambda: 2 in epochs_of(metrics(stack)), 300, "epoch 2 to finish")
+    label = f"label=com.docker.swarm.service.name={stack}_node1"
+    container = node("node1").check_output(f"docker ps -q --filter {label}")
+    node("node1").check_output(f"docker kill -s TERM {container}")
+    killed = time.monotonic()
+
+    def finished() -> bool:
+        tasks = stack_tasks(stack)
+        return len(tasks) == 3 and all(h[0]["CurrentState"].startswith("Complete") for h in tasks.values())
+
+    wait_for(finished, 600, f"{stack} to complete after the SIGTERM")
+    print(f"SIGTERM to one rank: the job completed {time.monotonic() - killed:.0f} s after it")
+    records = metrics(stack)
+    assert any(r["event"] == "stopped" for r in records), "the stop did not save a snapshot"
+    assert epochs_of(records) == list(range(10)), "an epoch was counted twice or lost"
+    summaries = [r for r in records if r["event"] == "summary"]
+    assert len(summaries) == 1 and summaries[0]["resumed_from"]["epoch"] >= 2
+    assert len(stack_tasks(stack)[f"{stack}_node1"]) > 1, "the stopped rank was not restarted"
+
+
+def test_rank0_moves_to_a_host_without_snapshots_and_the_job_resumes(inventory, tmp_path):
+    """After test_4 (ddp on four nodes, 14 epochs): node3 becomes rank 0, with its copy of the
+    snapshots gone (as on a host that never held them). Before: training started over."""
+    volume = "/var/lib/docker/volumes/ddp-snapshots/_data"
+    node("node3").check_output(f"rm -f {volume}/snapshot.pt {volume}/metrics.jsonl")
+    inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
+    for rank, host in enumerate(("node0", "node1", "node2"), start=1):
+        group = "managers" if host == "node0" else "workers"
+        inventory[group]["hosts"][host] = {"job_node_rank": rank}
+    inventory["all"]["vars"]["job_epochs"] = 16
+    started = time.monotonic()
+
+    run = run_site_playbook(inventory, tmp_path)
+
+    print(f"rank 0 moved: site.yml took {time.monotonic() - started:.0f} s")
+    assert run.rc == 0
+    records = metrics("ddp", rank0="node3")
+    assert epochs_of(records) == list(range(16))
+    summary = [r for r in records if r["event"] == "summary"][-1]
+    assert summary["resumed_from"] == {"epoch": 14, "step": 0}
+    assert "rank 0 resumes at epoch 14 step 0" in service_logs("ddp", "node3")

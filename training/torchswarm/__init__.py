@@ -1,0 +1,15 @@
+"""What the training image adds around any DDP script, so that a job behaves as one job.
+
+- ``launcher``: the image's entrypoint (exports secrets, picks the socket interface, runs
+  torchrun with every worker wrapped, records completion, exits with a code the swarm reads).
+- ``worker``: the wrapper each torchrun worker runs the script through.
+- ``record``: the completion record, one file per deployment generation in the snapshot volume.
+- ``netif``: the interface that holds an address in the job's subnet.
+
+Exit codes (the swarm's restart policy retries every non-zero code; the job's state reads these):
+"""
+
+# Input no restart can fix (the script wrote why into TORCHSWARM_FATAL_FILE): the job has failed.
+EXIT_DO_NOT_RETRY = 3
+# Stopped by SIGTERM after a snapshot (a Docker restart, a drain): retried, the job goes on.
+EXIT_STOPPED = 143

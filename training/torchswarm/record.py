@@ -1,0 +1,65 @@
+"""The job's completion record: one small JSON file per deployment generation, in the snapshot
+volume of every node whose ranks saw training finish.
+
+A generation is the stack's hash (TORCHSWARM_GENERATION): a redeploy with anything changed is a
+new generation, and its record is not the old one's. A rank that the swarm restarts after its
+generation finished finds the record and exits 0 at once instead of waiting for peers that are
+gone. Written atomically (temporary file, fsync, rename), so a record is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+RECORD_DIR = ".torchswarm"  # inside the snapshot directory
+GENERATION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def record_dir(snapshot_dir: str) -> str:
+    return os.path.join(snapshot_dir, RECORD_DIR)
+
+
+def complete_path(snapshot_dir: str, generation: str) -> str:
+    if not GENERATION_RE.match(generation):
+        raise ValueError(f"TORCHSWARM_GENERATION '{generation}' is not a stack hash")
+    return os.path.join(record_dir(snapshot_dir), f"complete-{generation}.json")
+
+
+def read_complete(snapshot_dir: str, generation: str) -> dict[str, Any] | None:
+    """The record of this generation's completion, or None when it has not completed here."""
+    try:
+        with open(complete_path(snapshot_dir, generation), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None  # cannot happen with an atomic write; never trust half a record
+    return record if isinstance(record, dict) and record.get("generation") == generation else None
+
+
+def write_complete(snapshot_dir: str, generation: str, details: Mapping[str, Any]) -> str:
+    path = complete_path(snapshot_dir, generation)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".complete-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"generation": generation, **details}, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path

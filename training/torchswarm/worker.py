@@ -1,0 +1,76 @@
+"""Runs one torchrun worker's script, then exits with the script's own code without
+interpreter teardown.
+
+    torchrun ... -m torchswarm.worker SCRIPT [ARG...]        (the launcher writes this)
+    torchrun ... -m torchswarm.worker -m MODULE [ARG...]
+
+torch's C++ threads can abort a process during interpreter finalization ("terminate called
+without an active exception", SIGABRT) after the script has finished and destroyed its process
+group: 3 of 300 short 2-rank runs here (benchmarks/trainer_exits.py). The swarm then restarts a
+finished rank, which waits for peers that are gone. So the script runs as ``__main__`` here,
+atexit handlers run as usual, and the process ends with os._exit. A rank whose script returned
+0 leaves "RANK WORLD_SIZE" in TORCHSWARM_FINISHED_FILE for the launcher.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import runpy
+import sys
+import traceback
+from typing import NoReturn
+
+
+def exit_code(value: object) -> int:
+    """What ``python script.py`` would exit with after ``sys.exit(value)``."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def run(argv: list[str]) -> int:
+    """Run the script (or ``-m MODULE``) as __main__ with ``argv``; its exit code."""
+    try:
+        if argv[0] == "-m":
+            sys.argv = argv[1:]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(argv)
+            sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as exc:
+        return exit_code(exc.code)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        return 130
+    except BaseException:  # whatever the script raised: printed as Python would, exit 1
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def finish(code: int) -> NoReturn:
+    """Record a finished rank, run atexit handlers, flush, and exit without finalization."""
+    finished_file = os.environ.get("TORCHSWARM_FINISHED_FILE")
+    if code == 0 and finished_file:
+        with open(finished_file, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.environ.get('RANK', '?')} {os.environ.get('WORLD_SIZE', '?')}\n")
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main() -> NoReturn:
+    if len(sys.argv) < 2 or (sys.argv[1:2] == ["-m"] and len(sys.argv) < 3):
+        print("usage: python -m torchswarm.worker SCRIPT [ARG...] | -m MODULE [ARG...]", file=sys.stderr)
+        finish(2)
+    finish(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
