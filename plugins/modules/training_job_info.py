@@ -10,11 +10,14 @@ short_description: The state of a training job deployed with torchswarm.ddp.trai
 version_added: 0.1.0
 description:
   - Reads the stack's services and tasks on a swarm manager and returns one row per service (its
-    newest task, with its node, state, exit code and error, and how many tasks the swarm has
-    started for it) and
-    the job's state, which is V(complete) when every service's task completed, V(failed) when the
-    swarm has given up on one, V(running) while any is still on its way, and V(absent) when the
-    stack has no services.
+    newest task of the current deployment, with its node, state, exit code and error, and how
+    many tasks the swarm has started for it in this deployment) and the job's state.
+  - V(complete) when every service's task completed (the image's launcher exits 0 only when
+    training finished), V(failed) when a task exited 3 (do not retry) or the swarm has given up on
+    one, V(recovering) while the swarm restarts ranks, V(running) while every rank is up or
+    starting, and V(absent) when the stack has no services.
+  - Tasks of a deployment that an update replaced never count, so a wait right after a redeploy
+    reads the new one.
   - Poll it with C(until) to wait for a job to finish.
 author:
   - torchswarm maintainers
@@ -48,7 +51,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: V(absent), V(running), V(complete) or V(failed).
+  description: V(absent), V(running), V(recovering), V(complete) or V(failed).
   returned: always
   type: str
   sample: complete
