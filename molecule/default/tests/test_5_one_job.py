@@ -79,7 +79,7 @@ def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
         assert result.rc == 0, f"run {run} failed"
         assert "job user-ddp: my_ddp.py finished on 3 nodes, world size 3" in result.output
         for host in ("node0", "node1", "node2"):
-            assert f"user-ddp 'v1' run-{run} rank" in service_logs("user-ddp", host)
+            assert f"user-ddp v1 run-{run} rank" in service_logs("user-ddp", host)
     print(
         f"ten runs of a user's script completed: {len(walls)}; site.yml wall s: {[round(w) for w in walls]}"
     )
@@ -101,7 +101,7 @@ def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_j
     assert result.rc == 0
     assert "job user-ddp: my_ddp.py finished on 3 nodes" in result.output
     for host in ("node0", "node1", "node2"):
-        assert "user-ddp 'v2' run-10 rank" in service_logs("user-ddp", host)
+        assert "user-ddp v2 run-10 rank" in service_logs("user-ddp", host)
         env = node("node0").check_output(
             f"docker service inspect -f '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}' user-ddp_{host}"
         )
