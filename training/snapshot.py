@@ -1,18 +1,19 @@
 """Snapshots that make torchrun restarts correct.
 
-One file, written by rank 0 only, atomically (temporary file, fsync, rename, fsync of the
-directory), so a crash mid-write leaves the previous snapshot intact. It records where training
+One file per node, written by that node's local rank 0, atomically (torchswarm.atomic), so a
+crash mid-write leaves the previous snapshot intact. It records where training
 stands as (epoch, step): the next batch to train, so nothing is trained twice after a resume.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from torchswarm.atomic import write_atomically
 
 FORMAT = 1
 REQUIRED_KEYS = ("format", "workload", "epoch", "step", "model", "optimizer", "rng")
@@ -29,24 +30,7 @@ class Position:
 
 
 def save(path: str, state: dict[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, lambda handle: torch.save(state, handle), prefix=".snapshot-")
 
 
 def load(path: str, workload: str) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import snapshot
 from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, netif
+from torchswarm.atomic import write_atomically
 from torchswarm.worker import finish
 from workloads import WORKLOADS
 
@@ -223,11 +224,8 @@ class Trainer:
         node that never held rank 0 gets the job's metrics all the same."""
         if self.d.local_rank != 0:
             return
-        os.makedirs(os.path.dirname(os.path.abspath(self.metrics_path)), exist_ok=True)
-        temp = self.metrics_path + ".tmp"
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(record) + "\n" for record in self.history))
-        os.replace(temp, self.metrics_path)
+        text = "".join(json.dumps(record) + "\n" for record in self.history)
+        write_atomically(self.metrics_path, lambda handle: handle.write(text.encode()), prefix=".metrics-")
 
     def save(self, epoch: int, step: int) -> None:
         """One writer per node (local rank 0), each into its own node's snapshot directory."""

@@ -4,6 +4,7 @@
   torchrun with every worker wrapped, records completion, exits with a code the swarm reads).
 - ``worker``: the wrapper each torchrun worker runs the script through.
 - ``record``: the completion record, one file per deployment generation in the snapshot volume.
+- ``atomic``: replacing a file whole (snapshots, metrics, the record).
 - ``netif``: the interface that holds an address in the job's subnet.
 
 Exit codes (the swarm's restart policy retries every non-zero code; the job's state reads these):

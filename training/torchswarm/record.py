@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from typing import Any
+
+from torchswarm.atomic import write_atomically
 
 RECORD_DIR = ".torchswarm"  # inside the snapshot directory
 GENERATION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -44,22 +45,6 @@ def read_complete(snapshot_dir: str, generation: str) -> dict[str, Any] | None:
 
 def write_complete(snapshot_dir: str, generation: str, details: Mapping[str, Any]) -> str:
     path = complete_path(snapshot_dir, generation)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".complete-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"generation": generation, **details}, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps({"generation": generation, **details}, sort_keys=True)
+    write_atomically(path, lambda handle: handle.write(text.encode()), prefix=".complete-")
     return path
