@@ -27,6 +27,10 @@ ABSENT = "absent"
 class Report:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The manager every play talks to: the first of 'managers' that stays and answers.
+    manager: str = ""
+    # Hosts marked absent that do not answer: removed through the manager, never reached.
+    gone: list[str] = field(default_factory=list)
 
 
 def check_subnet(value: str) -> str | None:
@@ -51,14 +55,16 @@ def check_inventory(
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
-    ``managers`` and ``workers`` are the inventory groups, in inventory order (the first manager
-    initialises the swarm). ``nodes`` maps every host of both groups to the values that matter
-    here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr`` and
-    ``state`` (``present`` or ``absent``, for scale-in), for training ``training`` (bool),
-    ``node_rank`` and ``nproc_per_node``, and ``daemon_options`` (docker_daemon_options).
-    ``network_subnet``, ``image``, ``job`` (the ``job_*`` variables that are set) and
-    ``secret_names`` (the names of job_secrets) are the first manager's, the host that creates
-    the overlay network and deploys the job.
+    ``managers`` and ``workers`` are the inventory groups, in inventory order; the first manager
+    that stays and answers is ``Report.manager``, which initialises the swarm, creates the overlay
+    network and deploys the job. ``nodes`` maps every host of both groups to the values that
+    matter here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr``,
+    ``state`` (``present`` or ``absent``, for scale-in), ``reachable`` (whether it answered,
+    default true) and ``unreachable_msg``, for training ``training`` (bool), ``node_rank`` and
+    ``nproc_per_node``, and ``daemon_options`` (docker_daemon_options). A host marked absent that
+    does not answer is only listed in ``Report.gone``; a present one that does not answer is an
+    error. ``network_subnet``, ``image``, ``job`` (the ``job_*`` variables that are set) and
+    ``secret_names`` (the names of job_secrets) are the first manager's inventory variables.
     """
     managers = list(managers)
     workers = list(workers)
@@ -71,14 +77,30 @@ def check_inventory(
                 "a node has one role, keep it in one group"
             )
 
-    present_managers = [h for h in managers if nodes.get(h, {}).get("state", PRESENT) == PRESENT]
+    def state(host: str) -> str:
+        return str(nodes.get(host, {}).get("state", PRESENT))
+
+    def answers(host: str) -> bool:
+        return bool(nodes.get(host, {}).get("reachable", True))
+
+    present_managers = [h for h in managers if state(h) == PRESENT]
+    report.gone = [h for h in dict.fromkeys(managers + workers) if state(h) == ABSENT and not answers(h)]
+    for host in dict.fromkeys(managers + workers):
+        if state(host) == PRESENT and not answers(host):
+            why = nodes[host].get("unreachable_msg") or "unreachable"
+            report.errors.append(
+                f"host {host}: it does not answer ({why}); bring it back, or set swarm_node_state: absent "
+                "for it to be removed from the swarm through a manager without reaching it"
+            )
     if not managers:
         report.errors.append("the 'managers' group is empty: at least one host must be a swarm manager")
-    elif nodes.get(managers[0], {}).get("state", PRESENT) == ABSENT:
-        report.errors.append(
-            f"host {managers[0]}: swarm_node_state is 'absent' but it is the first host of "
-            "'managers', which holds the swarm; list another manager first"
-        )
+    else:
+        report.manager = next((h for h in present_managers if answers(h)), "")
+        if not present_managers:
+            report.errors.append(
+                f"every host of 'managers' ({', '.join(managers)}) has swarm_node_state 'absent'; "
+                "the swarm needs a manager that stays"
+            )
     if managers and len(present_managers) % 2 == 0 and present_managers:
         report.warnings.append(
             f"{len(present_managers)} managers ({', '.join(present_managers)}): an even "
@@ -86,12 +108,12 @@ def check_inventory(
             "to keep raft quorum"
         )
 
+    # The job and network variables are read from the first manager's inventory variables.
+    first = managers[0] if managers else ""
     if managers and network_subnet:
         why = check_subnet(network_subnet)
         if why:
-            report.errors.append(
-                f"host {managers[0]}: network_subnet '{network_subnet}' is not a network: {why}"
-            )
+            report.errors.append(f"host {first}: network_subnet '{network_subnet}' is not a network: {why}")
 
     seen_hostnames: dict[str, str] = {}
     seen_addrs: dict[str, str] = {}
@@ -141,7 +163,7 @@ def check_inventory(
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
     if managers and (image is not None or job or secret_names):
-        report.errors.extend(f"host {managers[0]}: {e}" for e in _job_errors(image, job or {}, secret_names))
+        report.errors.extend(f"host {first}: {e}" for e in _job_errors(image, job or {}, secret_names))
     return report
 
 

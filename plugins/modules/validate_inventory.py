@@ -46,6 +46,8 @@ options:
         for training C(training) (whether it runs a service), C(node_rank) and C(nproc_per_node).
         Training ranks must have no duplicates or gaps. C(daemon_options), the host's
         C(docker_daemon_options), is checked as the daemon.json module would check it.
+      - C(reachable) (default true) and C(unreachable_msg) say whether the host answered. One
+        that does not is an error unless it is marked absent; then it is listed in RV(gone).
     type: dict
     required: true
   network_subnet:
@@ -83,6 +85,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+manager:
+  description: The manager every later play talks to, the first host of C(managers) that stays and answers.
+  returned: success
+  type: str
+  sample: node0
+gone:
+  description: Hosts marked C(swarm_node_state=absent) that do not answer; a manager removes them.
+  returned: success
+  type: list
+  elements: str
+  sample: [node2]
 errors:
   description: Every problem found; the module fails when there is one.
   returned: always
@@ -121,7 +134,7 @@ def main() -> None:
             + "\n".join(f"- {e}" for e in report.errors),
             errors=report.errors,
         )
-    module.exit_json(changed=False, errors=[])
+    module.exit_json(changed=False, errors=[], manager=report.manager, gone=report.gone)
 
 
 if __name__ == "__main__":

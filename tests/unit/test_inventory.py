@@ -35,7 +35,14 @@ def test_a_good_inventory_has_no_errors_or_warnings():
             ["w1"],
             {"m0": node("m0", "10.0.0.10", "absent"), "w1": node("w1", "10.0.0.11")},
             None,
-            "host m0: swarm_node_state is 'absent' but it is the first host",
+            "every host of 'managers' (m0) has swarm_node_state 'absent'",
+        ),
+        (
+            ["m0"],
+            ["w1"],
+            {"m0": node("m0", "10.0.0.10"), "w1": {**node("w1", "10.0.0.11"), "reachable": False}},
+            None,
+            "host w1: it does not answer (unreachable); bring it back, or set swarm_node_state: absent",
         ),
         (
             ["m0"],
@@ -86,7 +93,8 @@ def test_a_good_inventory_has_no_errors_or_warnings():
     ids=[
         "no-manager",
         "both-groups",
-        "first-manager-absent",
+        "every-manager-absent",
+        "present-host-does-not-answer",
         "duplicate-hostname",
         "empty-hostname",
         "address-out-of-range",
@@ -219,3 +227,26 @@ def test_daemon_options_are_checked_per_host_before_anything_changes():
     assert errors[1] == "host w1: docker_daemon_options: 'log-drvier' is not a daemon.json key " + (
         "(dockerd would refuse to start)"
     )
+
+
+def test_a_host_marked_absent_that_does_not_answer_is_gone_not_an_error():
+    nodes = {
+        **GOOD_NODES,
+        "w2": {"hostname": "", "advertise_addr": "", "state": "absent", "reachable": False},
+    }
+    report = check_inventory(["m0"], ["w1", "w2"], nodes)
+    assert report.errors == []
+    assert report.gone == ["w2"]
+    assert report.manager == "m0"
+
+
+def test_the_manager_is_the_first_that_stays_and_answers():
+    nodes = {
+        "m0": {**node("m0", "10.0.0.10", "absent"), "reachable": False},
+        "m1": node("m1", "10.0.0.11"),
+        "m2": node("m2", "10.0.0.12"),
+    }
+    report = check_inventory(["m0", "m1", "m2"], [], nodes)
+    assert report.errors == []
+    assert (report.manager, report.gone) == ("m1", ["m0"])
+    assert check_inventory(["m0"], ["w1", "w2"], GOOD_NODES).manager == "m0"
