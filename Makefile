@@ -17,7 +17,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -31,6 +31,7 @@ help:
 	@echo "make gpu-check         the trainer with NCCL on every GPU of this machine (needs a GPU)"
 	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
+	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand, on fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
@@ -87,6 +88,9 @@ benchmark-trainer: venv
 
 benchmark-trainer-exits: venv
 	python benchmarks/trainer_exits.py
+
+benchmark-recovery: venv
+	python benchmarks/recovery.py
 
 benchmark-site: venv images trainer-image
 	python benchmarks/site_vs_by_hand.py

@@ -284,6 +284,13 @@ class Trainer:
                     continue  # trained before the restart
                 total += self.step(source.to(d.device), target.to(d.device))
                 steps += 1
+                if steps == 1 and epoch == self.position.epoch and d.rank == 0:
+                    # Wall-clock time, for the time from a lost host to training again.
+                    print(
+                        f"torchswarm: first step trained at {time.time():.3f} (world size {d.world_size})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if self.stop.agreed(d.device):
                     self.emit(
                         {"event": "stopped", "epoch": epoch, "step": index + 1, "world_size": d.world_size},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,9 +71,10 @@ def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL torchrun and its workers at once, as a node dying would. torchrun puts its
-    workers in sessions of their own, so killing its process group is not enough."""
+def kill_tree(pid: int, signum: int = signal.SIGKILL) -> None:
+    """SIGKILL torchrun and its workers at once, as a node dying would (or SIGSTOP them all: a
+    host that vanished without closing a connection). torchrun puts its workers in sessions of
+    their own, so signalling its process group is not enough."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -87,7 +89,7 @@ def kill_tree(pid: int) -> None:
         todo.extend(children.get(current, []))
     for member in tree:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(member, signal.SIGKILL)
+            os.kill(member, signum)
 
 
 def metrics(snapshot_dir: Path) -> list[dict]:
@@ -108,6 +110,92 @@ def wait_for(predicate, timeout: float = 120, interval: float = 0.1) -> None:
             return
         time.sleep(interval)
     raise AssertionError("timed out waiting")
+
+
+FIRST_STEP = re.compile(r"first step trained at ([0-9.]+) \(world size (\d+)\)")
+
+
+def first_steps_after(log: str, moment: float) -> list[tuple[float, int]]:
+    """(wall time, world size) of each round's first step after ``moment`` (the trainer's line)."""
+    return [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, epochs: int, nodes: int = 3, min_nodes: int = 2) -> None:
+        self.tmp_path, self.epochs, self.nodes, self.min_nodes = tmp_path, epochs, nodes, min_nodes
+        self.store_port, self.master_port = free_port(), free_port()
+        self.store = subprocess.Popen(
+            [sys.executable, "-m", "torchswarm.store", str(self.store_port)], cwd=TRAINING
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+
+    def snapdir(self, name: str) -> Path:
+        return self.tmp_path / name
+
+    def start(self, order: int, peer_timeout: str = "5") -> None:
+        name = f"node{order}"
+        command = [
+            sys.executable,
+            "-m",
+            "torchswarm.launcher",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=1",
+            f"--nnodes={self.nodes}",
+            f"--node_rank={order}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={self.master_port}",
+            "training_code.py",
+            str(self.epochs),
+            "1",
+            "--dataset_size",
+            "32768",
+        ]
+        env = {
+            "OMP_NUM_THREADS": "1",
+            "PYTHONWARNINGS": "ignore",
+            "TORCHSWARM_GENERATION": "elastic01",
+            "TORCHSWARM_SNAPSHOT_DIR": str(self.snapdir(name)),
+            "TORCHSWARM_RENDEZVOUS": f"127.0.0.1:{self.store_port}",
+            "TORCHSWARM_NODE": name,
+            "TORCHSWARM_NODE_ADDR": "127.0.0.1",
+            "TORCHSWARM_NODE_ORDER": str(order),
+            "TORCHSWARM_MIN_NODES": str(self.min_nodes),
+            "TORCHSWARM_MAX_NODES": str(self.nodes),
+            "TORCHSWARM_PEER_TIMEOUT": peer_timeout,
+            "TORCHSWARM_LAST_CALL": "2",
+        }
+        log = self.tmp_path / f"{name}-{len(self.logs)}.log"
+        self.logs[name] = log
+        self.procs[name] = subprocess.Popen(
+            command,
+            cwd=TRAINING,
+            env={**os.environ, **env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")
+
+    def restart_store(self) -> None:
+        """The store's host died and the swarm started it elsewhere: empty, same name."""
+        self.store.kill()
+        self.store.wait()
+        self.store = subprocess.Popen(
+            [sys.executable, "-m", "torchswarm.store", str(self.store_port)], cwd=TRAINING
+        )
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            kill_tree(proc.pid, signal.SIGCONT)
+            kill_tree(proc.pid)
+            proc.wait()
+        self.store.kill()
+        self.store.wait()
 
 
 @pytest.fixture

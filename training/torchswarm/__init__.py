@@ -6,6 +6,8 @@
 - ``record``: the completion record, one file per deployment generation in the snapshot volume.
 - ``atomic``: replacing a file whole (snapshots, metrics, the record).
 - ``netif``: the interface that holds an address in the job's subnet.
+- ``rendezvous``, ``elastic``, ``store``: rounds over the hosts that are there (an elastic job):
+  who trains, agreed in the stack's rendezvous service; a lost host dropped, a new one added.
 
 Exit codes (the swarm's restart policy retries every non-zero code; the job's state reads these):
 """

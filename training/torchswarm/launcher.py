@@ -19,6 +19,7 @@ bundled trainer and for any user script alike; the script needs to know nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -27,8 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from typing import Any
 
-from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, netif, record
+from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, netif, record
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
@@ -56,22 +58,29 @@ def torchrun_prefix(command: list[str]) -> int:
     return 0
 
 
-def wrap_workers(command: list[str]) -> list[str]:
-    """The torchrun command with the script run through torchswarm.worker; any other command,
-    or torchrun --no-python (no Python script to wrap), as it is."""
+def parse_torchrun(command: list[str]) -> tuple[int, int, Any] | None:
+    """(words that start torchrun, words before the script, torchrun's parsed arguments), by
+    torchrun's own parser; None for any other command or one torchrun would refuse."""
     prefix = torchrun_prefix(command)
     if not prefix:
-        return command
+        return None
     from torch.distributed.run import get_args_parser  # torch is slow to import; only here
 
     try:
         args = get_args_parser().parse_args(command[prefix:])
     except SystemExit:
-        return command  # torchrun itself will say what is wrong
-    if args.no_python:
+        return None  # torchrun itself will say what is wrong
+    return prefix, len(command) - 1 - len(args.training_script_args), args
+
+
+def wrap_workers(command: list[str]) -> list[str]:
+    """The torchrun command with the script run through torchswarm.worker; any other command,
+    or torchrun --no-python (no Python script to wrap), as it is."""
+    parsed = parse_torchrun(command)
+    if parsed is None or parsed[2].no_python:
         return command
-    tail = [args.training_script, *args.training_script_args]
-    head = command[: len(command) - len(tail)]
+    _, head_len, args = parsed
+    head, tail = command[:head_len], command[head_len:]
     if args.module:  # "-m" is already among torchrun's options
         return [*head, "torchswarm.worker", "-m", *tail]
     return [*head, "-m", "torchswarm.worker", *tail]
@@ -107,22 +116,144 @@ def world_size(finished: list[str]) -> int | None:
 class Stop:
     """SIGTERM and SIGINT go on to the child; a SIGTERM means this rank is being stopped."""
 
-    def __init__(self, child: subprocess.Popen) -> None:
+    def __init__(self) -> None:
         self.requested = False
-        self.child = child
+        self.child: subprocess.Popen | None = None
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._forward)
 
     def _forward(self, signum: int, _frame: object) -> None:
         self.requested = True
-        self.child.send_signal(signum)
+        if self.child is not None:
+            self.child.send_signal(signum)
+
+
+def start(command: list[str], env: Mapping[str, str], stop: Stop) -> subprocess.Popen:
+    """torchrun (in a process group of its own, so a round can be killed whole) with fresh files
+    for what its workers report."""
+    for name in ("TORCHSWARM_FATAL_FILE", "TORCHSWARM_FINISHED_FILE"):
+        open(env[name], "w").close()
+    stop.child = subprocess.Popen(wrap_workers(command), env=env, start_new_session=True)
+    return stop.child
+
+
+def exit_status(child: subprocess.Popen) -> int:
+    code = child.wait()
+    return code if code >= 0 else 128 - code
+
+
+class Outcome:
+    """What one torchrun's exit means for the job."""
+
+    def __init__(self, code: int, env: Mapping[str, str], stop: Stop) -> None:
+        self.code = code
+        self.reasons = lines(env["TORCHSWARM_FATAL_FILE"])
+        self.finished = lines(env["TORCHSWARM_FINISHED_FILE"])
+        self.stopped = stop.requested
+        self.fatal = code != 0 and bool(self.reasons)
+        self.done = not self.fatal and not self.stopped and (code == 0 or bool(self.finished))
+
+    def exit_code(self) -> int:
+        """The launcher's exit code for any outcome but ``done``."""
+        if self.fatal:
+            say(f"not retrying (exit {EXIT_DO_NOT_RETRY}): {'; '.join(self.reasons)}")
+            return EXIT_DO_NOT_RETRY
+        if self.stopped:
+            say(f"stopped by a signal (exit {self.code or EXIT_STOPPED}); the swarm restarts this rank")
+            return self.code or EXIT_STOPPED
+        return self.code
+
+
+def record_done(outcome: Outcome, environ: Mapping[str, str], started: float) -> None:
+    if outcome.code:
+        ranks = ", ".join(f.split()[0] for f in outcome.finished)
+        say(f"rank(s) {ranks} finished the script, torchrun exited {outcome.code} after: training finished")
+    generation = environ.get("TORCHSWARM_GENERATION", "")
+    snapshot_dir = environ.get("TORCHSWARM_SNAPSHOT_DIR", "")
+    if generation and snapshot_dir:
+        record.write_complete(
+            snapshot_dir,
+            generation,
+            {
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "host": socket.gethostname(),
+                "world_size": world_size(outcome.finished),
+                "wall_s": round(time.time() - started, 3),
+            },
+        )
+
+
+def kill_round(child: subprocess.Popen, lost: bool, grace: float) -> None:
+    """A lost member: kill at once (its peers may sit in a collective with it forever).
+    Otherwise SIGTERM, so the trainer snapshots at its next step, then kill after ``grace``."""
+    if not lost:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started: float) -> int:
+    """Round after round of torchrun over the nodes that are there (torchswarm.rendezvous),
+    until training finished, a stop, or a failure of this node's own."""
+    parsed = parse_torchrun(command)
+    if parsed is None:
+        return exit_status(start(command, env, stop))
+    prefix, head_len, _ = parsed
+    rendezvous = elastic.rendezvous(env)
+    elastic.start_heart(env)
+    generation = env.get("TORCHSWARM_GENERATION", "")
+    snapshot_dir = env.get("TORCHSWARM_SNAPSHOT_DIR", "")
+    marked = bool(generation and snapshot_dir)
+    rendezvous.trained = marked and record.has_trained(snapshot_dir, generation)
+    grace = float(env.get("TORCHSWARM_ROUND_GRACE", "20"))
+    while not stop.requested:
+        if rendezvous.finished():
+            say("the job finished training; nothing left to run here")
+            return 0
+        say(f"joining the rendezvous as {rendezvous.me.node}")
+        current = rendezvous.join()
+        say(
+            f"round {current.number}: node rank {current.node_rank} of {len(current.members)} "
+            f"({current.names()}), master {current.master.addr}"
+        )
+        if marked and not rendezvous.trained:
+            record.mark_trained(snapshot_dir, generation)
+        rendezvous.trained = True
+        child = start(elastic.round_command(command, prefix, head_len, current), env, stop)
+        verdict = None
+        while child.poll() is None and verdict is None and not stop.requested:
+            verdict = rendezvous.check(current)
+            if verdict is None:
+                time.sleep(rendezvous.settings.poll)
+        if verdict is not None:
+            reason, lost = verdict
+            say(f"round {current.number} ends: {reason}")
+            rendezvous.end(current.number, reason, lost)
+            kill_round(child, lost, grace)
+        outcome = Outcome(exit_status(child), env, stop)
+        if outcome.done:
+            record_done(outcome, env, started)
+            rendezvous.finish()
+            return 0
+        if verdict is not None or (not outcome.stopped and rendezvous.current() != current.number):
+            continue  # the members changed: the next round resumes from the newest snapshot
+        # This node's own failure or stop: the others re-form without waiting for its silence.
+        why = "a stop" if outcome.stopped else f"torchrun exited {outcome.code}"
+        rendezvous.end(current.number, why, lost=not outcome.stopped)
+        return outcome.exit_code()
+    return EXIT_STOPPED
 
 
 def run(command: list[str], environ: Mapping[str, str] = os.environ) -> int:
     generation = environ.get("TORCHSWARM_GENERATION", "")
     snapshot_dir = environ.get("TORCHSWARM_SNAPSHOT_DIR", "")
-    track = bool(generation and snapshot_dir)
-    if track:
+    if generation and snapshot_dir:
         done = record.read_complete(snapshot_dir, generation)
         if done:
             finished_at = done.get("finished_at", "?")
@@ -141,35 +272,14 @@ def run(command: list[str], environ: Mapping[str, str] = os.environ) -> int:
     if exported:
         say(f"exported secrets {', '.join(exported)}")
     started = time.time()
-    child = subprocess.Popen(wrap_workers(command), env=env)
-    stop = Stop(child)
-    code = child.wait()
-    code = code if code >= 0 else 128 - code
-    reasons = lines(env["TORCHSWARM_FATAL_FILE"])
-    finished = lines(env["TORCHSWARM_FINISHED_FILE"])
-    if code != 0 and reasons:
-        say(f"not retrying (exit {EXIT_DO_NOT_RETRY}): {'; '.join(reasons)}")
-        return EXIT_DO_NOT_RETRY
-    if stop.requested:
-        say(f"stopped by a signal (exit {code or EXIT_STOPPED}); the swarm restarts this rank")
-        return code or EXIT_STOPPED
-    if code == 0 or finished:
-        if code:
-            ranks = ", ".join(f.split()[0] for f in finished)
-            say(f"rank(s) {ranks} finished the script and torchrun exited {code} after: training finished")
-        if track:
-            record.write_complete(
-                snapshot_dir,
-                generation,
-                {
-                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "host": socket.gethostname(),
-                    "world_size": world_size(finished),
-                    "wall_s": round(time.time() - started, 3),
-                },
-            )
+    stop = Stop()
+    if elastic.enabled(environ):
+        return run_elastic(command, env, stop, started)
+    outcome = Outcome(exit_status(start(command, env, stop)), env, stop)
+    if outcome.done:
+        record_done(outcome, env, started)
         return 0
-    return code
+    return outcome.exit_code()
 
 
 def main() -> int:

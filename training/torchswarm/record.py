@@ -48,3 +48,18 @@ def write_complete(snapshot_dir: str, generation: str, details: Mapping[str, Any
     text = json.dumps({"generation": generation, **details}, sort_keys=True)
     write_atomically(path, lambda handle: handle.write(text.encode()), prefix=".complete-")
     return path
+
+
+def trained_path(snapshot_dir: str, generation: str) -> str:
+    """A marker: this node has trained in this generation (its rounds re-form, not start)."""
+    return complete_path(snapshot_dir, generation).replace("complete-", "trained-")
+
+
+def mark_trained(snapshot_dir: str, generation: str) -> None:
+    path = trained_path(snapshot_dir, generation)
+    if not os.path.exists(path):
+        write_atomically(path, lambda handle: handle.write(b"1"), prefix=".trained-")
+
+
+def has_trained(snapshot_dir: str, generation: str) -> bool:
+    return os.path.exists(trained_path(snapshot_dir, generation))

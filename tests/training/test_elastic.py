@@ -1,0 +1,137 @@
+"""The elastic launcher on this machine: a real rendezvous store (torchswarm.store), one launcher
+per "node" with its own snapshot directory, real torchrun and the bundled trainer. A lost host is
+its whole process tree stopped with SIGSTOP: its sockets stay open and nothing answers, as when a
+host's power is cut (a killed process would close its connections and be noticed at once)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import Cluster, epochs_of, first_steps_after, kill_tree, metrics, wait_for
+from torchswarm.elastic import round_command
+from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    made: list[Cluster] = []
+
+    def make(**kwargs) -> Cluster:
+        made.append(Cluster(tmp_path, **kwargs))
+        return made[-1]
+
+    yield make
+    for c in made:
+        for name in c.logs:
+            print(f"--- {name}\n{c.log(name)}")
+        c.close()
+
+
+def test_a_silent_host_is_dropped_the_rest_train_on_and_it_rejoins_when_back(cluster):
+    c = cluster(epochs=12)
+    for order in range(3):
+        c.start(order)
+    wait_for(lambda: 1 in epochs_of(metrics(c.snapdir("node0"))), timeout=180)
+
+    kill_tree(c.procs["node2"].pid, signal.SIGSTOP)  # node2's host is gone
+    lost = time.time()
+    wait_for(lambda: first_steps_after(c.log("node0"), lost), timeout=120)
+    resumed, world = first_steps_after(c.log("node0"), lost)[0]
+    print(f"lost host: training resumed {resumed - lost:.1f} s after the loss, world size {world}")
+    assert world == 2
+    assert "ends: node2 is gone" in c.log("node0") + c.log("node1")
+
+    # The host comes back (a fresh start: its old processes are gone with the old power).
+    kill_tree(c.procs["node2"].pid)
+    c.procs["node2"].wait()
+    back = time.time()
+    c.start(2)
+    wait_for(lambda: any(w == 3 for _, w in first_steps_after(c.log("node0"), back)), timeout=120)
+    assert "ends: node2 is joining" in c.log("node0") + c.log("node1")
+
+    for name in ("node0", "node1", "node2"):
+        assert c.procs[name].wait(timeout=300) == 0, name
+    records = metrics(c.snapdir("node0"))
+    assert epochs_of(records) == list(range(12)), "an epoch was counted twice or lost"
+    assert records[-1]["event"] == "summary" and records[-1]["world_size"] == 3
+    assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
+
+
+def test_each_round_runs_torchrun_for_its_own_members():
+    command = ["torchrun", "--nproc_per_node=2", "--nnodes=3", "--node_rank", "2", "--master_addr=a"]
+    command += ["--master_port=12355", "train.py", "--nnodes=9"]
+    me = Member(2, "c", "10.0.0.3")
+    current = Round(4, (Member(1, "b", "10.0.0.2"), me), me, port_offset=7)
+
+    assert round_command(command, 1, len(command) - 2, current) == [
+        "torchrun",
+        "--nnodes=2",
+        "--node_rank=1",
+        "--master_addr=10.0.0.2",
+        "--master_port=12362",
+        "--nproc_per_node=2",
+        "train.py",
+        "--nnodes=9",  # the script's own argument, not torchrun's
+    ]
+
+
+# --- the rounds themselves, against a real TCPStore, with short timings --------------------
+
+
+@pytest.fixture
+def store():
+    import datetime
+
+    from torch.distributed import TCPStore
+
+    server = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    yield lambda: TCPStore("127.0.0.1", server.port, is_master=False, timeout=datetime.timedelta(seconds=5))
+
+
+def node(store, order: int, **settings) -> Rendezvous:
+    chosen = Settings(
+        **{"min_nodes": 2, "max_nodes": 3, "last_call": 0.2, "first_call": 1.5, "poll": 0.05, **settings}
+    )
+    return Rendezvous(store(), "gen", Member(order, f"n{order}", f"10.0.0.{order}"), chosen)
+
+
+def join_all(*nodes: Rendezvous) -> list[Round]:
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        return list(pool.map(lambda n: n.join(), nodes))
+
+
+def test_a_first_round_waits_for_every_node_and_a_re_formed_one_only_for_min_nodes(store):
+    a, b = node(store, 0), node(store, 1)
+    started = time.monotonic()
+    first = join_all(a, b)
+    assert time.monotonic() - started >= 1.5, "the first round did not wait for the third node"
+    assert [m.node for m in first[0].members] == ["n0", "n1"] and first[1].node_rank == 1
+
+    a.end(first[0].number, "test", lost=False)
+    a.trained = b.trained = True  # they trained: the next round re-forms after last_call
+    started = time.monotonic()
+    second = join_all(a, b)
+    assert time.monotonic() - started < 1.5 and second[0].number == first[0].number + 1
+
+
+def test_a_silent_member_is_lost_and_a_newcomer_ends_the_round(store):
+    a, b, c = node(store, 0, peer_timeout=0.5), node(store, 1), node(store, 2)
+    current = join_all(a, b, c)[0]
+    assert a.check(current) is None
+    c.beat()
+    time.sleep(0.6)  # b never beats; c beat once, then fell silent too
+    reason, lost = a.check(current)
+    assert lost and reason.startswith("n1 is gone")
+
+    d = node(store, 3)
+    d.store.add(d.key("r", current.number, "n"), 1)  # as join() registers, without blocking
+    d.store.set(d.key("r", current.number, "m", 4), d.me.text())
+    b.trained = True
+    assert b.check(current) == ("n3 is joining", False)
+    b.end(current.number, "n3 is joining", lost=False)
+    assert a.check(current) == (f"round {current.number} was ended by n1: n3 is joining", False)
