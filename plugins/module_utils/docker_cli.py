@@ -40,6 +40,11 @@ class DockerCli:
         lines = self.lines("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
         return dict(line.split(" ", 1) for line in lines)
 
+    def ready_nodes(self) -> list[str]:
+        """Hostnames of the swarm's nodes that are up (status Ready)."""
+        lines = self.lines("node", "ls", "--format", "{{.Status}} {{.Hostname}}")
+        return [line.split(" ", 1)[1] for line in lines if line.startswith("Ready ")]
+
     def secrets(self, label: str) -> list[dict[str, Any]]:
         """The swarm secrets with this label (``key=value``), as ``docker secret inspect`` gives them."""
         return self.inspect(

@@ -107,6 +107,13 @@ def check_inventory(
             "number of managers tolerates no more failures than one fewer; use an odd number "
             "to keep raft quorum"
         )
+    staying = [h for h in dict.fromkeys(managers + workers) if state(h) == PRESENT]
+    if len(present_managers) == 1 and len(staying) > 1:
+        report.warnings.append(
+            f"one manager ({present_managers[0]}): it is a single point of failure for training; if "
+            "its host dies the swarm cannot reschedule the job's rendezvous service or restart ranks. "
+            "Three managers survive the loss of any one host"
+        )
 
     # The job and network variables are read from the first manager's inventory variables.
     first = managers[0] if managers else ""

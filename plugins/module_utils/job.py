@@ -9,7 +9,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HASH_LABEL, RANK_LABEL
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    HASH_LABEL,
+    HOST_LABEL,
+    RANK_LABEL,
+    ROLE_LABEL,
+)
 
 GAVE_UP = {"failed", "rejected", "orphaned"}
 STATES = ("absent", "complete", "failed", "recovering", "running")
@@ -38,26 +43,34 @@ def job_tasks(
     services: Iterable[Mapping[str, Any]],
     tasks: Iterable[Mapping[str, Any]],
     node_names: Mapping[str, str],
+    ready: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """One row per service (its newest task) and the job's state.
+    """One row per rank's service (its newest task) and the job's state.
 
     ``services`` and ``tasks`` are ``docker service inspect`` / ``docker inspect`` output;
-    ``node_names`` maps node IDs to hostnames. Only tasks of the current deployment count, never
-    those of one an update replaced. The state is:
+    ``node_names`` maps node IDs to hostnames; ``ready`` lists the hostnames of the swarm's
+    ready nodes (None: not known). A rank pinned to a node that is not ready is ``lost``. Only
+    tasks of the current deployment count, never those of one an update replaced. The
+    rendezvous service is not a rank. The state is:
 
     - ``absent``: no services;
-    - ``complete``: every service's task completed (the launcher exits 0 only when training
-      finished; a rank stopped by SIGTERM exits non-zero);
+    - ``complete``: every rank's task that is not lost completed (the launcher exits 0 only
+      when training finished; a rank stopped by SIGTERM exits non-zero);
     - ``failed``: a task exited with EXIT_DO_NOT_RETRY, or the swarm gave up on a service;
-    - ``recovering``: a task of this deployment ended and the swarm is restarting ranks;
+    - ``recovering``: a rank is lost, or a task of this deployment ended and the swarm is
+      restarting ranks;
     - ``running``: every rank's task is up (or starting for the first time).
     """
+    ready_hosts = None if ready is None else set(ready)
     by_service: dict[str, list[Mapping[str, Any]]] = {}
     for task in tasks:
         by_service.setdefault(task["ServiceID"], []).append(task)
     rows = []
     refused = False
     for service in services:
+        labels = service["Spec"].get("Labels") or {}
+        if ROLE_LABEL in labels:
+            continue
         history = sorted(
             (t for t in by_service.get(service["ID"], []) if _of_deployment(t, service)),
             key=lambda t: _time_key(t.get("CreatedAt", "")),
@@ -66,7 +79,7 @@ def job_tasks(
             ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") == EXIT_DO_NOT_RETRY
             for t in history
         )
-        labels = service["Spec"].get("Labels") or {}
+        pinned = labels.get(HOST_LABEL, "")
         row: dict[str, Any] = {
             "service": service["Spec"]["Name"],
             "rank": int(labels.get(RANK_LABEL, -1)),
@@ -77,6 +90,7 @@ def job_tasks(
             "error": "",
             "tasks": len(history),
             "task_id": "",
+            "lost": bool(pinned) and ready_hosts is not None and pinned not in ready_hosts,
         }
         if history:
             current = history[-1]
@@ -91,19 +105,22 @@ def job_tasks(
             )
         rows.append(row)
     rows.sort(key=lambda r: (r["rank"], r["service"]))
+    there = [r for r in rows if not r["lost"]]
     if not rows:
         state = "absent"
-    elif all(r["state"] == "complete" for r in rows):
+    elif there and all(r["state"] == "complete" for r in there):
         state = "complete"
-    elif refused or any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in rows):
+    elif refused or any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in there):
         state = "failed"
-    elif any(r["tasks"] > 1 or r["state"] in GAVE_UP for r in rows) and not all(
-        r["state"] == "running" for r in rows
+    elif len(there) < len(rows) or (
+        any(r["tasks"] > 1 or r["state"] in GAVE_UP for r in rows)
+        and not all(r["state"] == "running" for r in rows)
     ):
         state = "recovering"
     else:
         state = "running"
-    return {"stack": stack, "state": state, "services": rows}
+    lost = [r["service"] for r in rows if r["lost"]]
+    return {"stack": stack, "state": state, "services": rows, "lost": lost}
 
 
 def metrics_summary(text: str) -> dict[str, Any]:
@@ -150,7 +167,7 @@ def status_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
             r["desired_state"] or "-",
             "-" if r["exit_code"] is None else str(r["exit_code"]),
             str(r["tasks"]),
-            r["error"] or "",
+            "node down: rank lost" if r.get("lost") else r["error"] or "",
         )
         for r in rows
     ]

@@ -19,6 +19,12 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
 
 HASH_LABEL = "io.torchswarm.stack-hash"
 RANK_LABEL = "io.torchswarm.node-rank"
+# The swarm hostname a rank's service is pinned to: its rank is lost while that node is down.
+HOST_LABEL = "io.torchswarm.hostname"
+# The rendezvous store's service (torchswarm.store in the image), on the managers.
+RENDEZVOUS_SERVICE = "rendezvous"
+RENDEZVOUS_PORT = 29400
+ROLE_LABEL = "io.torchswarm.role"
 SNAPSHOT_DIR = "/snapshots"
 NETWORK_MODES = ("overlay", "host")
 
@@ -42,6 +48,14 @@ OWN_ENV = (
     "NCCL_IB_DISABLE",
     "TORCHSWARM_GENERATION",
     "TORCHSWARM_IMAGE_ID",
+    "TORCHSWARM_LAST_CALL",
+    "TORCHSWARM_MAX_NODES",
+    "TORCHSWARM_MIN_NODES",
+    "TORCHSWARM_NODE",
+    "TORCHSWARM_NODE_ADDR",
+    "TORCHSWARM_NODE_ORDER",
+    "TORCHSWARM_PEER_TIMEOUT",
+    "TORCHSWARM_RENDEZVOUS",
     "TORCHSWARM_SECRETS",
     "TORCHSWARM_SNAPSHOT_DIR",
     "TORCHSWARM_SUBNET",
@@ -105,10 +119,25 @@ class Job:
     restart_delay: str = "10s"
     restart_max_attempts: int = 30
     stop_grace_period: str = "60s"
+    # Elastic (on the overlay): the hosts the job needs to go on (None: N-1 from 3 hosts, else
+    # N) and the seconds of silence after which a host is counted as lost.
+    min_nodes: int | None = None
+    peer_timeout: int = 30
 
     @property
     def volume(self) -> str:
         return self.snapshot_volume or f"{self.name}-snapshots"
+
+    @property
+    def elastic(self) -> bool:
+        """Rounds over the hosts that are there need the rendezvous service's name, which only
+        the overlay resolves; on the host network the job is static (every host, always)."""
+        return self.network_mode == "overlay"
+
+    def needed_nodes(self, nodes: int) -> int:
+        if self.min_nodes is not None:
+            return self.min_nodes
+        return nodes - 1 if nodes >= 3 else nodes
 
 
 def image_name_error(image: str) -> str | None:
@@ -257,6 +286,12 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
             "address, and it has none; set job_master_addr"
         )
     errors += _mixed_images(job, nodes)
+    if job.min_nodes is not None and nodes and not 1 <= job.min_nodes <= len(nodes):
+        errors.append(
+            f"job_min_nodes is {job.min_nodes}; it must be between 1 and the {len(nodes)} training hosts"
+        )
+    if job.peer_timeout < 1:
+        errors.append(f"job_peer_timeout is {job.peer_timeout}; it must be at least 1 (seconds)")
     if swarm_hostnames is not None:
         members = sorted(set(swarm_hostnames))
         for node in nodes:
@@ -349,8 +384,23 @@ def torchrun_command(job: Job, nodes: list[Node], node: Node) -> list[str]:
     ]
 
 
-def _environment(job: Job, node: Node, secrets: Mapping[str, str]) -> dict[str, str]:
-    env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR}
+def _elastic_environment(job: Job, nodes: list[Node], node: Node) -> dict[str, str]:
+    """What the launcher's rounds need (torchswarm.elastic reads these)."""
+    if not job.elastic:
+        return {}
+    return {
+        "TORCHSWARM_RENDEZVOUS": f"{RENDEZVOUS_SERVICE}:{RENDEZVOUS_PORT}",
+        "TORCHSWARM_NODE": service_name(node.name),
+        "TORCHSWARM_NODE_ADDR": service_name(node.name),
+        "TORCHSWARM_NODE_ORDER": str(node.node_rank),
+        "TORCHSWARM_MIN_NODES": str(job.needed_nodes(len(nodes))),
+        "TORCHSWARM_MAX_NODES": str(len(nodes)),
+        "TORCHSWARM_PEER_TIMEOUT": str(job.peer_timeout),
+    }
+
+
+def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]) -> dict[str, str]:
+    env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR, **_elastic_environment(job, nodes, node)}
     if node.image_id:
         env["TORCHSWARM_IMAGE_ID"] = node.image_id
     if secrets:
@@ -369,7 +419,7 @@ def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]
     return {
         "image": job.image,
         "command": torchrun_command(job, nodes, node),
-        "environment": _environment(job, node, secrets),
+        "environment": _environment(job, nodes, node, secrets),
         # Files in SECRETS_DIR, readable by root only; the entrypoint exports each one.
         **(
             {"secrets": [{"source": n, "target": n, "mode": 0o400} for n in sorted(secrets)]}
@@ -402,8 +452,29 @@ def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]
                 "delay": job.restart_delay,
                 "max_attempts": job.restart_max_attempts,
             },
-            "labels": {RANK_LABEL: str(node.node_rank)},
+            "labels": {RANK_LABEL: str(node.node_rank), HOST_LABEL: node.hostname},
             **_gpu_reservation(node),
+        },
+    }
+
+
+def _rendezvous_service(job: Job) -> dict[str, Any]:
+    """The store every launcher meets in (torchswarm.store): on a manager, so it outlives any
+    training host; if its host dies the swarm starts it on another manager (it holds only the
+    current round, which the launchers form again)."""
+    return {
+        "image": job.image,
+        "entrypoint": ["python3", "-m", "torchswarm.store"],
+        "command": [str(RENDEZVOUS_PORT)],
+        "environment": {},  # the generation only, added with the hash
+        "networks": [job.network],
+        "deploy": {
+            "mode": "replicated",
+            "replicas": 1,
+            "endpoint_mode": "dnsrr",
+            "placement": {"constraints": ["node.role == manager"]},
+            "restart_policy": {"condition": "any", "delay": "1s"},
+            "labels": {ROLE_LABEL: RENDEZVOUS_SERVICE},
         },
     }
 
@@ -439,7 +510,8 @@ def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None 
     network = "host" if job.network_mode == "host" else job.network
     stack: dict[str, Any] = {
         "version": "3.8",
-        "services": {service_name(n.name): _service(job, nodes, n, secrets or {}) for n in nodes},
+        "services": {service_name(n.name): _service(job, nodes, n, secrets or {}) for n in nodes}
+        | ({RENDEZVOUS_SERVICE: _rendezvous_service(job)} if job.elastic and nodes else {}),
         "networks": {network: {"external": True, "name": network}},
         "volumes": {"snapshots": {"name": job.volume}},
     }
@@ -449,7 +521,8 @@ def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None 
     for service in stack["services"].values():
         service["deploy"]["labels"][HASH_LABEL] = digest
         service["labels"] = {HASH_LABEL: digest}
-        service["environment"] = dict(sorted({**service["environment"], GENERATION_ENV: digest}.items()))
+        environment = {**service.get("environment", {}), GENERATION_ENV: digest}
+        service["environment"] = dict(sorted(environment.items()))
     return stack
 
 

@@ -196,6 +196,17 @@ options:
     description: Time between SIGTERM (the trainer snapshots) and SIGKILL.
     type: str
     default: 60s
+  min_nodes:
+    description:
+      - On the overlay the job is elastic; it trains in rounds over the hosts that are there,
+        agreed in a rendezvous service on the managers. This many hosts are enough to go on.
+      - Default N-1 for 3 or more training hosts, else N.
+    type: int
+  peer_timeout:
+    description: Seconds without a heartbeat after which a host counts as lost and the others
+      re-form without it (on the overlay).
+    type: int
+    default: 30
   with_registry_auth:
     description: Pass the manager's registry login to the nodes (C(--with-registry-auth)).
     type: bool
@@ -247,7 +258,7 @@ stack_file:
   type: str
   sample: /var/lib/torchswarm/stacks/ddp.yml
 services:
-  description: The stack's services, one per node in rank order.
+  description: The stack's training services, one per node in rank order (not the rendezvous service).
   returned: always
   type: list
   elements: str
@@ -285,6 +296,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     HIDDEN,
+    RENDEZVOUS_SERVICE,
     Job,
     Node,
     StackError,
@@ -345,6 +357,8 @@ def argument_spec() -> dict:
         "restart_delay": {"type": "str", "default": "10s"},
         "restart_max_attempts": {"type": "int", "default": 30},
         "stop_grace_period": {"type": "str", "default": "60s"},
+        "min_nodes": {"type": "int"},
+        "peer_timeout": {"type": "int", "default": 30},
         "with_registry_auth": {"type": "bool", "default": False},
         "stack_dir": {"type": "path", "default": "/var/lib/torchswarm/stacks"},
     }
@@ -428,7 +442,9 @@ class StackDeployer:
     def present(self, stack: dict) -> bool:
         if not deployed_differs(stack, self.deployed_labels()):
             return False
-        self.actions.append(f"deploy stack {self.name} ({len(stack['services'])} services)")
+        ranks = [name for name in stack["services"] if name != RENDEZVOUS_SERVICE]
+        store = " with its rendezvous service" if len(ranks) < len(stack["services"]) else ""
+        self.actions.append(f"deploy stack {self.name} ({len(ranks)} services){store}")
         if self.module.check_mode:
             return True
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
@@ -506,7 +522,7 @@ def main() -> None:
         )
     except DockerCliError as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
-    services = [f"{p['name']}_{name}" for name in stack.get("services", {})]
+    services = [f"{p['name']}_{name}" for name in stack.get("services", {}) if name != RENDEZVOUS_SERVICE]
     result = {
         "changed": changed,
         "stack": redacted(stack),

@@ -19,10 +19,13 @@ GOOD_NODES = {
 }
 
 
-def test_a_good_inventory_has_no_errors_or_warnings():
+def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
     report = check_inventory(["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.0/16")
     assert report.errors == []
-    assert report.warnings == []
+    assert len(report.warnings) == 1 and "m0" in report.warnings[0]
+    assert "single point of failure" in report.warnings[0]
+    three = {**GOOD_NODES, "m1": node("m1", "10.0.0.13"), "m2": node("m2", "10.0.0.14")}
+    assert check_inventory(["m0", "m1", "m2"], ["w1", "w2"], three).warnings == []
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,40 @@ def test_rows_are_in_rank_order_with_the_newest_task():
         "error": "",
         "tasks": 2,
         "task_id": "new",
+        "lost": False,
     }
+
+
+def pinned(sid: str, name: str, rank: int, hostname: str) -> dict:
+    made = service(sid, name, rank)
+    made["Spec"]["Labels"]["io.torchswarm.hostname"] = hostname
+    return made
+
+
+ELASTIC = [
+    pinned("s0", "ddp_node0", 0, "node0"),
+    pinned("s1", "ddp_node1", 1, "node1"),
+    pinned("s2", "ddp_node2", 2, "node2"),
+    {"ID": "sr", "Spec": {"Name": "ddp_rendezvous", "Labels": {"io.torchswarm.role": "rendezvous"}}},
+]
+
+
+def test_a_rank_on_a_node_that_is_down_is_lost_and_the_rest_can_complete():
+    """node2's host died: its service's new task is pending forever. The others finished."""
+    tasks = [task("a", "s0", "complete"), task("b", "s1", "complete"), task("c", "s2", "pending", "running")]
+    tasks.append(task("r", "sr", "running", "running"))
+    info = job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1"])
+    assert info["state"] == "complete" and info["lost"] == ["ddp_node2"]
+    assert [r["service"] for r in info["services"]] == ["ddp_node0", "ddp_node1", "ddp_node2"]
+    assert "node down: rank lost" in status_table(info["services"])[-1]
+
+
+def test_while_a_rank_is_lost_the_job_is_recovering_not_running():
+    tasks = [task(t, s, "running", "running") for t, s in (("a", "s0"), ("b", "s1"), ("c", "s2"))]
+    assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1", "node2"])["state"] == "running"
+    assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1"])["state"] == "recovering"
+    # Every rank lost is nothing complete.
+    assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=[])["state"] == "recovering"
 
 
 def test_no_services_is_absent():

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
+    RENDEZVOUS_SERVICE,
     Job,
     assign_ranks,
     check_job,
@@ -24,6 +25,23 @@ THREE = [{"name": f"node{i}", "hostname": f"node{i}"} for i in range(3)]
 IMAGE = "torchswarm/trainer:latest"
 
 
+# What node0's launcher gets for the rounds of an elastic job on three hosts.
+ELASTIC_NODE0 = {
+    "TORCHSWARM_MAX_NODES": "3",
+    "TORCHSWARM_MIN_NODES": "2",
+    "TORCHSWARM_NODE": "node0",
+    "TORCHSWARM_NODE_ADDR": "node0",
+    "TORCHSWARM_NODE_ORDER": "0",
+    "TORCHSWARM_PEER_TIMEOUT": "30",
+    "TORCHSWARM_RENDEZVOUS": "rendezvous:29400",
+}
+
+
+def rank_services(stack: dict) -> dict:
+    """The services of the ranks, without the rendezvous store's."""
+    return {name: s for name, s in stack["services"].items() if name != RENDEZVOUS_SERVICE}
+
+
 def rendered(nodes=THREE, **job) -> dict:
     ranked, errors = assign_ranks(nodes)
     assert errors == []
@@ -32,7 +50,7 @@ def rendered(nodes=THREE, **job) -> dict:
 
 def test_the_guides_command_line_per_node():
     stack = rendered()
-    assert list(stack["services"]) == ["node0", "node1", "node2"]
+    assert list(rank_services(stack)) == ["node0", "node1", "node2"]
     assert stack["services"]["node1"]["command"] == [
         "torchrun",
         "--nproc_per_node=1",
@@ -49,7 +67,7 @@ def test_the_guides_command_line_per_node():
 
 
 def test_each_service_is_pinned_to_its_node_and_resolved_by_dns_round_robin():
-    for name, service in rendered()["services"].items():
+    for name, service in rank_services(rendered()).items():
         deploy = service["deploy"]
         assert deploy["placement"]["constraints"] == [f"node.hostname == {name}"]
         assert deploy["endpoint_mode"] == "dnsrr"
@@ -74,7 +92,7 @@ def test_ranks_follow_inventory_order_unless_every_node_sets_one():
         {"name": "c", "hostname": "hc", "node_rank": 1},
     ]
     stack = rendered(nodes)
-    assert list(stack["services"]) == ["b", "c", "a"]
+    assert list(rank_services(stack)) == ["b", "c", "a"]
     assert "--master_addr=b" in stack["services"]["a"]["command"]
     assert "--nproc_per_node=4" in stack["services"]["b"]["command"]
     assert stack["services"]["a"]["deploy"]["labels"]["io.torchswarm.node-rank"] == "2"
@@ -82,7 +100,7 @@ def test_ranks_follow_inventory_order_unless_every_node_sets_one():
 
 def test_fqdn_hosts_get_service_names_without_dots():
     stack = rendered([{"name": "gpu01.example.com", "hostname": "gpu01"}])
-    assert list(stack["services"]) == ["gpu01-example-com"]
+    assert list(rank_services(stack)) == ["gpu01-example-com"]
     assert "--master_addr=gpu01-example-com" in stack["services"]["gpu01-example-com"]["command"]
 
 
@@ -94,6 +112,7 @@ def test_environment_trainer_args_and_subnet():
         "TORCHSWARM_GENERATION": service["labels"][HASH_LABEL],
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
         "TORCHSWARM_SUBNET": "10.42.0.0/24",
+        **ELASTIC_NODE0,
     }
     assert service["command"][-2:] == ["--model", "gpt"]
 
@@ -323,6 +342,7 @@ def test_redacted_hides_job_env_values_and_marks_changed_ones():
         "NCCL_IB_DISABLE": "0",
         "TORCHSWARM_GENERATION": after["services"]["node0"]["labels"][HASH_LABEL],
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
+        **ELASTIC_NODE0,
     }
     assert redacted(before)["services"]["node1"]["environment"]["A"] == "<hidden>"
     assert after["services"]["node0"]["environment"]["A"] == "new"  # the stack itself is untouched
@@ -353,7 +373,7 @@ def test_secrets_are_mounted_named_in_the_environment_and_part_of_the_hash():
 def test_the_generation_every_launcher_reads_is_the_stack_hash_and_not_part_of_it():
     stack = rendered()
     digest = stack["services"]["node0"]["labels"][HASH_LABEL]
-    assert {s["environment"]["TORCHSWARM_GENERATION"] for s in stack["services"].values()} == {digest}
+    assert {s["environment"]["TORCHSWARM_GENERATION"] for s in rank_services(stack).values()} == {digest}
     assert stack_hash(stack) == digest
 
 

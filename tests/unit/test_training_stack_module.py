@@ -110,7 +110,7 @@ def test_a_changed_job_is_redeployed_with_a_diff(swarm, tmp_path):
     result, _ = run_module(training_stack.main, {**args(tmp_path, epochs=20), "_ansible_diff": True})
     assert result["changed"] and swarm.deploys() == 2
     assert '"10"' in result["diff"]["before"] and '"20"' in result["diff"]["after"]
-    assert "deploy stack ddp (3 services)" in result["actions"]
+    assert "deploy stack ddp (3 services) with its rendezvous service" in result["actions"]
 
 
 def test_check_mode_deploys_nothing(swarm, tmp_path):
