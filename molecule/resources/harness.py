@@ -29,6 +29,10 @@ RECAP = re.compile(
 )
 
 
+# The manager the checks ask about the swarm; a test that stops node0 points this elsewhere.
+MANAGER = {"name": "node0"}
+
+
 def node(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"docker://{name}")
 
@@ -97,8 +101,8 @@ def docker_json(host: testinfra.host.Host, *args: str):
 
 
 def swarm_nodes() -> dict[str, dict]:
-    """The swarm's node list, by hostname, as the first manager sees it."""
-    manager = node("node0")
+    """The swarm's node list, by hostname, as the manager sees it."""
+    manager = node(MANAGER["name"])
     ids = manager.check_output("docker node ls -q").split()
     return {n["Description"]["Hostname"]: n for n in docker_json(manager, "node inspect", *ids)}
 
@@ -115,7 +119,7 @@ def load_probe_image(*names: str) -> None:
 
 def stack_tasks(stack: str) -> dict[str, list[dict]]:
     """Every task the swarm has started for each of the stack's services, newest first."""
-    result = node("node0").run(f"docker stack ps {stack} --no-trunc --format '{{{{json .}}}}'")
+    result = node(MANAGER["name"]).run(f"docker stack ps {stack} --no-trunc --format '{{{{json .}}}}'")
     if result.rc != 0 and "nothing found in stack" in result.stderr:
         return {}
     assert result.rc == 0, result.stderr
@@ -125,6 +129,18 @@ def stack_tasks(stack: str) -> dict[str, list[dict]]:
         task = json.loads(line)
         tasks.setdefault(task["Name"].rsplit(".", 1)[0], []).append(task)
     return tasks
+
+
+def ranks_complete(stack: str, ranks: int, lost: tuple[str, ...] = ()) -> bool:
+    """Whether the newest task of each rank's service completed (the rendezvous service runs on,
+    and ranks on ``lost`` hosts are not asked)."""
+    tasks = {
+        service: history
+        for service, history in stack_tasks(stack).items()
+        if not service.endswith("_rendezvous") and service.rsplit("_", 1)[1] not in lost
+    }
+    done = all(h[0]["CurrentState"].startswith("Complete") for h in tasks.values())
+    return len(tasks) == ranks - len(lost) and done
 
 
 def task_ids(stack: str) -> dict[str, list[str]]:
@@ -148,6 +164,16 @@ def metrics(stack: str, rank0: str = "node0") -> list[dict]:
 
 def epochs_of(records: list[dict]) -> list[int]:
     return [r["epoch"] for r in records if r["event"] == "epoch"]
+
+
+# Figures the checks measure (wall times of fault cases); conftest prints them after the run,
+# whether the checks passed or not.
+FIGURES: list[str] = []
+
+
+def figure(text: str) -> None:
+    FIGURES.append(text)
+    print(text)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

@@ -11,11 +11,16 @@ SCENARIO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SCENARIO.parent / "resources"))
 
 from harness import (  # noqa: E402
+    FIGURES,
+    MANAGER,
     base_inventory,
     epochs_of,
+    figure,
     load_probe_image,
     metrics,
     node,
+    ranks_complete,
+    run_playbook,
     run_site_playbook,
     stack_tasks,
     swarm_nodes,
@@ -24,10 +29,14 @@ from harness import (  # noqa: E402
 )
 
 __all__ = [
+    "MANAGER",
     "epochs_of",
+    "figure",
     "load_probe_image",
     "metrics",
     "node",
+    "ranks_complete",
+    "run_playbook",
     "run_site_playbook",
     "stack_tasks",
     "swarm_nodes",
@@ -39,3 +48,11 @@ __all__ = [
 @pytest.fixture
 def inventory() -> dict:
     return base_inventory(SCENARIO)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The measured figures, in CI's log even when every check passed."""
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

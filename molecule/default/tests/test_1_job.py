@@ -9,7 +9,9 @@ from conftest import epochs_of, metrics, node, stack_tasks
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():
     tasks = stack_tasks("ddp")
-    assert sorted(tasks) == ["ddp_node0", "ddp_node1", "ddp_node2"]
+    assert sorted(tasks) == ["ddp_node0", "ddp_node1", "ddp_node2", "ddp_rendezvous"]
+    store = tasks.pop("ddp_rendezvous")
+    assert len(store) == 1 and store[0]["CurrentState"].startswith("Running"), store
     for service, history in tasks.items():
         assert len(history) == 1, f"{service} was restarted: {history}"
         assert history[0]["CurrentState"].startswith("Complete"), history[0]

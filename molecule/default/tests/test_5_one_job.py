@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, wait_for
+from conftest import (
+    epochs_of,
+    figure,
+    metrics,
+    node,
+    ranks_complete,
+    run_site_playbook,
+    stack_tasks,
+    wait_for,
+)
 
 USER_IMAGE = "torchswarm/user-ddp:test"
 # A user's plain DDP script: gloo, a few all-reduces, destroy_process_group() and return.
@@ -80,7 +89,7 @@ def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
         assert "job user-ddp: my_ddp.py finished on 3 nodes, world size 3" in result.output
         for host in ("node0", "node1", "node2"):
             assert f"user-ddp v1 run-{run} rank" in service_logs("user-ddp", host)
-    print(
+    figure(
         f"ten runs of a user's script completed: {len(walls)}; site.yml wall s: {[round(w) for w in walls]}"
     )
 
@@ -125,12 +134,8 @@ def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_
     node("node1").check_output(f"docker kill -s TERM {container}")
     killed = time.monotonic()
 
-    def finished() -> bool:
-        tasks = stack_tasks(stack)
-        return len(tasks) == 3 and all(h[0]["CurrentState"].startswith("Complete") for h in tasks.values())
-
-    wait_for(finished, 600, f"{stack} to complete after the SIGTERM")
-    print(f"SIGTERM to one rank: the job completed {time.monotonic() - killed:.0f} s after it")
+    wait_for(lambda: ranks_complete(stack, 3), 600, f"{stack} to complete after the SIGTERM")
+    figure(f"SIGTERM to one rank: the job completed {time.monotonic() - killed:.0f} s after it")
     records = metrics(stack)
     assert any(r["event"] == "stopped" for r in records), "the stop did not save a snapshot"
     assert epochs_of(records) == list(range(10)), "an epoch was counted twice or lost"
@@ -153,7 +158,7 @@ def test_rank0_moves_to_a_host_without_snapshots_and_the_job_resumes(inventory, 
 
     run = run_site_playbook(inventory, tmp_path)
 
-    print(f"rank 0 moved: site.yml took {time.monotonic() - started:.0f} s")
+    figure(f"rank 0 moved: site.yml took {time.monotonic() - started:.0f} s")
     assert run.rc == 0
     records = metrics("ddp", rank0="node3")
     assert epochs_of(records) == list(range(16))

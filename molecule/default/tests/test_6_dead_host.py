@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from conftest import epochs_of, metrics, run_site_playbook, swarm_nodes, wait_for
+from conftest import epochs_of, figure, metrics, run_site_playbook, swarm_nodes, wait_for
 
 
 def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inventory, tmp_path):
@@ -28,7 +28,7 @@ def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inven
 
     run = run_site_playbook(inventory, tmp_path)
 
-    print(f"dead host: site.yml finished the job {time.monotonic() - lost:.0f} s after the loss")
+    figure(f"dead host: site.yml finished the job {time.monotonic() - lost:.0f} s after the loss")
     assert run.rc == 0
     assert "node2" not in swarm_nodes()
     records = metrics("ddp", rank0="node3")
