@@ -62,6 +62,16 @@ def test_a_silent_host_is_dropped_the_rest_train_on_and_it_rejoins_when_back(clu
     assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
 
 
+def test_a_stop_while_waiting_for_peers_exits_at_once_for_the_swarm_to_restart(cluster):
+    """Before: a launcher waiting in the rendezvous ignored SIGTERM until Docker's SIGKILL."""
+    c = cluster(epochs=2)
+    c.start(0)
+    wait_for(lambda: "joining the rendezvous" in c.log("node0"), timeout=60)
+    c.procs["node0"].send_signal(signal.SIGTERM)
+    assert c.procs["node0"].wait(timeout=10) == 143
+    assert "stopped by a signal between rounds" in c.log("node0")
+
+
 def test_each_round_runs_torchrun_for_its_own_members():
     command = ["torchrun", "--nproc_per_node=2", "--nnodes=3", "--node_rank", "2", "--master_addr=a"]
     command += ["--master_port=12355", "train.py", "--nnodes=9"]

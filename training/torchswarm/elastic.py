@@ -14,7 +14,7 @@ import datetime
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
 
@@ -115,6 +115,14 @@ class ReconnectingStore:
 def rendezvous(environ: Mapping[str, str]) -> Rendezvous:
     store = ReconnectingStore(environ["TORCHSWARM_RENDEZVOUS"])
     return Rendezvous(store, environ.get("TORCHSWARM_GENERATION", "none"), member(environ), settings(environ))
+
+
+def briefly(call: Callable[..., object], *args: object, within: float = 5.0) -> None:
+    """Tell the store something on the way out without waiting for it when it is gone (a
+    redeploy replaces it too): the others notice this node's silence anyway."""
+    thread = threading.Thread(target=call, args=args, daemon=True)
+    thread.start()
+    thread.join(within)
 
 
 def start_heart(environ: Mapping[str, str], interval: float = 1.0) -> threading.Thread:

@@ -118,14 +118,23 @@ class Stop:
 
     def __init__(self) -> None:
         self.requested = False
+        self.elastic = False
         self.child: subprocess.Popen | None = None
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._forward)
 
     def _forward(self, signum: int, _frame: object) -> None:
         self.requested = True
-        if self.child is not None:
+        if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
+        elif self.between_rounds:
+            # Waiting for peers or for the store, with nothing to save: go now, not at SIGKILL.
+            say(f"stopped by a signal between rounds (exit {EXIT_STOPPED})")
+            raise SystemExit(EXIT_STOPPED)
+
+    @property
+    def between_rounds(self) -> bool:
+        return self.elastic and (self.child is None or self.child.poll() is not None)
 
 
 def start(command: list[str], env: Mapping[str, str], stop: Stop) -> subprocess.Popen:
@@ -205,6 +214,7 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
     if parsed is None:
         return exit_status(start(command, env, stop))
     prefix, head_len, _ = parsed
+    stop.elastic = True
     rendezvous = elastic.rendezvous(env)
     elastic.start_heart(env)
     generation = env.get("TORCHSWARM_GENERATION", "")
@@ -234,18 +244,18 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
         if verdict is not None:
             reason, lost = verdict
             say(f"round {current.number} ends: {reason}")
-            rendezvous.end(current.number, reason, lost)
+            elastic.briefly(rendezvous.end, current.number, reason, lost)
             kill_round(child, lost, grace)
         outcome = Outcome(exit_status(child), env, stop)
         if outcome.done:
             record_done(outcome, env, started)
-            rendezvous.finish()
+            elastic.briefly(rendezvous.finish)
             return 0
         if verdict is not None or (not outcome.stopped and rendezvous.current() != current.number):
             continue  # the members changed: the next round resumes from the newest snapshot
         # This node's own failure or stop: the others re-form without waiting for its silence.
         why = "a stop" if outcome.stopped else f"torchrun exited {outcome.code}"
-        rendezvous.end(current.number, why, lost=not outcome.stopped)
+        elastic.briefly(rendezvous.end, current.number, why, not outcome.stopped)
         return outcome.exit_code()
     return EXIT_STOPPED
 
