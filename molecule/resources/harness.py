@@ -162,6 +162,19 @@ def metrics(stack: str, rank0: str = "node0") -> list[dict]:
     return records
 
 
+FIRST_STEP = re.compile(r"first step trained at ([0-9.]+) \(world size (\d+)\)")
+
+
+def first_steps_after(stack: str, hosts: tuple[str, ...], moment: float) -> list[tuple[float, int]]:
+    """(wall time, world size) of each round's first trained step after ``moment``, from the
+    trainer's line in the logs of these hosts' ranks (rank 0 prints it, wherever it runs)."""
+    found = []
+    for host in hosts:
+        log = node(MANAGER["name"]).run(f"docker service logs --raw {stack}_{host} 2>&1").stdout
+        found += [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
+    return sorted(found)
+
+
 def epochs_of(records: list[dict]) -> list[int]:
     return [r["epoch"] for r in records if r["event"] == "epoch"]
 

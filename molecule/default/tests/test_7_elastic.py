@@ -5,24 +5,21 @@ is gone; node3, node0 and node1 remain, node3 as node rank 0)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 
-from conftest import epochs_of, figure, metrics, node, ranks_complete, run_site_playbook, wait_for
+from conftest import (
+    epochs_of,
+    figure,
+    first_steps_after,
+    metrics,
+    ranks_complete,
+    run_site_playbook,
+    wait_for,
+)
 
-FIRST_STEP = re.compile(r"first step trained at ([0-9.]+) \(world size (\d+)\)")
 STACK = "elastic"
-
-
-def first_steps_after(moment: float) -> list[tuple[float, int]]:
-    """(wall time, world size) of each round's first step after ``moment``, from every rank's
-    log (rank 0 prints it; which host holds rank 0 depends on the round)."""
-    found = []
-    for host in ("node3", "node0", "node1"):
-        log = node("node0").run(f"docker service logs --raw {STACK}_{host} 2>&1").stdout
-        found += [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
-    return sorted(found)
+HOSTS = ("node3", "node0", "node1")
 
 
 def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inventory, tmp_path):
@@ -44,15 +41,15 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
 
     subprocess.run(["docker", "stop", "node1"], check=True, capture_output=True)  # the host's power
     lost = time.time()
-    wait_for(lambda: first_steps_after(lost), 240, "training to resume without node1")
-    resumed, world = first_steps_after(lost)[0]
+    wait_for(lambda: first_steps_after(STACK, HOSTS, lost), 240, "training to resume without node1")
+    resumed, world = first_steps_after(STACK, HOSTS, lost)[0]
     figure(f"lost host: training resumed {resumed - lost:.1f} s after the loss, world size {world}")
     assert world == 2
 
     subprocess.run(["docker", "start", "node1"], check=True, capture_output=True)  # power back
     back = time.time()
-    wait_for(lambda: any(w == 3 for _, w in first_steps_after(back)), 300, "node1 to rejoin")
-    rejoined = next(t for t, w in first_steps_after(back) if w == 3)
+    wait_for(lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)), 300, "node1 to rejoin")
+    rejoined = next(t for t, w in first_steps_after(STACK, HOSTS, back) if w == 3)
     figure(f"host back: it trains again {rejoined - back:.1f} s after its container started")
 
     wait_for(lambda: ranks_complete(STACK, 3), 900, f"{STACK} to complete")

@@ -13,6 +13,7 @@ from conftest import (
     MANAGER,
     epochs_of,
     figure,
+    first_steps_after,
     metrics,
     node,
     ranks_complete,
@@ -21,16 +22,8 @@ from conftest import (
     wait_for,
 )
 
-FIRST_STEP = re.compile(r"first step trained at ([0-9.]+) \(world size (\d+)\)")
 STACK = "lose0"
-
-
-def first_steps_after(moment: float) -> list[tuple[float, int]]:
-    found = []
-    for host in ("node1", "node3"):
-        log = node(MANAGER["name"]).run(f"docker service logs --raw {STACK}_{host} 2>&1").stdout
-        found += [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
-    return sorted(found)
+HOSTS = ("node1", "node3")
 
 
 def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inventory, tmp_path):
@@ -54,8 +47,8 @@ def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inve
     subprocess.run(["docker", "stop", "node0"], check=True, capture_output=True)
     lost = time.time()
     MANAGER["name"] = "node1"
-    wait_for(lambda: first_steps_after(lost), 300, "training to resume without node0")
-    resumed, world = first_steps_after(lost)[0]
+    wait_for(lambda: first_steps_after(STACK, HOSTS, lost), 300, "training to resume without node0")
+    resumed, world = first_steps_after(STACK, HOSTS, lost)[0]
     figure(
         f"node 0 lost (rendezvous service on {store_host}): training resumed {resumed - lost:.1f} s "
         f"after the loss, world size {world}"
