@@ -120,7 +120,8 @@ def job_tasks(
     else:
         state = "running"
     lost = [r["service"] for r in rows if r["lost"]]
-    return {"stack": stack, "state": state, "services": rows, "lost": lost}
+    training = sum(1 for r in there if r["state"] == "running")
+    return {"stack": stack, "state": state, "services": rows, "lost": lost, "training_hosts": training}
 
 
 def metrics_summary(text: str) -> dict[str, Any]:

@@ -67,6 +67,11 @@ services:
   sample:
     - {service: ddp_node0, rank: 0, node: node0, state: complete, desired_state: shutdown,
        exit_code: 0, error: "", tasks: 1, task_id: x2b5kq0w3h2vd8s9g7u3n1f0c, lost: false}
+training_hosts:
+  description: How many ranks' services run now on a node that is up (the hosts of the current round).
+  returned: always
+  type: int
+  sample: 2
 lost:
   description: The services of ranks whose node is down or gone.
   returned: always

@@ -159,7 +159,8 @@ def test_a_rank_on_a_node_that_is_down_is_lost_and_the_rest_can_complete():
 def test_while_a_rank_is_lost_the_job_is_recovering_not_running():
     tasks = [task(t, s, "running", "running") for t, s in (("a", "s0"), ("b", "s1"), ("c", "s2"))]
     assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1", "node2"])["state"] == "running"
-    assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1"])["state"] == "recovering"
+    lost_one = job_tasks("ddp", ELASTIC, tasks, NODES, ready=["node0", "node1"])
+    assert lost_one["state"] == "recovering" and lost_one["training_hosts"] == 2
     # Every rank lost is nothing complete.
     assert job_tasks("ddp", ELASTIC, tasks, NODES, ready=[])["state"] == "recovering"
 

@@ -57,7 +57,9 @@ def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inve
 
     status = run_playbook("../../playbooks/status.yml", inventory, tmp_path)
     assert status.rc == 0
-    assert re.search(rf"job {STACK}: (recovering|complete)", status.output)
+    assert re.search(
+        rf"job {STACK}: (recovering|complete), \d of 3 hosts training, lost: {STACK}_node0", status.output
+    )
     assert "node down: rank lost" in status.output
 
     wait_for(lambda: ranks_complete(STACK, 3, lost=("node0",)), 900, f"{STACK} to complete")
