@@ -121,8 +121,11 @@ def first_steps_after(log: str, moment: float) -> list[tuple[float, int]]:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, epochs: int, nodes: int = 3, min_nodes: int = 2) -> None:
+    def __init__(
+        self, tmp_path: Path, epochs: int, nodes: int = 3, min_nodes: int = 2, extra: tuple[str, ...] = ()
+    ) -> None:
         self.tmp_path, self.epochs, self.nodes, self.min_nodes = tmp_path, epochs, nodes, min_nodes
+        self.extra = extra  # more trainer arguments
         self.store_port, self.master_port = free_port(), free_port()
         self.store = subprocess.Popen(
             [sys.executable, "-m", "torchswarm.store", str(self.store_port)], cwd=TRAINING
@@ -152,6 +155,7 @@ class Cluster:
             "1",
             "--dataset_size",
             "32768",
+            *self.extra,
         ]
         env = {
             "OMP_NUM_THREADS": "1",

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import Cluster, epochs_of, first_steps_after, kill_tree, metrics, wait_for
 from torchswarm.elastic import round_command
+from torchswarm.launcher import Outcome
 from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
 
 
@@ -70,6 +71,35 @@ def test_a_stop_while_waiting_for_peers_exits_at_once_for_the_swarm_to_restart(c
     c.procs["node0"].send_signal(signal.SIGTERM)
     assert c.procs["node0"].wait(timeout=10) == 143
     assert "stopped by a signal between rounds" in c.log("node0")
+
+
+def test_input_no_restart_can_fix_ends_every_rank_with_exit_3_not_another_round(cluster):
+    c = cluster(epochs=2, extra=("--batch_size", "100000"))
+    for order in range(3):
+        c.start(order)
+    assert [c.procs[f"node{o}"].wait(timeout=120) for o in range(3)] == [3, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("code", "fatal_reason", "stopped", "again"),
+    [
+        (1, "", False, True),
+        (3, "batch too large", False, False),
+        (143, "", True, False),
+        (0, "", False, False),
+    ],
+    ids=["failed-with-its-peers", "refused", "stopped", "finished"],
+)
+def test_after_the_members_changed_only_an_ordinary_failure_joins_the_next_round(
+    tmp_path, code, fatal_reason, stopped, again
+):
+    """A rank that refused its input must exit 3 even when a peer ended the round first."""
+    env = {"TORCHSWARM_FATAL_FILE": str(tmp_path / "fatal"), "TORCHSWARM_FINISHED_FILE": str(tmp_path / "f")}
+    (tmp_path / "fatal").write_text(fatal_reason)
+    (tmp_path / "f").write_text("")
+    stop = type("S", (), {"requested": stopped})()
+    assert Outcome(code, env, stop).again(members_changed=True) is again
+    assert Outcome(code, env, stop).again(members_changed=False) is False
 
 
 def test_each_round_runs_torchrun_for_its_own_members():

@@ -162,6 +162,11 @@ class Outcome:
         self.fatal = code != 0 and bool(self.reasons)
         self.done = not self.fatal and not self.stopped and (code == 0 or bool(self.finished))
 
+    def again(self, members_changed: bool) -> bool:
+        """Whether an elastic launcher joins the next round: when the members changed, unless
+        this node refused its input (exit 3) or was stopped: those are the swarm's to see."""
+        return members_changed and not (self.done or self.fatal or self.stopped)
+
     def exit_code(self) -> int:
         """The launcher's exit code for any outcome but ``done``."""
         if self.fatal:
@@ -251,8 +256,8 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
             record_done(outcome, env, started)
             elastic.briefly(rendezvous.finish)
             return 0
-        if verdict is not None or (not outcome.stopped and rendezvous.current() != current.number):
-            continue  # the members changed: the next round resumes from the newest snapshot
+        if outcome.again(members_changed=verdict is not None or rendezvous.current() != current.number):
+            continue  # the next round resumes from the newest snapshot
         # This node's own failure or stop: the others re-form without waiting for its silence.
         why = "a stop" if outcome.stopped else f"torchrun exited {outcome.code}"
         elastic.briefly(rendezvous.end, current.number, why, not outcome.stopped)
