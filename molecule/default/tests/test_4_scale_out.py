@@ -7,10 +7,11 @@ from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, s
 
 
 def node_ranks(stack: str) -> dict[str, str]:
+    """Each rank's service and its node rank (the rendezvous service has none)."""
     fmt = '{{.Spec.Name}} {{index .Spec.Labels "io.torchswarm.node-rank"}}'
     services = node("node0").check_output(f"docker stack services --quiet {stack}").split()
     out = node("node0").check_output(f"docker service inspect --format '{fmt}' {' '.join(services)}")
-    return dict(line.split() for line in out.splitlines())
+    return dict(line.split() for line in out.splitlines() if not line.endswith("_rendezvous"))
 
 
 def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tmp_path):
@@ -21,7 +22,13 @@ def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tm
 
     assert run.rc == 0
     assert "node3" in swarm_nodes()
-    assert sorted(stack_tasks("ddp")) == ["ddp_node0", "ddp_node1", "ddp_node2", "ddp_node3"]
+    assert sorted(stack_tasks("ddp")) == [
+        "ddp_node0",
+        "ddp_node1",
+        "ddp_node2",
+        "ddp_node3",
+        "ddp_rendezvous",
+    ]
     records = metrics("ddp")
     assert epochs_of(records) == list(range(14))
     world = {r["epoch"]: r["world_size"] for r in records if r["event"] == "epoch"}
