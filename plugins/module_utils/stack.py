@@ -388,10 +388,12 @@ def _elastic_environment(job: Job, nodes: list[Node], node: Node) -> dict[str, s
     """What the launcher's rounds need (torchswarm.elastic reads these)."""
     if not job.elastic:
         return {}
+    # Full service names: every stack on the network has a "rendezvous" (and maybe a "node0"),
+    # and a short alias resolves to all of them.
     return {
-        "TORCHSWARM_RENDEZVOUS": f"{RENDEZVOUS_SERVICE}:{RENDEZVOUS_PORT}",
+        "TORCHSWARM_RENDEZVOUS": f"{job.name}_{RENDEZVOUS_SERVICE}:{RENDEZVOUS_PORT}",
         "TORCHSWARM_NODE": service_name(node.name),
-        "TORCHSWARM_NODE_ADDR": service_name(node.name),
+        "TORCHSWARM_NODE_ADDR": f"{job.name}_{service_name(node.name)}",
         "TORCHSWARM_NODE_ORDER": str(node.node_rank),
         "TORCHSWARM_MIN_NODES": str(job.needed_nodes(len(nodes))),
         "TORCHSWARM_MAX_NODES": str(len(nodes)),

@@ -30,10 +30,10 @@ ELASTIC_NODE0 = {
     "TORCHSWARM_MAX_NODES": "3",
     "TORCHSWARM_MIN_NODES": "2",
     "TORCHSWARM_NODE": "node0",
-    "TORCHSWARM_NODE_ADDR": "node0",
+    "TORCHSWARM_NODE_ADDR": "ddp_node0",  # the stack's own, not another stack's node0
     "TORCHSWARM_NODE_ORDER": "0",
     "TORCHSWARM_PEER_TIMEOUT": "30",
-    "TORCHSWARM_RENDEZVOUS": "rendezvous:29400",
+    "TORCHSWARM_RENDEZVOUS": "ddp_rendezvous:29400",
 }
 
 
