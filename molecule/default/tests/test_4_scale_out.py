@@ -11,7 +11,8 @@ def node_ranks(stack: str) -> dict[str, str]:
     fmt = '{{.Spec.Name}} {{index .Spec.Labels "io.torchswarm.node-rank"}}'
     services = node("node0").check_output(f"docker stack services --quiet {stack}").split()
     out = node("node0").check_output(f"docker service inspect --format '{fmt}' {' '.join(services)}")
-    return dict(line.split() for line in out.splitlines() if not line.endswith("_rendezvous"))
+    pairs = [line.split(" ", 1) for line in out.splitlines()]
+    return {name: rank for name, rank in pairs if not name.endswith("_rendezvous")}
 
 
 def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tmp_path):
