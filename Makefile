@@ -17,7 +17,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -32,6 +32,7 @@ help:
 	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
+	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand, on fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
@@ -88,6 +89,10 @@ benchmark-trainer: venv
 
 benchmark-trainer-exits: venv
 	python benchmarks/trainer_exits.py
+
+# The default scenario with the user-script check run ten times in a row (make test runs three).
+benchmark-user-script: venv images trainer-image
+	TORCHSWARM_USER_SCRIPT_RUNS=10 molecule test -s default
 
 benchmark-recovery: venv
 	python benchmarks/recovery.py

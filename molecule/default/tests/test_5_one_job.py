@@ -3,6 +3,7 @@ and an image rebuilt under its tag, each through site.yml on the real swarm."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -75,12 +76,16 @@ def user_job(inventory):
     return inventory
 
 
-def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
+# make test runs three (CI's time budget); make benchmark-user-script runs the scenario with ten.
+RUNS = int(os.environ.get("TORCHSWARM_USER_SCRIPT_RUNS", "3"))
+
+
+def test_a_users_own_ddp_script_completes_runs_in_a_row(user_job, tmp_path):
     """Before: a rank aborted at interpreter exit and the job hung, or the summary failed on a
     metrics file only the bundled trainer writes."""
     build_user_image(tmp_path, "v1")
     walls = []
-    for run in range(1, 11):
+    for run in range(1, RUNS + 1):
         user_job["all"]["vars"]["job_script_args"] = [f"run-{run}"]  # a new generation each time
         started = time.monotonic()
         result = run_site_playbook(user_job, tmp_path)
@@ -90,7 +95,7 @@ def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
         for host in ("node0", "node1", "node2"):
             assert f"user-ddp v1 run-{run} rank" in service_logs("user-ddp", host)
     figure(
-        f"ten runs of a user's script completed: {len(walls)}; site.yml wall s: {[round(w) for w in walls]}"
+        f"user script: {len(walls)} of {RUNS} runs completed; site.yml wall s: {[round(w) for w in walls]}"
     )
 
     # Nothing changed: nothing redeployed, nothing restarted.
@@ -102,7 +107,7 @@ def test_a_users_own_ddp_script_completes_ten_runs_in_a_row(user_job, tmp_path):
 
 def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_job, tmp_path):
     """Before: loaded onto the nodes and never deployed; the wait could read the old tasks."""
-    user_job["all"]["vars"]["job_script_args"] = ["run-10"]  # as the last run above
+    user_job["all"]["vars"]["job_script_args"] = [f"run-{RUNS}"]  # as the last run above
     new_id = build_user_image(tmp_path, "v2")
 
     result = run_site_playbook(user_job, tmp_path)
@@ -110,7 +115,7 @@ def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_j
     assert result.rc == 0
     assert "job user-ddp: my_ddp.py finished on 3 nodes" in result.output
     for host in ("node0", "node1", "node2"):
-        assert "user-ddp v2 run-10 rank" in service_logs("user-ddp", host)
+        assert f"user-ddp v2 run-{RUNS} rank" in service_logs("user-ddp", host)
         env = node("node0").check_output(
             f"docker service inspect -f '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}' user-ddp_{host}"
         )

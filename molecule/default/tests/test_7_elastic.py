@@ -31,7 +31,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
     inventory["all"]["vars"].update(
         job_name=STACK,
         job_wait=False,
-        job_epochs=30,
+        job_epochs=20,
         job_snapshot_every=1,
         job_peer_timeout=10,
         job_trainer_args=["--dataset_size", "65536"],
@@ -54,7 +54,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
 
     wait_for(lambda: ranks_complete(STACK, 3), 900, f"{STACK} to complete")
     records = metrics(STACK, rank0="node3")
-    assert epochs_of(records) == list(range(30)), "an epoch was counted twice or lost"
+    assert epochs_of(records) == list(range(20)), "an epoch was counted twice or lost"
     assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
     summary = [r for r in records if r["event"] == "summary"][-1]
     assert summary["world_size"] == 3
