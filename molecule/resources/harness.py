@@ -170,7 +170,8 @@ def first_steps_after(stack: str, hosts: tuple[str, ...], moment: float) -> list
     trainer's line in the logs of these hosts' ranks (rank 0 prints it, wherever it runs)."""
     found = []
     for host in hosts:
-        log = node(MANAGER["name"]).run(f"docker service logs --raw {stack}_{host} 2>&1").stdout
+        # Bounded: while a node is going down, `docker service logs` can wait for it forever.
+        log = node(MANAGER["name"]).run(f"timeout 20 docker service logs --raw {stack}_{host} 2>&1").stdout
         found += [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
     return sorted(found)
 
