@@ -10,6 +10,8 @@ from conftest import docker_json, load_probe_image, node, swarm_nodes
 
 NODES = ["node0", "node1", "node2"]
 
+HOST_LABEL = "io.torchswarm.inventory-host"
+
 
 @pytest.mark.parametrize("name", NODES)
 def test_docker_is_active_and_enabled(name):
@@ -44,8 +46,9 @@ def test_swarm_has_three_ready_nodes_with_the_right_roles_and_labels():
     assert nodes["node0"]["ManagerStatus"]["Leader"] is True
     assert nodes["node1"]["Spec"]["Role"] == "worker"
     assert nodes["node2"]["Spec"]["Role"] == "worker"
-    assert nodes["node0"]["Spec"]["Labels"] == {"rack": "a", "role": "rendezvous"}
-    assert nodes["node2"]["Spec"]["Labels"] == {"rack": "b"}
+    # io.torchswarm.inventory-host: how a manager finds a host that is gone (the swarm role).
+    assert nodes["node0"]["Spec"]["Labels"] == {"rack": "a", "role": "rendezvous", HOST_LABEL: "node0"}
+    assert nodes["node2"]["Spec"]["Labels"] == {"rack": "b", HOST_LABEL: "node2"}
 
 
 def test_overlay_network_is_attachable_with_the_configured_subnet_and_mtu():

@@ -50,7 +50,7 @@ def no_manager(inv):
     return inv
 
 
-def first_manager_absent(inv):
+def only_manager_absent(inv):
     return set_host_var(inv, "node0", "swarm_node_state", "absent")
 
 
@@ -85,7 +85,7 @@ CASES = [
     (bad_address, ["host node2", "swarm_advertise_addr '10.0.0.300' is not an IP address"]),
     (shared_address, ["host node3", "swarm_advertise_addr '192.0.2.10' is also the address of node1"]),
     (no_manager, ["'managers' group is empty"]),
-    (first_manager_absent, ["host node0", "swarm_node_state is 'absent'"]),
+    (only_manager_absent, ["every host of 'managers' (node0)", "swarm_node_state 'absent'"]),
     (bad_subnet, ["host node0", "network_subnet '10.42.0.1/24'", "host bits set"]),
     (duplicate_hostname, ["host node3-again", "hostname 'node3'", "also the hostname of node3"]),
     (daemon_json_typo, ["host node2: docker_daemon_options: 'log-drvier' is not a daemon.json key"]),

@@ -25,7 +25,7 @@ def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
     assert sorted(nodes) == ["node0", "node1", "node2", "node3"]
     assert nodes["node3"]["Status"]["State"] == "ready"
     assert nodes["node3"]["Spec"]["Role"] == "worker"
-    assert nodes["node3"]["Spec"]["Labels"] == {"rack": "c"}
+    assert nodes["node3"]["Spec"]["Labels"] == {"rack": "c", "io.torchswarm.inventory-host": "node3"}
 
     again = run_cluster_playbook(inventory, tmp_path)
     assert again.rc == 0
