@@ -170,8 +170,11 @@ def first_steps_after(stack: str, hosts: tuple[str, ...], moment: float) -> list
     trainer's line in the logs of these hosts' ranks (rank 0 prints it, wherever it runs)."""
     found = []
     for host in hosts:
-        # Bounded: while a node is going down, `docker service logs` can wait for it forever.
-        log = node(MANAGER["name"]).run(f"timeout 20 docker service logs --raw {stack}_{host} 2>&1").stdout
+        # From each host's own engine: while a node is down, `docker service logs` on a manager
+        # can wait for it forever or stop half way. A stopped host answers nothing, which is fine.
+        label = f"label=com.docker.swarm.service.name={stack}_{host}"
+        script = f"for c in $(docker ps -aq --filter {label}); do docker logs $c 2>&1; done"
+        log = node(host).run(f"timeout 20 sh -c '{script}'").stdout
         found += [(float(t), int(w)) for t, w in FIRST_STEP.findall(log) if float(t) > moment]
     return sorted(found)
 
