@@ -12,7 +12,14 @@
 Exit codes (the swarm's restart policy retries every non-zero code; the job's state reads these):
 """
 
+import sys
+
 # Input no restart can fix (the script wrote why into TORCHSWARM_FATAL_FILE): the job has failed.
 EXIT_DO_NOT_RETRY = 3
 # Stopped by SIGTERM after a snapshot (a Docker restart, a drain): retried, the job goes on.
 EXIT_STOPPED = 143
+
+
+def say(message: str) -> None:
+    """The launcher's own lines in a rank's log, told apart from the script's by the prefix."""
+    print(f"torchswarm: {message}", file=sys.stderr, flush=True)

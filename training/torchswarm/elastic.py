@@ -11,11 +11,11 @@ The stack sets, on every training service:
 from __future__ import annotations
 
 import datetime
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 
+from torchswarm import say
 from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
 
 # torchrun options a round decides; anything else in the stack's command stays.
@@ -30,10 +30,6 @@ ROUND_OPTIONS = (
 )
 DEFAULT_MASTER_PORT = 29500  # torchrun's
 STORE_TIMEOUT_S = 5.0
-
-
-def say(message: str) -> None:
-    print(f"torchswarm: {message}", file=sys.stderr, flush=True)
 
 
 def enabled(environ: Mapping[str, str]) -> bool:

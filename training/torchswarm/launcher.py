@@ -30,14 +30,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, netif, record
+from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, netif, record, say
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
-
-
-def say(message: str) -> None:
-    print(f"torchswarm: {message}", file=sys.stderr, flush=True)
 
 
 def secret_environment(names: str, directory: str = SECRETS_DIR) -> dict[str, str]:

@@ -25,10 +25,14 @@ def record_dir(snapshot_dir: str) -> str:
     return os.path.join(snapshot_dir, RECORD_DIR)
 
 
-def complete_path(snapshot_dir: str, generation: str) -> str:
+def _path(snapshot_dir: str, kind: str, generation: str) -> str:
     if not GENERATION_RE.match(generation):
         raise ValueError(f"TORCHSWARM_GENERATION '{generation}' is not a stack hash")
-    return os.path.join(record_dir(snapshot_dir), f"complete-{generation}.json")
+    return os.path.join(record_dir(snapshot_dir), f"{kind}-{generation}.json")
+
+
+def complete_path(snapshot_dir: str, generation: str) -> str:
+    return _path(snapshot_dir, "complete", generation)
 
 
 def read_complete(snapshot_dir: str, generation: str) -> dict[str, Any] | None:
@@ -52,7 +56,7 @@ def write_complete(snapshot_dir: str, generation: str, details: Mapping[str, Any
 
 def trained_path(snapshot_dir: str, generation: str) -> str:
     """A marker: this node has trained in this generation (its rounds re-form, not start)."""
-    return complete_path(snapshot_dir, generation).replace("complete-", "trained-")
+    return _path(snapshot_dir, "trained", generation)
 
 
 def mark_trained(snapshot_dir: str, generation: str) -> None:

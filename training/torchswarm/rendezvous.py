@@ -150,16 +150,16 @@ class Rendezvous:
         lost, _, reason = _text(self.store.get(key)).partition(" ")
         return f"round {number} was ended by {reason}", lost == "1"
 
-    def join(self, deadline: float | None = None) -> Round:
+    def join(self) -> Round:
         """Register in the current round and wait until it closes with this node in it."""
         while True:
             number = self.current()
             try:
-                return self._join(number, deadline)
+                return self._join(number)
             except Ended:
                 continue
 
-    def _join(self, number: int, deadline: float | None) -> Round:
+    def _join(self, number: int) -> Round:
         index = self.store.add(self.key("r", number, "n"), 1)
         self.store.set(self.key("r", number, "m", index), self.me.text())
         if self.trained:
@@ -167,11 +167,9 @@ class Rendezvous:
         count, changed = index, self.clock()
         began = changed
         while True:
-            if deadline is not None and self.clock() > deadline:
-                raise TimeoutError(f"round {number}: fewer than {self.settings.min_nodes} nodes came")
             if self.current() != number:
                 raise Ended
-            closed = self._closed(number)
+            closed = self._closed_text(number)
             if closed is None:
                 now = self.store.add(self.key("r", number, "n"), 0)
                 if now != count:
@@ -184,24 +182,22 @@ class Rendezvous:
                     offset = random.randrange(PORT_OFFSETS)
                     self.store.compare_set(self.key("r", number, "closed"), "", f"{count} {offset}")
                     continue
-            elif index <= closed:
+            elif index <= int(closed.split()[0]):
                 return self._round(number, closed)
             else:
                 self.wait_for_next(number)
                 raise Ended
             self.sleep(self.settings.poll)
 
-    def _closed(self, number: int) -> int | None:
-        """The number of members the round closed with, or None while it is open."""
-        closed = self._closed_text(number)
-        return int(closed.split()[0]) if closed is not None else None
-
     def _closed_text(self, number: int) -> str | None:
+        """ "MEMBERS PORT_OFFSET" once the round has closed, None while it is open."""
         key = self.key("r", number, "closed")
         return _text(self.store.get(key)) if self.store.check([key]) else None
 
-    def _round(self, number: int, closed: int) -> Round:
-        keys = [self.key("r", number, "m", i) for i in range(1, closed + 1)]
+    def _round(self, number: int, closed: str) -> Round:
+        """The round as it closed ("MEMBERS PORT_OFFSET")."""
+        count, offset = map(int, closed.split())
+        keys = [self.key("r", number, "m", i) for i in range(1, count + 1)]
         while not self.store.check(keys):  # registered, the entry not written yet
             self.sleep(0.05)
         by_node = {}
@@ -210,7 +206,6 @@ class Rendezvous:
             by_node[member.node] = member  # the newest entry of a node that registered twice
         members = tuple(sorted(by_node.values()))
         self._beats = {}
-        offset = int((self._closed_text(number) or "0 0").split()[1])
         return Round(number, members, by_node[self.me.node], offset)
 
     def wait_for_next(self, number: int) -> None:
@@ -243,5 +238,5 @@ class Rendezvous:
         return None
 
     def _closed_count(self, number: int) -> int:
-        closed = self._closed(number)
-        return closed if closed is not None else 0
+        closed = self._closed_text(number)
+        return int(closed.split()[0]) if closed is not None else 0
