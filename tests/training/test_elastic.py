@@ -47,7 +47,13 @@ def test_a_silent_host_is_dropped_the_rest_train_on_and_it_rejoins_when_back(clu
     assert world == 2
     assert "ends: node2 is gone" in c.log("node0") + c.log("node1")
 
-    # The host comes back (a fresh start: its old processes are gone with the old power).
+    # An epoch trained whole by the two, before the host comes back (a fresh start: its old
+    # processes are gone with the old power).
+    def trained_by_two() -> bool:
+        records = metrics(c.snapdir("node0"))
+        return any(r["world_size"] == 2 for r in records if r["event"] == "epoch")
+
+    wait_for(trained_by_two, timeout=120)
     kill_tree(c.procs["node2"].pid)
     c.procs["node2"].wait()
     back = time.time()

@@ -47,6 +47,11 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
     figure(f"lost host: training resumed {resumed - lost:.1f} s after the loss, world size {world}")
     assert world == 2
 
+    def trained_by_two() -> bool:
+        records = metrics(STACK, rank0="node3")
+        return any(r["world_size"] == 2 for r in records if r["event"] == "epoch")
+
+    wait_for(trained_by_two, 240, "an epoch trained whole without node1")
     subprocess.run(["docker", "start", "node1"], check=True, capture_output=True)  # power back
     back = time.time()
     wait_for(lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)), 300, "node1 to rejoin")
