@@ -12,10 +12,10 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collec
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
-MODULES := docker_daemon_config validate_inventory training_stack training_job_info
+MODULES := docker_daemon_config validate_inventory training_stack training_job_info image_relay
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
-  preflight_problems
+  preflight_problems image_fanout_rounds
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
 

@@ -1,0 +1,14 @@
+"""Filters for the image role; the logic lives in module_utils/fanout.py."""
+
+from __future__ import annotations
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.fanout import fanout_rounds
+
+
+def image_fanout_rounds(missing, holders, fanout=True):
+    return fanout_rounds(missing or [], holders or [], fanout=bool(fanout))
+
+
+class FilterModule:
+    def filters(self):
+        return {"image_fanout_rounds": image_fanout_rounds}

@@ -1,0 +1,101 @@
+"""One image onto many hosts: who sends to whom in each round, and what travels on the wire.
+
+Pure: host names and strings in, plans and argv lists out. The image role plans the rounds with
+``fanout_rounds``; the image_relay module speaks the small protocol below between a sender (a
+host that holds the image, or the controller) and a receiver (a host that does not).
+
+Every host that holds the image sends it to one host that does not, so the number of holders
+doubles each round: N hosts have it after ceil(log2(N+1)) rounds and the controller's uplink
+carries it once. The receiver checks the image ID before the host counts as a holder.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+# The first line a sender writes; the image stream follows.
+MAGIC = "TORCHSWARM-IMAGE"
+VERSION = "1"
+COMPRESSIONS = ("zstd", "none")
+# A header line is short; more than this before a newline is not a sender of ours.
+HEADER_LIMIT = 512
+
+
+def fanout_rounds(
+    missing: Sequence[str], holders: Sequence[str], controller: str = "localhost", fanout: bool = True
+) -> list[dict[str, str]]:
+    """The rounds that get the image onto ``missing``: each round maps a receiving host to the
+    host that sends to it.
+
+    ``holders`` are hosts that already hold the image ID; they serve before the controller,
+    whose uplink is the one to spare. Without ``fanout`` the controller sends to every host
+    itself, in one round (for hosts that cannot reach each other).
+    """
+    missing = list(dict.fromkeys(missing))
+    if not missing:
+        return []
+    if not fanout:
+        return [dict.fromkeys(missing, controller)]
+    nodes = [h for h in dict.fromkeys(holders) if h not in missing and h != controller]
+    rounds: list[dict[str, str]] = []
+    while missing:
+        senders = [*nodes, controller]
+        batch, missing = missing[: len(senders)], missing[len(senders) :]
+        rounds.append(dict(zip(batch, senders[: len(batch)], strict=True)))
+        nodes += batch
+    return rounds
+
+
+def header(token: str, compression: str) -> bytes:
+    """The line a sender writes before the image: protocol version, compression, token."""
+    return f"{MAGIC} {VERSION} {compression} {token}\n".encode()
+
+
+def header_problem(line: bytes, token: str, compression: str) -> str | None:
+    """Why a receiver must refuse a connection whose first line is ``line``; None to accept.
+
+    The token (made afresh for each run) keeps anyone else on the network from loading an
+    archive, which could retag any image on the host; compared in constant time.
+    """
+    parts = line.decode("ascii", "replace").strip().split(" ")
+    if len(parts) != 4 or parts[0] != MAGIC:
+        return "not a torchswarm image stream"
+    if parts[1] != VERSION:
+        return f"protocol version {parts[1]}, expected {VERSION}"
+    if not hmac.compare_digest(parts[3].encode(), token.encode()):
+        return "wrong token"
+    if parts[2] != compression:
+        return f"compression {parts[2]}, expected {compression}"
+    return None
+
+
+def save_commands(image: str, compression: str) -> list[list[str]]:
+    """The pipeline a sender reads the stream from (by name, so the archive carries the tag)."""
+    save = ["docker", "save", image]
+    # Level 1: on a 1.4 GB torch image 2.4x smaller at the speed of docker save itself, with
+    # half the CPU of level 3 (which is only 10% smaller) for senders that share cores.
+    return [save, ["zstd", "-1", "-T0", "-q", "-c"]] if compression == "zstd" else [save]
+
+
+def load_commands(compression: str) -> list[list[str]]:
+    """The pipeline a receiver writes the stream into."""
+    load = ["docker", "load", "--quiet"]
+    return [["zstd", "-d", "-q", "-c"], load] if compression == "zstd" else [load]
+
+
+def reply(image_id: str | None, problem: str | None = None) -> bytes:
+    """The receiver's answer once the stream is loaded: OK and the ID it now holds, or why not."""
+    return f"OK {image_id}\n".encode() if problem is None else f"ERR {problem}\n".encode()
+
+
+def reply_problem(line: bytes, image_id: str) -> str | None:
+    """Why the sender must count the transfer as failed, from the receiver's answer."""
+    text = line.decode("utf-8", "replace").strip()
+    if not text:
+        return "the receiver closed the connection without an answer"
+    if text.startswith("ERR "):
+        return text[4:]
+    if text != f"OK {image_id}":
+        return f"unexpected answer {text[:120]!r}"
+    return None

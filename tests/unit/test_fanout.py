@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout
+
+
+def holders_after(rounds: list[dict[str, str]], holders: list[str]) -> list[str]:
+    """Replays the rounds, checking that every sender held the image when it sent."""
+    have = set(holders) | {"localhost"}
+    for round_ in rounds:
+        assert set(round_.values()) <= have, f"a sender without the image in {round_}"
+        assert len(set(round_.values())) == len(round_), f"a host sends twice in one round: {round_}"
+        have |= set(round_)
+    return sorted(have - {"localhost"})
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 6, 7, 8, 12, 100])
+def test_n_hosts_from_the_controller_alone_take_ceil_log2_n_plus_1_rounds(n):
+    hosts = [f"node{i}" for i in range(n)]
+    rounds = fanout.fanout_rounds(hosts, [])
+    assert len(rounds) == math.ceil(math.log2(n + 1))
+    assert holders_after(rounds, []) == sorted(hosts)
+    # The controller's uplink carries the image once per round at most.
+    assert all(list(r.values()).count("localhost") <= 1 for r in rounds)
+
+
+def test_hosts_that_hold_the_image_send_before_the_controller():
+    rounds = fanout.fanout_rounds(["node3"], ["node0", "node1", "node2"])
+    assert rounds == [{"node3": "node0"}]
+    rounds = fanout.fanout_rounds(["node3", "node4", "node5", "node6"], ["node0", "node1"])
+    assert len(rounds) == 2
+    assert "localhost" in rounds[0].values()  # three holders, four to go: everyone sends
+    assert holders_after(rounds, ["node0", "node1"]) == ["node0", "node1", "node3", "node4", "node5", "node6"]
+
+
+def test_nothing_missing_means_no_rounds_and_a_star_is_one_round_from_the_controller():
+    assert fanout.fanout_rounds([], ["node0"]) == []
+    assert fanout.fanout_rounds(["a", "b", "c"], ["node0"], fanout=False) == [
+        dict.fromkeys("abc", "localhost")
+    ]
+
+
+def test_a_host_both_missing_and_listed_as_holder_is_not_a_sender_and_duplicates_count_once():
+    rounds = fanout.fanout_rounds(["a", "a", "b"], ["a"])
+    assert rounds == [{"a": "localhost"}, {"b": "a"}]
+
+
+def test_the_header_is_accepted_only_with_the_token_and_compression_it_was_made_with():
+    line = fanout.header("s3cret", "zstd")
+    assert fanout.header_problem(line, "s3cret", "zstd") is None
+    assert fanout.header_problem(line, "other", "zstd") == "wrong token"
+    assert fanout.header_problem(line, "s3cret", "none") == "compression zstd, expected none"
+    assert fanout.header_problem(b"GET / HTTP/1.1\r\n", "s3cret", "zstd") == "not a torchswarm image stream"
+    assert fanout.header_problem(b"TORCHSWARM-IMAGE 2 zstd s3cret\n", "s3cret", "zstd").startswith(
+        "protocol version 2"
+    )
+
+
+def test_the_receivers_answer_must_name_the_expected_id():
+    assert fanout.reply_problem(fanout.reply("sha256:ab"), "sha256:ab") is None
+    assert fanout.reply_problem(fanout.reply("sha256:cd"), "sha256:ab") == "unexpected answer 'OK sha256:cd'"
+    assert (
+        fanout.reply_problem(fanout.reply(None, "docker load exited 1"), "sha256:ab")
+        == "docker load exited 1"
+    )
+    assert "without an answer" in fanout.reply_problem(b"", "sha256:ab")
+
+
+def test_pipelines_compress_only_when_asked():
+    assert fanout.save_commands("img:1", "none") == [["docker", "save", "img:1"]]
+    assert fanout.save_commands("img:1", "zstd")[1][0] == "zstd"
+    assert fanout.load_commands("zstd")[0][:2] == ["zstd", "-d"]
+    assert fanout.load_commands("none") == [["docker", "load", "--quiet"]]
