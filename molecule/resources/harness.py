@@ -37,6 +37,14 @@ def node(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"docker://{name}")
 
 
+def first_converge_log() -> str:
+    """Everything the scenario's first converge showed and logged (ANSIBLE_LOG_PATH and the
+    log_plays callback write into molecule's ephemeral directory; molecule.yml sets both)."""
+    ephemeral = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+    files = [ephemeral / "ansible.log", *sorted((ephemeral / "log_plays").glob("*"))]
+    return "\n".join(f.read_text(errors="replace") for f in files if f.is_file())
+
+
 def base_inventory(scenario: Path) -> dict:
     """The converged inventory, as the scenario's molecule.yml describes it, in YAML-inventory form."""
     config = yaml.safe_load((scenario / "molecule.yml").read_text())
