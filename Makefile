@@ -17,7 +17,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -33,6 +33,7 @@ help:
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
+	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: fan-out rounds vs star"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand, on fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
@@ -96,6 +97,9 @@ benchmark-user-script: venv images trainer-image
 
 benchmark-recovery: venv
 	python benchmarks/recovery.py
+
+benchmark-image: venv images trainer-image
+	python benchmarks/image_fanout.py
 
 benchmark-site: venv images trainer-image
 	python benchmarks/site_vs_by_hand.py

@@ -1,0 +1,169 @@
+"""The image role on limited links: how long the training image takes to reach N hosts.
+
+Every host's uplink is limited with tc (a token bucket on its eth0, inside the node container,
+which has NET_ADMIN), and so is the controller's (the same on the test network's bridge on this
+machine, through which the controller reaches the nodes). For N = 3, 6 and 12 fresh hosts it
+runs the image role twice: with fan-out (holders send on, log2 rounds) and as a star (the
+controller sends to every host itself, image_fanout: false). It prints the time to reach all
+hosts, the rounds, and the ratio to one link-time: the first round's transfer, one image from
+the controller to one host over one limited link (docker load included).
+
+    make benchmark-image        (needs a Docker engine and the test images; about 20 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "torchswarm/trainer:latest"
+NETWORK = "torchswarm-test"  # molecule/resources/vars/nodes.yml
+RELAY_TASKS = (
+    "Listen for the image",
+    "Send the image from the host that holds it",
+    "Read the receiver's result",
+)
+
+
+def run(*cmd: str, env: dict | None = None, capture: bool = False) -> str:
+    out = subprocess.run(
+        cmd, cwd=ROOT, check=True, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+    )  # fmt: skip
+    return out.stdout if capture else ""
+
+
+def nodes_arg(nodes: list[str]) -> str:
+    return json.dumps({"nodes_platforms": [{"name": n} for n in nodes]})
+
+
+def write_inventory(path: Path, nodes: list[str], **variables) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {n: {} for n in nodes},
+                    "vars": {
+                        "ansible_connection": "community.docker.docker",
+                        "docker_package_source": "distribution",
+                        "image_name": IMAGE,
+                        **variables,
+                    },
+                }
+            }
+        )
+    )
+    return path
+
+
+def playbook(path: Path, role: str) -> Path:
+    path.write_text(f"- hosts: all\n  gather_facts: true\n  roles: [torchswarm.ddp.{role}]\n")
+    return path
+
+
+def limit_links(nodes: list[str], rate: str) -> None:
+    """Each node's uplink, and the controller's (this machine's side of the nodes' bridge)."""
+    bucket = ["root", "tbf", "rate", rate, "burst", "512kb", "latency", "400ms"]
+    for name in nodes:
+        run("docker", "exec", name, "tc", "qdisc", "replace", "dev", "eth0", *bucket)
+    run("tc", "qdisc", "replace", "dev", bridge(), *bucket)
+
+
+def unlimit_controller() -> None:
+    subprocess.run(["tc", "qdisc", "del", "dev", bridge(), "root"], check=False, capture_output=True)
+
+
+def bridge() -> str:
+    network_id = run("docker", "network", "inspect", "--format", "{{.Id}}", NETWORK, capture=True).strip()
+    return f"br-{network_id[:12]}"
+
+
+def distribute(inventory: Path, image_yml: Path) -> dict:
+    """One run of the image role; its relay tasks' wall time, rounds and first transfer."""
+    out = run(
+        "ansible-playbook", str(image_yml), "-i", str(inventory),
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": ""},
+        capture=True,
+    )  # fmt: skip
+    tasks = [t for play in json.loads(out)["plays"] for t in play["tasks"]]
+    relay = [t for t in tasks if t["task"]["name"] in RELAY_TASKS]
+    ran = [t for t in relay if any(not r.get("skipped") for r in t["hosts"].values())]
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    start = moment(ran[0]["task"]["duration"]["start"])
+    end = moment(ran[-1]["task"]["duration"]["end"])
+    sends = [t for t in ran if t["task"]["name"] == RELAY_TASKS[1]]
+    first = next(r for r in sends[0]["hosts"].values() if not r.get("skipped"))
+    return {
+        "seconds": (end - start).total_seconds(),
+        "rounds": len(sends),
+        "first_send": first["seconds"],
+        "wire_mb": first["bytes"] / 1e6,
+    }
+
+
+def remove_image(nodes: list[str]) -> None:
+    for name in nodes:
+        run("docker", "exec", name, "docker", "image", "rm", "--force", IMAGE)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[3, 6, 12])
+    parser.add_argument("--rate", default="200mbit", help="each host's and the controller's uplink (tc)")
+    parser.add_argument("--no-star", action="store_true", help="skip the controller-star runs")
+    parser.add_argument("--keep", action="store_true", help="leave the nodes running afterwards")
+    args = parser.parse_args()
+    nodes = [f"imgbench{i}" for i in range(max(args.hosts))]
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpdir = Path(tmp)
+            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
+            run("ansible-playbook", "molecule/resources/create.yml", "-e", nodes_arg(nodes))
+            run("ansible-playbook", str(playbook(tmpdir / "docker.yml", "docker")),
+                "-i", str(write_inventory(tmpdir / "all.json", nodes)))  # fmt: skip
+            limit_links(nodes, args.rate)
+            image_yml = playbook(tmpdir / "image.yml", "image")
+            for n in args.hosts:
+                for fanout in [True] if args.no_star else [True, False]:
+                    remove_image(nodes)
+                    inventory = write_inventory(tmpdir / f"{n}.json", nodes[:n], image_fanout=fanout)
+                    rows.append({"hosts": n, "fanout": fanout, **distribute(inventory, image_yml)})
+                    print(json.dumps(rows[-1]), flush=True)
+    finally:
+        unlimit_controller()
+        if not args.keep:
+            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
+
+    size = run("docker", "image", "inspect", "--format", "{{.Size}}", IMAGE, capture=True).strip()
+    print(f"\n{IMAGE} ({int(size) / 1e9:.2f} GB) on links limited to {args.rate} (hosts and controller)")
+    # x ideal: fan-out against ceil(log2(N+1)) link-times; the star against N link-times.
+    print(" hosts  mode     rounds  log2 rounds  seconds  link-time s  x link-times  x ideal")
+    # One link-time per N: the fan-out run's first round (one transfer); a star has none alone.
+    link = {row["hosts"]: row["first_send"] for row in rows if row["fanout"]}
+    for row in rows:
+        ideal = math.ceil(math.log2(row["hosts"] + 1))
+        times = row["seconds"] / link[row["hosts"]]
+        mode = "fan-out" if row["fanout"] else "star"
+        target = f"{times / ideal:5.2f} (target <= 1.10)" if row["fanout"] else f"{times / row['hosts']:5.2f}"
+        print(
+            f" {row['hosts']:5d}  {mode:7s}  {row['rounds']:6d}  {ideal:11d}  {row['seconds']:7.1f}"
+            f"  {link[row['hosts']]:11.1f}  {times:12.2f}  {target}"
+        )
+    print(f" wire bytes per transfer: {rows[0]['wire_mb']:.0f} MB (zstd -1)" if rows else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
