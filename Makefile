@@ -12,17 +12,17 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collec
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
-MODULES := docker_daemon_config validate_inventory training_stack training_job_info image_relay
+MODULES := docker_daemon_config validate_inventory training_stack training_job_info image_relay image_push
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
-  preflight_problems image_fanout_rounds
+  preflight_problems image_fanout_rounds image_registry
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
 	@echo "make test              everything CI runs: lint, unit, trainer, build-check, image-test,"
-	@echo "                       molecule-cluster, molecule-default, molecule-gpu"
+	@echo "                       molecule-cluster, molecule-default, molecule-registry, molecule-gpu"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
@@ -39,10 +39,12 @@ help:
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 	@echo "make molecule-default  bare nodes -> site.yml -> finished job; idempotence, bad input,"
 	@echo "                       node loss, scale-out to four nodes"
+	@echo "make molecule-registry nodes over SSH as a sudo user; the image from a real registry (TLS, basic"
+	@echo "                       auth), then streamed from the controller over SSH"
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
 
-test: lint unit trainer build-check image-test molecule-cluster molecule-default molecule-gpu
+test: lint unit trainer build-check image-test molecule-cluster molecule-default molecule-registry molecule-gpu
 
 demo: venv
 	bash tests/harness/demo.sh
@@ -119,11 +121,15 @@ molecule-cluster: venv images
 molecule-default: venv images trainer-image
 	molecule test -s default
 
+molecule-registry: venv images trainer-image
+	molecule test -s registry
+
 molecule-gpu: venv images trainer-image
 	molecule test -s gpu
 
 clean:
 	-molecule destroy -s cluster
 	-molecule destroy -s default
+	-molecule destroy -s registry
 	-molecule destroy -s gpu
 	rm -rf $(VENV) .ansible *.tar.gz

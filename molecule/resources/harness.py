@@ -62,6 +62,27 @@ def base_inventory(scenario: Path) -> dict:
     return inventory
 
 
+def ssh_inventory(scenario: Path) -> dict:
+    """base_inventory, with each node reached over SSH as molecule's instance config says."""
+    inventory = base_inventory(scenario)
+    del inventory["all"]["vars"]["ansible_connection"]
+    config = yaml.safe_load(Path(os.environ["MOLECULE_INSTANCE_CONFIG"]).read_text())
+    reach = {
+        i["instance"]: {
+            "ansible_connection": "ssh",
+            "ansible_host": i["address"],
+            "ansible_user": i["user"],
+            "ansible_ssh_private_key_file": i["identity_file"],
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }
+        for i in config
+    }
+    for group in inventory.values():
+        for name, host_vars in group.get("hosts", {}).items():
+            host_vars.update(reach[name])
+    return inventory
+
+
 @dataclass
 class PlaybookRun:
     rc: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.engine_push import registry_of
 from ansible_collections.torchswarm.ddp.plugins.module_utils.fanout import fanout_rounds
 
 
@@ -11,4 +12,4 @@ def image_fanout_rounds(missing, holders, fanout=True):
 
 class FilterModule:
     def filters(self):
-        return {"image_fanout_rounds": image_fanout_rounds}
+        return {"image_fanout_rounds": image_fanout_rounds, "image_registry": registry_of}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build the images the test cluster needs, without a registry, and reuse them when present:
 #   torchswarm/bookworm-base  Debian 12 minbase from debootstrap (no registry to pull from here)
-#   torchswarm/node           the base plus systemd: a bare test host
+#   torchswarm/node           the base plus systemd and sshd: a bare test host
+#   torchswarm/registry       the base plus Debian's docker-registry (the CNCF distribution registry)
 #   torchswarm/probe          busybox alone, loaded into node engines for overlay checks
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base=torchswarm/bookworm-base:latest
 node=torchswarm/node:latest
+registry=torchswarm/registry:latest
 probe=torchswarm/probe:latest
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -35,6 +37,7 @@ fi
 
 # docker's layer cache makes this a no-op when the Dockerfile has not changed.
 docker build -q -t "$node" --build-arg BASE_IMAGE="$base" "$here/node" >/dev/null
+docker build -q -t "$registry" --build-arg BASE_IMAGE="$base" "$here/registry" >/dev/null
 
 if ! have_image "$probe"; then
   # The static build: the image holds nothing but this one file.
@@ -46,4 +49,4 @@ if ! have_image "$probe"; then
   tar -C "$dir" -c . | docker import -c 'CMD ["/bin/sh"]' - "$probe" >/dev/null
   rm -rf "$dir"
 fi
-echo "images.sh: $base, $node and $probe are ready"
+echo "images.sh: $base, $node, $registry and $probe are ready"

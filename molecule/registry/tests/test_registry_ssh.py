@@ -1,0 +1,94 @@
+"""Over SSH as a sudo user, from a real registry with TLS and basic auth; then the image streamed
+from the controller over the same SSH connections."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import first_converge_log, metrics, node, run_playbook, stack_tasks
+
+VARS = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"][
+    "group_vars"
+]["all"]
+REGISTRY = VARS["image_registry_url"]
+PASSWORD = VARS["image_registry_password"]
+CA = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "registry" / "ca.crt"
+NODES = ("node0", "node1")
+
+
+def image_id(host, image: str) -> str:
+    return host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {image}")
+
+
+def test_the_job_ran_on_both_nodes_from_the_image_the_registry_served():
+    tasks = stack_tasks("ddp")
+    for service in ("ddp_node0", "ddp_node1"):
+        assert len(tasks[service]) == 1 and tasks[service][0]["CurrentState"].startswith("Complete")
+    records = metrics("ddp")
+    assert {r["world_size"] for r in records if r["event"] == "epoch"} == {2}
+    for name in NODES:
+        digests = node(name).check_output(
+            f"docker image inspect --format '{{{{json .RepoDigests}}}}' {VARS['image_name']}"
+        )
+        assert any(d.startswith(f"{REGISTRY}/torchswarm/trainer@sha256:") for d in json.loads(digests)), (
+            digests
+        )
+
+
+def test_ansible_reached_every_node_over_ssh_as_deploy_and_became_root():
+    text = first_converge_log()
+    assert "ESTABLISH SSH CONNECTION FOR USER: deploy" in text
+    assert re.search(r"sudo -H -S -n\s+-u root", text), "no become through sudo"
+    assert "ESTABLISH DOCKER CONNECTION" not in text
+
+
+def test_the_registry_holds_the_pushed_tag_and_refuses_anyone_without_the_password():
+    context = ssl.create_default_context(cafile=str(CA))
+    url = f"https://{REGISTRY}/v2/torchswarm/trainer/tags/list"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, context=context, timeout=10)
+    assert refused.value.code == 401
+    basic = base64.b64encode(f"{VARS['image_registry_username']}:{PASSWORD}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {basic}"})
+    with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+        assert json.load(answer)["tags"] == ["registry"]
+
+
+def test_the_password_is_in_no_output_or_log_and_not_on_the_controllers_disk():
+    text = first_converge_log()
+    assert "TASK [torchswarm.ddp.image : Push the controller's image to the registry]" in text
+    assert PASSWORD not in text
+    basic = base64.b64encode(f"{VARS['image_registry_username']}:{PASSWORD}".encode()).decode()
+    controller_config = Path.home() / ".docker" / "config.json"
+    if controller_config.exists():
+        assert basic not in controller_config.read_text() and PASSWORD not in controller_config.read_text()
+    # Each node keeps its login in root's Docker config, as docker login does (README, Security).
+    for name in NODES:
+        auths = json.loads(node(name).check_output("cat /root/.docker/config.json"))["auths"]
+        assert auths[REGISTRY]["auth"] == basic
+
+
+def test_the_image_streams_from_the_controller_over_ssh_node0_serving_node1(inventory, tmp_path):
+    inventory["all"]["vars"].update(image_source="controller", image_name="torchswarm/trainer:latest")
+    run = run_playbook("converge-image.yml", inventory, tmp_path)
+    assert run.rc == 0
+    assert "round 1 of 2: node0 <- localhost" in run.output
+    assert "round 2 of 2: node1 <- node0" in run.output
+    want = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", "torchswarm/trainer:latest"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert [image_id(node(n), "torchswarm/trainer:latest") for n in NODES] == [want, want]
+    again = run_playbook("converge-image.yml", inventory, tmp_path)
+    assert again.rc == 0 and "round 1 of" not in again.output
