@@ -1,15 +1,17 @@
 """site.yml against the hand-run guide, on the same kind of fresh node containers.
 
-Prints the wall time of site.yml from bare nodes to a finished job, of its idempotent re-run,
-and of benchmarks/by_hand.sh doing the guide's steps by hand, with the ratios the project
-targets (converge <= 1.25 x by hand; re-run <= 15% of converge).
+For each cluster size (3, 6 and 12 hosts by default) prints the wall time of site.yml from bare
+nodes to a finished job, of its idempotent re-run, and of benchmarks/by_hand.sh doing the guide's
+steps by hand, with the ratios the project targets (converge <= 1.10 x by hand; re-run <= 10% of
+converge), and how converge minus by hand grows per added host (target: under 1 s).
 
-    make benchmark-site        (needs a Docker engine and the test images; about 6 minutes)
+    make benchmark-site        (needs a Docker engine and the test images; about 40 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -19,20 +21,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "torchswarm/trainer:latest"
-NODES = ["bench0", "bench1", "bench2"]
 
 
 def run(*cmd: str, quiet: bool = True) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL if quiet else None)
 
 
-def nodes_arg() -> str:
-    return json.dumps({"nodes_platforms": [{"name": n} for n in NODES]})
+def nodes_arg(nodes: list[str]) -> str:
+    return json.dumps({"nodes_platforms": [{"name": n} for n in nodes]})
 
 
-def fresh_nodes() -> None:
-    run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg())
-    run("ansible-playbook", "molecule/resources/create.yml", "-e", nodes_arg())
+def fresh_nodes(nodes: list[str]) -> None:
+    run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
+    run("ansible-playbook", "molecule/resources/create.yml", "-e", nodes_arg(nodes))
 
 
 def timed(*cmd: str) -> float:
@@ -41,13 +42,13 @@ def timed(*cmd: str) -> float:
     return time.monotonic() - start
 
 
-def inventory(directory: Path) -> Path:
+def inventory(directory: Path, nodes: list[str]) -> Path:
     path = directory / "inventory.yml"
-    hosts = {n: {} for n in NODES[1:]}
+    hosts = {n: {} for n in nodes[1:]}
     path.write_text(
         json.dumps(
             {
-                "managers": {"hosts": {NODES[0]: {}}},
+                "managers": {"hosts": {nodes[0]: {}}},
                 "workers": {"hosts": hosts},
                 "all": {
                     "vars": {
@@ -63,27 +64,46 @@ def inventory(directory: Path) -> Path:
     return path
 
 
+def measure(nodes: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        inv = inventory(Path(tmp), nodes)
+        fresh_nodes(nodes)
+        by_hand = timed("bash", "benchmarks/by_hand.sh", IMAGE, *nodes)
+        fresh_nodes(nodes)
+        converge = timed("ansible-playbook", "site.yml", "-i", str(inv))
+        rerun = timed("ansible-playbook", "site.yml", "-i", str(inv))
+    return {"hosts": len(nodes), "by_hand": by_hand, "converge": converge, "rerun": rerun}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[3, 6, 12])
     parser.add_argument("--keep", action="store_true", help="leave the nodes running afterwards")
     args = parser.parse_args()
+    rows = []
+    all_nodes = [f"bench{i}" for i in range(max(args.hosts))]
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            inv = inventory(Path(tmp))
-            fresh_nodes()
-            by_hand = timed("bash", "benchmarks/by_hand.sh", IMAGE, *NODES)
-            fresh_nodes()
-            converge = timed("ansible-playbook", "site.yml", "-i", str(inv))
-            rerun = timed("ansible-playbook", "site.yml", "-i", str(inv))
+        for n in args.hosts:
+            rows.append(measure(all_nodes[:n]))
+            print(json.dumps(rows[-1]), flush=True)
     finally:
         if not args.keep:
-            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg())
+            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(all_nodes))
 
-    print(f"{len(NODES)} fresh nodes -> finished job ({IMAGE}, training_code.py 10 2 --batch_size 32)")
-    print(f"  by hand (benchmarks/by_hand.sh): {by_hand:7.1f} s")
-    ratio, share = converge / by_hand, rerun / converge
-    print(f"  site.yml, converge:              {converge:7.1f} s  {ratio:.2f} x by hand (target <= 1.25)")
-    print(f"  site.yml, idempotent re-run:     {rerun:7.1f} s  {share:.0%} of converge (target <= 15%)")
+    print(f"fresh nodes -> finished job ({IMAGE}, training_code.py 10 2 --batch_size 32)")
+    print(" hosts  by hand s  converge s  x by hand  re-run s  of converge  converge - by hand s")
+    for row in rows:
+        ratio, share = row["converge"] / row["by_hand"], row["rerun"] / row["converge"]
+        print(
+            f" {row['hosts']:5d}  {row['by_hand']:9.1f}  {row['converge']:10.1f}  {ratio:9.2f}"
+            f"  {row['rerun']:8.1f}  {share:11.0%}  {row['converge'] - row['by_hand']:20.1f}"
+        )
+    print(" targets: converge <= 1.10 x by hand, re-run <= 10% of converge")
+    for before, after in itertools.pairwise(rows):
+        grow = (after["converge"] - after["by_hand"]) - (before["converge"] - before["by_hand"])
+        per_host = grow / (after["hosts"] - before["hosts"])
+        span = f"{before['hosts']} -> {after['hosts']} hosts"
+        print(f" {span}: converge - by hand grows {per_host:+.1f} s per added host (target < 1 s)")
     return 0
 
 
