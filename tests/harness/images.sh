@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Build the images the test cluster needs, without a registry, and reuse them when present:
 #   torchswarm/bookworm-base  Debian 12 minbase from debootstrap (no registry to pull from here)
-#   torchswarm/node           the base plus systemd and sshd: a bare test host
+#   torchswarm/trixie-base    Debian 13 minbase, the same way
+#   torchswarm/node           the base plus systemd and sshd: a bare test host (Debian 12)
+#   torchswarm/node-trixie    the same on Debian 13 (its docker.io is 26.x)
 #   torchswarm/registry       the base plus Debian's docker-registry (the CNCF distribution registry)
 #   torchswarm/probe          busybox alone, loaded into node engines for overlay checks
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base=torchswarm/bookworm-base:latest
+trixie_base=torchswarm/trixie-base:latest
 node=torchswarm/node:latest
+node_trixie=torchswarm/node-trixie:latest
 registry=torchswarm/registry:latest
 probe=torchswarm/probe:latest
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -26,17 +30,22 @@ need_packages() {
   fi
 }
 
-if ! have_image "$base"; then
+debian_base() {  # debian_base IMAGE SUITE
+  have_image "$1" && return
   need_packages debootstrap:debootstrap
+  local root
   root="$(mktemp -d)"
-  trap 'rm -rf "$root"' EXIT
-  echo "images.sh: debootstrap bookworm into $root"
-  debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
-  tar -C "$root" -c . | docker import - "$base" >/dev/null
-fi
+  echo "images.sh: debootstrap $2 into $root"
+  debootstrap --variant=minbase "$2" "$root" "$mirror" >/dev/null
+  tar -C "$root" -c . | docker import - "$1" >/dev/null
+  rm -rf "$root"
+}
+debian_base "$base" bookworm
+debian_base "$trixie_base" trixie
 
 # docker's layer cache makes this a no-op when the Dockerfile has not changed.
 docker build -q -t "$node" --build-arg BASE_IMAGE="$base" "$here/node" >/dev/null
+docker build -q -t "$node_trixie" --build-arg BASE_IMAGE="$trixie_base" "$here/node" >/dev/null
 docker build -q -t "$registry" --build-arg BASE_IMAGE="$base" "$here/registry" >/dev/null
 
 if ! have_image "$probe"; then
@@ -49,4 +58,4 @@ if ! have_image "$probe"; then
   tar -C "$dir" -c . | docker import -c 'CMD ["/bin/sh"]' - "$probe" >/dev/null
   rm -rf "$dir"
 fi
-echo "images.sh: $base, $node, $registry and $probe are ready"
+echo "images.sh: $base, $trixie_base, $node, $node_trixie, $registry and $probe are ready"

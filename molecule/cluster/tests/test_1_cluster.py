@@ -13,6 +13,17 @@ NODES = ["node0", "node1", "node2"]
 HOST_LABEL = "io.torchswarm.inventory-host"
 
 
+def test_the_cluster_mixes_debian_12_and_13_each_with_its_own_docker_io():
+    found = {
+        name: (
+            node(name).check_output("cut -d. -f1 /etc/debian_version"),
+            node(name).check_output("docker version --format '{{.Server.Version}}'").split(".")[0],
+        )
+        for name in NODES
+    }
+    assert found == {"node0": ("12", "20"), "node1": ("13", "26"), "node2": ("12", "20")}
+
+
 @pytest.mark.parametrize("name", NODES)
 def test_docker_is_active_and_enabled(name):
     service = node(name).service("docker")

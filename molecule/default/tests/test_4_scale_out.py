@@ -3,6 +3,8 @@ job (given more epochs) resumes from its snapshot with world size 4 instead of s
 
 from __future__ import annotations
 
+import re
+
 from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes
 
 
@@ -22,6 +24,8 @@ def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tm
     run = run_site_playbook(inventory, tmp_path)
 
     assert run.rc == 0
+    # The nodes that hold the image serve the newcomer; the controller sends nothing.
+    assert re.search(r"round 1 of 1: node3 <- node[0-2]\b", run.output), "node3 was not served by a node"
     assert "node3" in swarm_nodes()
     assert sorted(stack_tasks("ddp")) == [
         "ddp_node0",
