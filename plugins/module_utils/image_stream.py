@@ -62,7 +62,10 @@ def _pipeline(commands: list[list[str]], stdin=None, stdout=None) -> list[subpro
                 stderr=subprocess.PIPE,
             )
         except FileNotFoundError as e:
-            raise StreamError(f"{argv[0]} is not installed on this host") from e
+            hint = " (install it, or set compression none: image_compression in the image role)"
+            raise StreamError(
+                f"{argv[0]} is not installed on this host{hint if argv[0] == 'zstd' else ''}"
+            ) from e
         if procs:
             procs[-1].stdout.close()  # the next command owns it now
         procs.append(proc)
