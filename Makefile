@@ -93,7 +93,7 @@ benchmark-trainer: venv
 benchmark-trainer-exits: venv
 	python benchmarks/trainer_exits.py
 
-# The default scenario with the user-script check run ten times in a row (make test runs three).
+# The default scenario with the user-script check run ten times in a row (make test runs one).
 benchmark-user-script: venv images trainer-image
 	TORCHSWARM_USER_SCRIPT_RUNS=10 molecule test -s default
 
