@@ -22,6 +22,7 @@ def test_the_first_converge_logged_no_join_token():
     names = [f.name for f in files]
     assert "ansible.log" in names and {"node0", "node1", "node2"} <= set(names), names
     text = "\n".join(f.read_text(errors="replace") for f in files)
+    assert "Using module file" in text, "the converge did not run at -vvv"
     assert "TASK [torchswarm.ddp.swarm : Initialise the swarm (output hidden" in text  # the init was logged
     assert "TASK [torchswarm.ddp.swarm : Join the swarm (output hidden" in text
     tokens = [

@@ -42,6 +42,7 @@ def secret_refs(service: str) -> list[dict]:
 def test_the_first_converge_showed_and_logged_no_secret_and_no_join_token():
     text = first_converge_log()
     assert "TASK [torchswarm.ddp.job : Render and deploy the training stack]" in text
+    assert "Using module file" in text, "the converge did not run at -vvv"
     assert SECRET not in text
     assert "SWMTKN-" not in text
     # The image transfers' one-time token: every invocation logged shows it masked.

@@ -68,6 +68,7 @@ def test_the_registry_holds_the_pushed_tag_and_refuses_anyone_without_the_passwo
 def test_the_password_is_in_no_output_or_log_and_not_on_the_controllers_disk():
     text = first_converge_log()
     assert "TASK [torchswarm.ddp.image : Push the controller's image to the registry]" in text
+    assert "Using module file" in text, "the converge did not run at -vvv"
     assert PASSWORD not in text
     basic = base64.b64encode(f"{VARS['image_registry_username']}:{PASSWORD}".encode()).decode()
     controller_config = Path.home() / ".docker" / "config.json"
