@@ -91,8 +91,7 @@ def distribute(inventory: Path, image_yml: Path) -> dict:
     out = run(
         "ansible-playbook", str(image_yml), "-i", str(inventory),
         # Forks: every transfer of a round at once (Ansible's default of 5 would queue them).
-        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "",
-             "ANSIBLE_FORKS": "16"},
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "16"},
         capture=True,
     )  # fmt: skip
     tasks = [t for play in json.loads(out)["plays"] for t in play["tasks"]]
