@@ -95,15 +95,18 @@ def distribute(inventory: Path, image_yml: Path) -> dict:
         capture=True,
     )  # fmt: skip
     tasks = [t for play in json.loads(out)["plays"] for t in play["tasks"]]
-    relay = [t for t in tasks if t["task"]["name"] in RELAY_TASKS]
+    # Names come as "<role> : <task>".
+    relay = [t for t in tasks if t["task"]["name"].split(" : ")[-1] in RELAY_TASKS]
     ran = [t for t in relay if any(not r.get("skipped") for r in t["hosts"].values())]
+    if not ran:
+        raise SystemExit(f"no image transfer ran; the playbook's output:\n{out[-4000:]}")
 
     def moment(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     start = moment(ran[0]["task"]["duration"]["start"])
     end = moment(ran[-1]["task"]["duration"]["end"])
-    sends = [t for t in ran if t["task"]["name"] == RELAY_TASKS[1]]
+    sends = [t for t in ran if t["task"]["name"].endswith(RELAY_TASKS[1])]
     first = next(r for r in sends[0]["hosts"].values() if not r.get("skipped"))
     return {
         "seconds": (end - start).total_seconds(),
@@ -114,8 +117,10 @@ def distribute(inventory: Path, image_yml: Path) -> dict:
 
 
 def remove_image(nodes: list[str]) -> None:
-    for name in nodes:
-        run("docker", "exec", name, "docker", "image", "rm", "--force", IMAGE)
+    for name in nodes:  # fresh nodes have none: no error to show
+        subprocess.run(
+            ["docker", "exec", name, "docker", "image", "rm", "--force", IMAGE], capture_output=True
+        )
 
 
 def main() -> int:
