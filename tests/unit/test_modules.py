@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.torchswarm.ddp.plugins.modules import docker_daemon_config, validate_inventory
+from ansible_collections.torchswarm.ddp.plugins.modules import (
+    docker_daemon_config,
+    image_push,
+    image_relay,
+    validate_inventory,
+)
 from module_runner import run_module
 
 
@@ -189,3 +194,34 @@ def test_validate_inventory_rejects_a_missing_option():
     result, failed = run_module(validate_inventory.main, {"nodes": NODES})
     assert failed
     assert "managers" in result["msg"]
+
+
+def test_image_relay_send_needs_an_address_and_a_failure_hides_the_token(monkeypatch):
+    args = {"mode": "send", "image": "img", "image_id": "sha256:1", "token": "t0k3n-s3cret"}
+    result, failed = run_module(image_relay.main, args)
+    assert failed and "address" in result["msg"]
+
+    def refuse(*_args):
+        raise image_relay.StreamError("cannot connect to 10.0.0.9:29600 within 120 s: refused")
+
+    monkeypatch.setattr(image_relay, "send", refuse)
+    result, failed = run_module(image_relay.main, {**args, "address": "10.0.0.9"})
+    assert failed
+    assert result["msg"] == (
+        "image_relay send of img on port 29600: cannot connect to 10.0.0.9:29600 within 120 s: refused"
+    )
+    assert "t0k3n-s3cret" not in str(result)
+
+
+def test_image_push_masks_the_password_in_its_error(monkeypatch):
+    def refuse(image, auth):
+        raise image_push.PushError("unauthorized: user ci with password hunter2 is not allowed")
+
+    monkeypatch.setattr(image_push, "push", refuse)
+    args = {"name": "10.0.0.5:5000/team/trainer:1", "username": "ci", "password": "hunter2"}
+    result, failed = run_module(image_push.main, args)
+    assert failed
+    assert "hunter2" not in str(result)
+    assert result["msg"].startswith(
+        "push of 10.0.0.5:5000/team/trainer:1 to 10.0.0.5:5000 failed: unauthorized"
+    )
