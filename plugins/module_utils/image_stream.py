@@ -125,8 +125,15 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout):
             seen = f" (refused: {', '.join(refused)})" if refused else ""
             raise StreamError(f"no sender connected within {wait:.0f} s{seen}") from e
         with conn:
+            # A connection that says nothing (a port scan) is refused like a wrong header.
+            conn.settimeout(min(timeout, 10))
+            try:
+                line = _read_line(conn, fanout.HEADER_LIMIT)
+            except OSError as e:
+                refused.append(f"{peer}: {e}")
+                continue
             conn.settimeout(timeout)
-            problem = fanout.header_problem(_read_line(conn, fanout.HEADER_LIMIT), token, compression)
+            problem = fanout.header_problem(line, token, compression)
             if problem:
                 refused.append(f"{peer}: {problem}")
                 continue

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,8 +87,6 @@ def transfer(hosts, port, token="t0ken", sent_token="t0ken", compression="none",
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -121,3 +121,31 @@ def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
     (sender / "image").write_bytes(b"another image")
     result = transfer(hosts, free_port(), expected="sha256:" + "0" * 64, wait=2)
     assert "not sha256:000" in result["send_error"]  # the sender checks its own copy first
+
+
+def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_through(hosts):
+    port = free_port()
+    seen = {}
+
+    def hold_silent():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                silent = socket.create_connection(("127.0.0.1", port), timeout=1)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            with silent:
+                seen["connected"] = time.monotonic()
+                silent.settimeout(30)
+                seen["closed_by_receiver"] = silent.recv(1) == b""  # it gives up on silence
+            return
+
+    squatter = threading.Thread(target=hold_silent)
+    squatter.start()
+    time.sleep(0.2)  # the squatter polls, so it is there the moment the receiver listens
+    result = transfer(hosts, port, wait=30)
+    squatter.join()
+    assert seen.get("closed_by_receiver"), seen
+    assert "sent" in result and "received" in result, result
+    assert image_id(hosts[2]) == image_id(hosts[1])
