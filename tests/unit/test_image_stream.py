@@ -59,7 +59,9 @@ def image_id(directory: Path) -> str:
     return "sha256:" + hashlib.sha256((directory / "image").read_bytes()).hexdigest()
 
 
-def transfer(hosts, port, token="t0ken", sent_token="t0ken", compression="none", expected=None, wait=10):
+def transfer(
+    hosts, port, token="t0ken", sent_token="t0ken", compression="none", expected=None, wait=10, timeout=10
+):
     where, sender, receiver = hosts
     expected = expected or image_id(sender)
     result = {}
@@ -124,8 +126,12 @@ def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
 
 
 def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_through(hosts):
-    port = free_port()
-    seen = {}
+    where, sender, receiver = hosts
+    port, expected, seen = free_port(), image_id(sender), {}
+
+    def receive():
+        where.dir = receiver
+        seen["received"] = image_stream.receive(port, "t0ken", expected, "img", "none", wait=30, timeout=30)
 
     def hold_silent():
         deadline = time.monotonic() + 10
@@ -136,16 +142,21 @@ def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_throu
                 time.sleep(0.02)
                 continue
             with silent:
-                seen["connected"] = time.monotonic()
+                seen["connected"] = True
                 silent.settimeout(30)
                 seen["closed_by_receiver"] = silent.recv(1) == b""  # it gives up on silence
             return
 
-    squatter = threading.Thread(target=hold_silent)
-    squatter.start()
-    time.sleep(0.2)  # the squatter polls, so it is there the moment the receiver listens
-    result = transfer(hosts, port, wait=30)
-    squatter.join()
+    threads = [threading.Thread(target=receive), threading.Thread(target=hold_silent)]
+    for thread in threads:
+        thread.start()
+    while "connected" not in seen and threads[1].is_alive():
+        time.sleep(0.02)
+    where.dir = sender
+    # The stream waits in the socket while the receiver gives the squatter 10 s.
+    sent = image_stream.send("127.0.0.1", port, "t0ken", expected, "img", "none", 10, 30)
+    for thread in threads:
+        thread.join()
     assert seen.get("closed_by_receiver"), seen
-    assert "sent" in result and "received" in result, result
-    assert image_id(hosts[2]) == image_id(hosts[1])
+    assert seen["received"].bytes == sent.bytes
+    assert image_id(receiver) == expected
