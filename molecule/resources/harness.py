@@ -37,6 +37,16 @@ def node(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"docker://{name}")
 
 
+def controller() -> testinfra.host.Host:
+    """This machine, where the controller's engine runs."""
+    return testinfra.get_host("local://")
+
+
+def image_id(host: testinfra.host.Host, image: str) -> str:
+    """The ID a host's engine gives an image."""
+    return host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {image}")
+
+
 def first_converge_log() -> str:
     """Everything the scenario's first converge showed and logged (ANSIBLE_LOG_PATH and the
     log_plays callback write into molecule's ephemeral directory; molecule.yml sets both)."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
-from conftest import epochs_of, first_converge_log, metrics, node, stack_tasks
+from conftest import controller, epochs_of, first_converge_log, image_id, metrics, node, stack_tasks
 
 NODES = ("node0", "node1", "node2")
 
@@ -16,16 +15,10 @@ def test_the_image_went_out_in_two_rounds_a_node_serving_in_the_second_and_every
     # Play order node0, node1, node2: the controller sends once a round, node0 passes it on.
     assert re.search(r"round 1 of 2: node0 <- localhost\b", text), "no first round from the controller"
     assert re.search(r"round 2 of 2: node1 <- node0, node2 <- localhost\b", text), "node0 did not serve"
-    want = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", "torchswarm/trainer:latest"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    want = image_id(controller(), "torchswarm/trainer:latest")
     for name in NODES:
-        host = node(name)
-        assert host.check_output("docker image inspect --format '{{.Id}}' torchswarm/trainer:latest") == want
-        assert ":29600 " not in host.check_output("ss -ltn"), f"{name} still listens for an image"
+        assert image_id(node(name), "torchswarm/trainer:latest") == want
+        assert ":29600 " not in node(name).check_output("ss -ltn"), f"{name} still listens for an image"
 
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():

@@ -11,7 +11,9 @@ SCENARIO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SCENARIO.parent / "resources"))
 
 from harness import (  # noqa: E402
+    controller,
     first_converge_log,
+    image_id,
     metrics,
     node,
     run_playbook,
@@ -19,7 +21,7 @@ from harness import (  # noqa: E402
     stack_tasks,
 )
 
-__all__ = ["first_converge_log", "metrics", "node", "run_playbook", "stack_tasks"]
+__all__ = ["controller", "first_converge_log", "image_id", "metrics", "node", "run_playbook", "stack_tasks"]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import first_converge_log, metrics, node, run_playbook, stack_tasks
+from conftest import controller, first_converge_log, image_id, metrics, node, run_playbook, stack_tasks
 
 VARS = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"][
     "group_vars"
@@ -25,10 +24,6 @@ REGISTRY = VARS["image_registry_url"]
 PASSWORD = VARS["image_registry_password"]
 CA = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "registry" / "ca.crt"
 NODES = ("node0", "node1")
-
-
-def image_id(host, image: str) -> str:
-    return host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {image}")
 
 
 def test_the_job_ran_on_both_nodes_from_the_image_the_registry_served():
@@ -86,10 +81,7 @@ def test_the_image_streams_from_the_controller_over_ssh_node0_serving_node1(inve
     assert run.rc == 0
     assert "round 1 of 2: node0 <- localhost" in run.output
     assert "round 2 of 2: node1 <- node0" in run.output
-    want = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", "torchswarm/trainer:latest"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    want = image_id(controller(), "torchswarm/trainer:latest")
     assert [image_id(node(n), "torchswarm/trainer:latest") for n in NODES] == [want, want]
     again = run_playbook("converge-image.yml", inventory, tmp_path)
     assert again.rc == 0 and "round 1 of" not in again.output
