@@ -40,6 +40,9 @@ debian_base() {  # debian_base IMAGE SUITE
   tar -C "$root" -c . | docker import - "$1" >/dev/null
   rm -rf "$root"
 }
+# What the scenarios run on this machine, the controller: zstd (the image stream), ssh-keygen and
+# openssl (the registry scenario's SSH key and test CA).
+need_packages zstd:zstd ssh-keygen:openssh-client openssl:openssl
 debian_base "$base" bookworm
 debian_base "$trixie_base" trixie
 
