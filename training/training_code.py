@@ -313,6 +313,7 @@ class Trainer:
                 {
                     "event": "epoch",
                     "epoch": epoch,
+                    "epochs": args.total_epochs,
                     "steps": steps,
                     "loss": last_loss,
                     "samples_per_s": samples / seconds if seconds > 0 else 0.0,

@@ -10,3 +10,12 @@ attributes:
       - When run twice with the same arguments, the second run reports no change.
     support: full
 """
+
+    # The manager's stack file, read by training_job_info and written by training_stack.
+    STACK_DIR = r"""
+options:
+  stack_dir:
+    description: Where the manager keeps the deployed stack file (mode 0600).
+    type: path
+    default: /var/lib/torchswarm/stacks
+"""

@@ -32,10 +32,18 @@ def _of_deployment(task: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
     return wanted is None or labels.get(HASH_LABEL, wanted) == wanted
 
 
-def _time_key(stamp: str) -> tuple[str, str]:
+def time_key(stamp: str) -> tuple[str, str]:
     """RFC 3339 with trailing zeros trimmed from the fraction does not sort as text; pad it."""
     head, _, frac = stamp.rstrip("Z").partition(".")
     return head, frac.ljust(9, "0")
+
+
+def deployment_task_ids(
+    services: Iterable[Mapping[str, Any]], tasks: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """The IDs of every task of the services' current deployments (their logs are this run's)."""
+    by_id = {s["ID"]: s for s in services}
+    return [t["ID"] for t in tasks if t["ServiceID"] in by_id and _of_deployment(t, by_id[t["ServiceID"]])]
 
 
 def job_tasks(
@@ -73,7 +81,7 @@ def job_tasks(
             continue
         history = sorted(
             (t for t in by_service.get(service["ID"], []) if _of_deployment(t, service)),
-            key=lambda t: _time_key(t.get("CreatedAt", "")),
+            key=lambda t: time_key(t.get("CreatedAt", "")),
         )
         refused = refused or any(
             ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") == EXIT_DO_NOT_RETRY

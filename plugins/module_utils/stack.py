@@ -17,6 +17,8 @@ from typing import Any
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
 
+STACK_DIR = "/var/lib/torchswarm/stacks"
+
 HASH_LABEL = "io.torchswarm.stack-hash"
 RANK_LABEL = "io.torchswarm.node-rank"
 # The swarm hostname a rank's service is pinned to: its rank is lost while that node is down.
@@ -26,6 +28,7 @@ RENDEZVOUS_SERVICE = "rendezvous"
 RENDEZVOUS_PORT = 29400
 ROLE_LABEL = "io.torchswarm.role"
 SNAPSHOT_DIR = "/snapshots"
+WORKDIR = "/workspace"  # the bundled image's working directory, where torchrun starts the script
 NETWORK_MODES = ("overlay", "host")
 
 # docker/distribution's reference grammar, simplified: [registry[:port]/]path[:tag][@digest].
@@ -416,7 +419,9 @@ def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, 
     return dict(sorted(env.items()))
 
 
-def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]) -> dict[str, Any]:
+def _service(
+    job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str], configs: Mapping[str, str]
+) -> dict[str, Any]:
     network = "host" if job.network_mode == "host" else job.network
     return {
         "image": job.image,
@@ -426,6 +431,17 @@ def _service(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]
         **(
             {"secrets": [{"source": n, "target": n, "mode": 0o400} for n in sorted(secrets)]}
             if secrets
+            else {}
+        ),
+        # job_script_src: each file in the working directory, where torchrun starts the script.
+        **(
+            {
+                "configs": [
+                    {"source": c, "target": f"{WORKDIR}/{p}", "mode": 0o444}
+                    for p, c in sorted(configs.items())
+                ]
+            }
+            if configs
             else {}
         ),
         "networks": [network],
@@ -498,11 +514,18 @@ def _gpu_reservation(node: Node) -> dict[str, Any]:
     return {"resources": {"reservations": {"generic_resources": [spec]}}}
 
 
-def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
+def render_stack(
+    job: Job,
+    nodes: list[Node],
+    secrets: Mapping[str, str] | None = None,
+    configs: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The stack file as a dict, its hash in every service's labels.
 
     ``secrets`` maps each name of job_secrets to the swarm secret that holds its value (never
     the value): a rotated value has a new swarm secret, so a new hash, so a redeploy.
+    ``configs`` maps each file of job_script_src to the swarm config that holds it, named by
+    its content: a changed file redeploys the same way.
 
     The hash is also a container label, so it is part of every service's task template: any
     change to the stack replaces every task together. Replacing only the tasks whose command
@@ -512,13 +535,17 @@ def render_stack(job: Job, nodes: list[Node], secrets: Mapping[str, str] | None 
     network = "host" if job.network_mode == "host" else job.network
     stack: dict[str, Any] = {
         "version": "3.8",
-        "services": {service_name(n.name): _service(job, nodes, n, secrets or {}) for n in nodes}
+        "services": {
+            service_name(n.name): _service(job, nodes, n, secrets or {}, configs or {}) for n in nodes
+        }
         | ({RENDEZVOUS_SERVICE: _rendezvous_service(job)} if job.elastic and nodes else {}),
         "networks": {network: {"external": True, "name": network}},
         "volumes": {"snapshots": {"name": job.volume}},
     }
     if secrets:
         stack["secrets"] = {n: {"external": True, "name": secrets[n]} for n in sorted(secrets)}
+    if configs:
+        stack["configs"] = {name: {"external": True, "name": name} for name in sorted(configs.values())}
     digest = stack_hash(stack)
     for service in stack["services"].values():
         service["deploy"]["labels"][HASH_LABEL] = digest
@@ -536,6 +563,11 @@ def stack_hash(stack: Mapping[str, Any]) -> str:
         service.pop("labels", None)
         service.get("environment", {}).pop(GENERATION_ENV, None)
     return hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stack_path(stack_dir: str, name: str) -> str:
+    """Where the manager keeps a job's deployed stack file."""
+    return f"{stack_dir.rstrip('/')}/{name}.yml"
 
 
 def stack_text(stack: Mapping[str, Any]) -> str:

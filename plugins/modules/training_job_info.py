@@ -19,12 +19,16 @@ description:
     services.
   - Tasks of a deployment that an update replaced never count, so a wait right after a redeploy
     reads the new one.
-  - Poll it with C(until) to wait for a job to finish.
+  - With O(logs_since), also the JSON records (epochs, the summary) that rank 0 printed since
+    then, from the logs of this deployment's tasks on nodes that are up; torchswarm.ddp.training_job_wait
+    polls it that way to print progress.
+  - Also the deployed stack, read from the manager's stack file, with job_env values hidden.
 author:
   - torchswarm maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
+  - torchswarm.ddp.attributes.stack_dir
 attributes:
   check_mode:
     support: full
@@ -38,16 +42,24 @@ options:
     description: The stack's name.
     type: str
     default: ddp
+  logs_since:
+    description:
+      - Read the records the ranks printed after this time (RFC 3339, as RV(logs_until) returns
+        it); an empty string reads them all. Left unset, no logs are read.
+    type: str
 """
 
 EXAMPLES = r"""
-- name: Wait for the job to finish
+- name: Read the job's state
   torchswarm.ddp.training_job_info:
     name: ddp
   register: job
-  until: job.state in ['complete', 'failed']
-  retries: 360
-  delay: 10
+
+- name: Read the epochs rank 0 reported so far
+  torchswarm.ddp.training_job_info:
+    name: ddp
+    logs_since: ""
+  register: job_records
 """
 
 RETURN = r"""
@@ -78,29 +90,103 @@ lost:
   type: list
   elements: str
   sample: [ddp_node2]
+stack:
+  description: The deployed stack with the values of job_env hidden; empty when there is no stack file.
+  returned: always
+  type: dict
+  sample: {version: "3.8", services: {node0: {image: torchswarm/trainer:latest}}}
+stack_hash:
+  description: The digest of the deployed stack (the run), as every service carries it; empty when absent.
+  returned: always
+  type: str
+  sample: 3f2a9c0d1e4b5a67
+records:
+  description:
+    - The JSON records rank 0 printed after O(logs_since), in time order, each with the C(time)
+      and C(service) of its log line.
+  returned: when O(logs_since) is set
+  type: list
+  elements: dict
+  sample:
+    - {event: epoch, epoch: 3, loss: 0.41, samples_per_s: 950.2, world_size: 3, elapsed_s: 31.8,
+       time: "2026-11-26T22:00:00.123456789Z", service: ddp_node0}
+logs_until:
+  description: The time of the newest log line read; the next poll's O(logs_since).
+  returned: when O(logs_since) is set
+  type: str
+  sample: "2026-11-26T22:00:00.123456789Z"
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import job_tasks
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
+    deployment_task_ids,
+    job_tasks,
+    time_key,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    HASH_LABEL,
+    STACK_DIR,
+    redacted,
+    stack_from_text,
+    stack_path,
+)
+
+
+def deployed_stack(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return redacted(stack_from_text(handle.read()))
+    except FileNotFoundError:
+        return {}
+
+
+def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tuple[list, str]:
+    """Rank 0's records in the logs of every rank on a node that is up (a lost node's logs
+    cannot be read), and the newest line's time."""
+    lines = []
+    for row in rows:
+        if not row["lost"] and row["tasks"]:
+            lines += cli.lines(
+                "service",
+                "logs",
+                "--timestamps",
+                "--no-trunc",
+                *(["--since", since] if since else []),
+                row["service"],
+            )
+    records = log_records(lines, task_ids)
+    return records, max([since, *(line.split(" ", 1)[0] for line in lines)], key=time_key)
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"name": {"type": "str", "default": "ddp"}}, supports_check_mode=True
+        argument_spec={
+            "name": {"type": "str", "default": "ddp"},
+            "logs_since": {"type": "str"},
+            "stack_dir": {"type": "path", "default": STACK_DIR},
+        },
+        supports_check_mode=True,
     )
-    name = module.params["name"]
+    name, since = module.params["name"], module.params["logs_since"]
     try:
         cli = DockerCli(module)
         services = cli.stack_services(name)
         task_ids = cli.lines("stack", "ps", "--quiet", "--no-trunc", name) if services else []
         tasks = cli.inspect(task_ids)
-        nodes = cli.swarm_nodes()
-        ready = cli.ready_nodes()
+        result = job_tasks(name, services, tasks, cli.swarm_nodes(), cli.ready_nodes())
+        if since is not None:
+            result["records"], result["logs_until"] = records_since(
+                cli, since, result["services"], deployment_task_ids(services, tasks)
+            )
     except DockerCliError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **job_tasks(name, services, tasks, nodes, ready))
+    result["stack"] = deployed_stack(stack_path(module.params["stack_dir"], name))
+    labels = [s["Spec"].get("Labels") or {} for s in services]
+    result["stack_hash"] = next((label[HASH_LABEL] for label in labels if HASH_LABEL in label), "")
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

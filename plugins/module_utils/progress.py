@@ -1,0 +1,187 @@
+"""What a waited job prints while it trains, from the ranks' logs and the swarm's task states.
+
+Pure: ``docker service logs --timestamps --no-trunc`` lines and ``training_job_info`` results in,
+text lines out. The bundled trainer and the image's ``torchswarm.report`` helper print one JSON
+record per line on rank 0 (``{"event": "epoch", "epoch": 3, "loss": ...}``); everything else a
+rank prints is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import time_key
+
+# "2026-11-26T22:00:00.123456789Z ddp_node0.1.<task id>@node0    | text" (the --timestamps
+# stamp comes first; the service name, slot, task ID and node follow, then the line as written).
+LOG_LINE = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\dT\S+)\s+(?P<service>[^\s.]+)\.(?P<slot>\d+)\.(?P<task>[0-9a-z]+)"
+    r"@(?P<node>\S+)\s*\|\s?(?P<text>.*)$"
+)
+# Keys of an epoch record that the progress line writes out itself; any other number shows as key=value.
+KNOWN = {
+    "event",
+    "epoch",
+    "epochs",
+    "loss",
+    "samples_per_s",
+    "world_size",
+    "elapsed_s",
+    "steps",
+    "time",
+    "service",
+}
+
+
+def parse_log_line(line: str) -> dict[str, str] | None:
+    """One line of ``docker service logs --timestamps --no-trunc`` as its parts, or None."""
+    found = LOG_LINE.match(line.rstrip("\n"))
+    return found.groupdict() if found else None
+
+
+def log_records(lines: Iterable[str], tasks: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The JSON records (objects with an ``event``) in service log lines, in time order, each with
+    the ``time`` and ``service`` it came from. ``tasks``: keep only these task IDs' lines (the
+    current deployment's), None: every task's."""
+    wanted = None if tasks is None else set(tasks)
+    found = []
+    for line in lines:
+        part = parse_log_line(line)
+        if part is None or (wanted is not None and part["task"] not in wanted):
+            continue
+        text = part["text"].strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("event"), str):
+            found.append({**record, "time": part["time"], "service": part["service"]})
+    found.sort(key=lambda r: time_key(r["time"]))
+    return found
+
+
+def duration(seconds: float) -> str:
+    """42 s, 3 min 05 s, 2 h 07 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@dataclass
+class Watch:
+    """What the wait has said so far; ``update`` returns the lines a new poll adds.
+
+    ``epochs``: the job's epoch count when known (the bundled trainer's), for the time left;
+    ``heartbeat``: seconds without a line after which a status line is printed anyway.
+    """
+
+    epochs: int | None = None
+    heartbeat: float = 60.0
+    state: str = ""
+    lost: frozenset[str] = frozenset()
+    last_said: float = 0.0
+    run_start: tuple[int, float] | None = None  # (epoch, elapsed_s) of the current run's first record
+    last_epoch: Mapping[str, Any] | None = None
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+    lines: list[str] = field(default_factory=list)
+
+    def update(self, info: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now: float) -> list[str]:
+        said = self._states(info)
+        for record in records:
+            key = (record.get("time", ""), record.get("service", ""), json.dumps(record, sort_keys=True))
+            if key in self.seen:
+                continue  # a log read overlaps the last one at its boundary
+            self.seen.add(key)
+            said += self._record(record)
+        if not said and now - self.last_said >= self.heartbeat and self.state in ("running", "recovering"):
+            said.append(self._still(info))
+        if said:
+            self.last_said = now
+        self.lines += said
+        return said
+
+    def _states(self, info: Mapping[str, Any]) -> list[str]:
+        said = []
+        rows = info.get("services", [])
+        lost = frozenset(info.get("lost", []))
+        by_service = {r["service"]: r for r in rows}
+        for name in sorted(lost - self.lost):
+            said.append(
+                f"host {by_service.get(name, {}).get('node') or name} lost ({name}: its node is down)"
+            )
+        for name in sorted(self.lost - lost):
+            said.append(f"host of {name} is back")
+        state = info.get("state", "")
+        if state != self.state and state not in ("complete", "failed", "absent"):
+            training, total = info.get("training_hosts", 0), len(rows)
+            why = {
+                "running": f"{training} of {total} hosts training",
+                "recovering": "ranks restarting" + (f", {len(lost)} host(s) lost" if lost else ""),
+            }.get(state, "")
+            said.append(f"job {state}" + (f": {why}" if why else ""))
+        self.state, self.lost = state, lost
+        return said
+
+    def _record(self, record: Mapping[str, Any]) -> list[str]:
+        event = record.get("event")
+        if event == "epoch" and "epoch" in record:
+            return [self._epoch(record)]
+        if event == "summary":
+            loss = record.get("final_loss")
+            return [
+                "training finished"
+                + (f": {record['epochs']} epochs" if "epochs" in record else "")
+                + (f", final loss {_number(loss)}" if loss is not None else "")
+                + (f", {duration(record['wall_s'])}" if "wall_s" in record else "")
+            ]
+        if event == "stopped":
+            return [
+                f"a rank stopped at epoch {record.get('epoch')} step {record.get('step')} after a snapshot"
+            ]
+        return []
+
+    def _epoch(self, record: Mapping[str, Any]) -> str:
+        epoch, elapsed = int(record["epoch"]), float(record.get("elapsed_s", 0.0))
+        last = self.last_epoch
+        if self.run_start is None or last is None or elapsed < float(last.get("elapsed_s", 0.0)):
+            self.run_start = (epoch, 0.0)  # the first record of a run (or of a restart)
+        self.last_epoch = record
+        total = record.get("epochs", self.epochs)
+        parts = [f"epoch {epoch + 1}/{total}" if total else f"epoch {epoch + 1}"]
+        if "loss" in record:
+            parts.append(f"loss {_number(record['loss'])}")
+        if "samples_per_s" in record:
+            parts.append(f"{record['samples_per_s']:.0f} samples/s")
+        parts += [
+            f"{k} {_number(v)}"
+            for k, v in record.items()
+            if k not in KNOWN and isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if "world_size" in record:
+            parts.append(f"world size {record['world_size']}")
+        if "elapsed_s" in record:
+            parts.append(f"{duration(elapsed)} in")
+            done = epoch + 1 - self.run_start[0]
+            if total and done > 0 and epoch + 1 < int(total):
+                parts.append(f"about {duration(elapsed / done * (int(total) - epoch - 1))} left")
+        return ", ".join(parts)
+
+    def _still(self, info: Mapping[str, Any]) -> str:
+        rows = info.get("services", [])
+        where = f"last epoch {int(self.last_epoch['epoch']) + 1}" if self.last_epoch else "no epoch yet"
+        return f"still {self.state}: {info.get('training_hosts', 0)} of {len(rows)} hosts training, {where}"

@@ -1,0 +1,121 @@
+#!/usr/bin/python
+"""Documentation of the training_job_wait action plugin (it runs on the controller)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: training_job_wait
+short_description: Wait for a training job, printing its epochs and state changes as they happen
+version_added: 0.2.0
+description:
+  - Polls M(torchswarm.ddp.training_job_info) on the host the task runs on (a swarm
+    manager, by C(delegate_to)) until the job is V(complete), V(failed) or V(absent), or O(timeout)
+    passes.
+  - While it waits it prints, through Ansible's display, one line per epoch record that rank 0
+    prints (the bundled trainer's, or a user's script's through C(torchswarm.report)) with the
+    loss, samples/s, world size, time in and an estimate of the time left; a line when a host
+    is lost or back and when the job's state changes; and a status line after O(heartbeat)
+    seconds without one. No retry messages.
+  - It never fails on the job's state; the caller decides (the job role fails unless V(complete)).
+author:
+  - torchswarm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description: The job's stack name.
+    type: str
+    default: ddp
+  timeout:
+    description: Seconds to wait at most; the result says RV(timed_out) then.
+    type: int
+    default: 3600
+  interval:
+    description: Seconds between polls.
+    type: float
+    default: 2.0
+  heartbeat:
+    description: Seconds without a progress line after which a status line is printed.
+    type: float
+    default: 60.0
+  epochs:
+    description: The job's epoch count, for the time left when the records do not carry it.
+    type: int
+  stack_dir:
+    description: Where the manager keeps the deployed stack file (as for M(torchswarm.ddp.training_stack)).
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Wait for the job, printing its progress
+  torchswarm.ddp.training_job_wait:
+    name: ddp
+    timeout: 7200
+    epochs: 10
+  delegate_to: "{{ groups['managers'][0] }}"
+  run_once: true
+  register: job_info
+"""
+
+RETURN = r"""
+state:
+  description: The job's state at the end, as M(torchswarm.ddp.training_job_info) returns it.
+  returned: always
+  type: str
+  sample: complete
+services:
+  description: The services' rows at the end, as M(torchswarm.ddp.training_job_info) returns them.
+  returned: always
+  type: list
+  elements: dict
+lost:
+  description: The services of ranks whose node is down or gone.
+  returned: always
+  type: list
+  elements: str
+training_hosts:
+  description: How many ranks' services run on a node that is up.
+  returned: always
+  type: int
+stack:
+  description: The deployed stack with the values of job_env hidden.
+  returned: always
+  type: dict
+stack_hash:
+  description: The digest of the deployed stack (the run).
+  returned: always
+  type: str
+progress:
+  description: The lines printed while waiting (the last 500).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "job running: 3 of 3 hosts training"
+    - "epoch 1/10, loss 1.02, 950 samples/s, world size 3, 9 s in, about 1 min 21 s left"
+waited_s:
+  description: Seconds waited.
+  returned: always
+  type: float
+  sample: 92.4
+timed_out:
+  description: Whether O(timeout) passed before the job ended.
+  returned: always
+  type: bool
+"""

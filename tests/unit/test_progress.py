@@ -1,0 +1,132 @@
+"""The wait's progress lines, from real `docker service logs --timestamps --no-trunc` lines."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
+    Watch,
+    duration,
+    log_records,
+    parse_log_line,
+)
+
+TASK0 = "x2b5kq0w3h2vd8s9g7u3n1f0c"
+TASK1 = "k7l1m0n9b8v7c6x5z4a3s2d1f"
+
+
+def line(stamp: str, task: str, text: str, service: str = "ddp_node0", node: str = "node0") -> str:
+    return f"{stamp} {service}.1.{task}@{node}    | {text}"
+
+
+def epoch(n: int, elapsed: float, world: int = 3, **more) -> str:
+    record = {"event": "epoch", "epoch": n, "epochs": 10, "loss": 1.0 / (n + 1), "samples_per_s": 950.4}
+    return json.dumps({**record, "world_size": world, "elapsed_s": elapsed, **more})
+
+
+def info(state="running", lost=(), training=3):
+    rows = [
+        {"service": f"ddp_node{i}", "node": f"node{i}", "rank": i, "state": "running", "tasks": 1}
+        for i in range(3)
+    ]
+    return {"state": state, "services": rows, "lost": list(lost), "training_hosts": training}
+
+
+def test_parses_docker_service_log_lines():
+    part = parse_log_line(line("2026-11-26T22:00:00.123456789Z", TASK0, "hello | world"))
+    assert part == {
+        "time": "2026-11-26T22:00:00.123456789Z",
+        "service": "ddp_node0",
+        "slot": "1",
+        "task": TASK0,
+        "node": "node0",
+        "text": "hello | world",
+    }
+    assert parse_log_line("torchswarm: not a service log line") is None
+
+
+def test_records_are_json_objects_with_an_event_from_this_deployment_in_time_order():
+    lines = [
+        line("2026-11-26T22:00:02.5Z", TASK0, epoch(1, 20.0)),
+        line("2026-11-26T22:00:01.25Z", TASK0, epoch(0, 10.0)),
+        line("2026-11-26T22:00:03Z", TASK0, "torchswarm: first step trained"),
+        line("2026-11-26T22:00:04Z", TASK0, '{"no": "event"}'),
+        line("2026-11-26T22:00:05Z", TASK0, '{"event": "epoch", "epoch": 2, "loss": 0.'),  # cut short
+        line("2026-11-26T22:00:06Z", "oldtask0000000000000000000", epoch(9, 90.0)),
+    ]
+    records = log_records(lines, [TASK0, TASK1])
+    assert [r["epoch"] for r in records] == [0, 1]  # 01.25 sorts before 02.5 although text says otherwise
+    assert records[0]["service"] == "ddp_node0" and records[0]["time"] == "2026-11-26T22:00:01.25Z"
+    assert [r["epoch"] for r in log_records(lines)] == [0, 1, 9]
+
+
+def test_epoch_lines_carry_loss_throughput_world_size_and_the_time_left():
+    watch = Watch()
+    lines = [
+        line("2026-11-26T22:00:01Z", TASK0, epoch(0, 10.0)),
+        line("2026-11-26T22:00:11Z", TASK0, epoch(1, 20.0)),
+    ]
+    said = watch.update(info(), log_records(lines), now=100.0)
+    assert said == [
+        "job running: 3 of 3 hosts training",
+        "epoch 1/10, loss 1, 950 samples/s, world size 3, 10 s in, about 1 min 30 s left",
+        "epoch 2/10, loss 0.5, 950 samples/s, world size 3, 20 s in, about 1 min 20 s left",
+    ]
+
+
+def test_extra_numbers_of_a_users_record_show_as_key_value():
+    watch = Watch(epochs=4)
+    record = {"event": "epoch", "epoch": 0, "loss": 0.25, "accuracy": 0.875, "note": "text", "flag": True}
+    said = watch.update(info(), [record], now=1.0)
+    assert said[-1] == "epoch 1/4, loss 0.25, accuracy 0.875"
+
+
+def test_a_restart_restarts_the_estimate_and_a_record_seen_twice_prints_once():
+    watch = Watch()
+    first = log_records([line("2026-11-26T22:00:01Z", TASK0, epoch(3, 40.0))])
+    watch.update(info(), first, now=1.0)
+    assert watch.update(info(), first, now=2.0) == []  # the next read overlaps at its boundary
+    # After a restart from a snapshot at epoch 4, the run's clock starts again.
+    said = watch.update(info(), log_records([line("2026-11-26T22:01:00Z", TASK0, epoch(4, 5.0))]), now=3.0)
+    assert said == ["epoch 5/10, loss 0.2, 950 samples/s, world size 3, 5 s in, about 25 s left"]
+
+
+def test_lost_and_returning_hosts_and_state_changes():
+    watch = Watch()
+    watch.update(info(), [], now=0.0)
+    said = watch.update(info("recovering", lost=["ddp_node2"], training=2), [], now=1.0)
+    assert said == [
+        "host node2 lost (ddp_node2: its node is down)",
+        "job recovering: ranks restarting, 1 host(s) lost",
+    ]
+    said = watch.update(info("running", training=3), [], now=2.0)
+    assert said == ["host of ddp_node2 is back", "job running: 3 of 3 hosts training"]
+    assert watch.update(info("complete"), [], now=3.0) == []  # the role prints the end itself
+
+
+def test_a_quiet_job_gets_a_status_line_after_the_heartbeat():
+    watch = Watch(heartbeat=60)
+    watch.update(info(), [], now=0.0)
+    assert watch.update(info(), [], now=59.0) == []
+    assert watch.update(info(), [], now=61.0) == ["still running: 3 of 3 hosts training, no epoch yet"]
+    assert watch.update(info(), [], now=62.0) == []
+
+
+def test_summary_and_stopped_records():
+    watch = Watch()
+    said = watch.update(
+        info(),
+        [
+            {"event": "stopped", "epoch": 3, "step": 7},
+            {"event": "summary", "epochs": 10, "final_loss": 0.0213, "wall_s": 95.2},
+        ],
+        now=0.0,
+    )
+    assert said[1:] == [
+        "a rank stopped at epoch 3 step 7 after a snapshot",
+        "training finished: 10 epochs, final loss 0.0213, 1 min 35 s",
+    ]
+
+
+def test_durations():
+    assert [duration(s) for s in (0.4, 42, 185, 7620)] == ["0 s", "42 s", "3 min 05 s", "2 h 07 min"]
