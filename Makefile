@@ -12,7 +12,8 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collec
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
-MODULES := docker_daemon_config validate_inventory training_stack training_job_info image_relay image_push
+MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait \
+  training_results image_relay image_push
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds image_registry
@@ -68,6 +69,7 @@ lint: venv
 	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
 	@for f in $(FILTERS); do \
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
+	@ansible-doc -t lookup torchswarm.ddp.script_files >/dev/null || { echo "ansible-doc cannot render script_files"; exit 1; }
 	@for r in docker nvidia swarm network validate image job preflight; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
 	@echo "lint: ok"

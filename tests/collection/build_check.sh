@@ -23,11 +23,14 @@ m0 ansible_connection=local
 [workers]
 INV
 ansible-playbook -i inventory.ini --syntax-check torchswarm.ddp.site >/dev/null
-for playbook in cluster status logs stop preflight; do
+for playbook in cluster status logs results stop preflight; do
   ansible-playbook -i inventory.ini --syntax-check "torchswarm.ddp.$playbook" >/dev/null
 done
 ansible-doc -t module torchswarm.ddp.docker_daemon_config >/dev/null
 ansible-doc -t module torchswarm.ddp.training_stack >/dev/null
+# Action plugins (they import plugin_utils) and the lookup, from the installed copy.
+ansible-doc -t module torchswarm.ddp.training_results >/dev/null
+ansible-doc -t lookup torchswarm.ddp.script_files >/dev/null
 ansible-doc -t role torchswarm.ddp.job >/dev/null
 # The image role builds from the collection's training/ directory.
 [ -f "$work/installed/ansible_collections/torchswarm/ddp/training/Dockerfile" ] \

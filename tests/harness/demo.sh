@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: three local node containers stand in for bare hosts, and site.yml takes them to a
 # finished DDP training run, exactly as `ansible-playbook site.yml -i inventory` does for real
-# hosts: Docker, the swarm, the overlay network, the image (docker save/load), the stack, the
-# wait and the summary. `make demo-clean` removes the nodes.
+# hosts: Docker, the swarm, the overlay network, the image (streamed node to node), the stack,
+# the wait with its progress lines, the summary and the results with their plots. `make demo-clean` removes the nodes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -17,6 +17,7 @@ ansible-playbook site.yml -i tests/harness/demo-inventory.yml
 echo
 echo "site.yml took $((SECONDS - start)) s, from bare nodes to the finished job above."
 echo "Again, nothing changes:  ansible-playbook site.yml -i tests/harness/demo-inventory.yml"
-echo "Status and logs:         ansible-playbook playbooks/status.yml -i tests/harness/demo-inventory.yml"
-echo "                         ansible-playbook playbooks/logs.yml -i tests/harness/demo-inventory.yml"
+echo "Results (summary, metrics, every rank's log, plots): the path printed above, under ./torchswarm-results"
+echo "Status, results again:   ansible-playbook playbooks/status.yml -i tests/harness/demo-inventory.yml"
+echo "                         ansible-playbook playbooks/results.yml -i tests/harness/demo-inventory.yml"
 echo "Reach a node:            docker exec -it node0 bash      Remove the nodes:  make demo-clean"

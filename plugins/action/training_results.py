@@ -1,0 +1,103 @@
+"""Keep a waited run's results on the controller: metrics, every rank's log, the stack, a
+summary and plots, in <dest>/<job>/<run>/."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    log_text,
+    plot_series,
+    records_from_text,
+    records_text,
+    run_dir_name,
+    run_summary,
+    summary_lines,
+)
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots
+
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "name": {"type": "str", "default": "ddp"},
+    "script": {"type": "str", "default": ""},
+    "info": {"type": "dict", "required": True},
+    "metrics": {"type": "str", "default": ""},
+    "completion": {"type": "dict", "default": {}},
+    "logs": {"type": "dict", "default": {}},
+    "plots": {"type": "bool", "default": True},
+}
+PLOTS = (
+    ("loss.png", "loss", "loss"),
+    ("throughput.png", "samples_per_s", "samples/s"),
+)
+
+
+class ActionModule(ActionBase):
+    """Runs on the controller only: writes files there, each only when its bytes differ, so a
+    re-run with nothing new reports no change. Check mode writes nothing."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        info, logs = args["info"], {name: text.splitlines() for name, text in args["logs"].items()}
+        # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
+        records = records_from_text(args["metrics"]) or log_records(
+            line for lines in logs.values() for line in lines
+        )
+        rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")
+        summary = run_summary(
+            args["name"], args["script"], info, records, args["completion"], log_text(logs.get(rank0, []))
+        )
+        files = {
+            "summary.json": json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+            "metrics.jsonl": records_text(records),
+            "stack.json": json.dumps(info.get("stack", {}), indent=2, sort_keys=True, ensure_ascii=False)
+            + "\n",
+            **{f"logs/{name}.log": "\n".join(lines) + "\n" for name, lines in sorted(logs.items())},
+        }
+        if args["plots"] and plots.available():
+            series = plot_series(records)
+            for filename, key, label in PLOTS:
+                png = plots.draw(
+                    series, key, label, f"job {args['name']}, run {summary['run']}: {label} by epoch"
+                )
+                if png is not None:
+                    files[filename] = png
+        elif args["plots"]:
+            result["warnings"] = [plots.MISSING]
+        path = os.path.join(args["dest"], run_dir_name(args["name"], summary["run"]))
+        written = [name for name, content in files.items() if self._write(path, name, content)]
+        return {
+            **result,
+            "changed": bool(written),
+            "path": path,
+            "files": sorted(files),
+            "written": written,
+            "summary": summary,
+            "lines": summary_lines(summary),
+        }
+
+    def _write(self, directory: str, name: str, content: str | bytes) -> bool:
+        """Whether the file is (or, in check mode, would be) new or different."""
+        data = content.encode() if isinstance(content, str) else content
+        target = os.path.join(directory, name)
+        try:
+            with open(target, "rb") as handle:
+                if handle.read() == data:
+                    return False
+        except FileNotFoundError:
+            pass
+        if not self._task.check_mode:
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            temp = f"{target}.tmp"
+            with open(temp, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, target)
+        return True

@@ -1,0 +1,159 @@
+"""A finished run's results as the controller keeps them: its summary, its lines, its plot series.
+
+Pure: the job's state (``training_job_info``), the completion record, the metrics records and
+the ranks' logs in; dicts and text out. The files are written by the training_results action.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import parse_log_line
+
+LAST_LINES = 20  # of rank 0's log, in the summary of a script that reports no metrics
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def records_from_text(text: str) -> list[dict[str, Any]]:
+    """metrics.jsonl as records; a line cut short by a kill is skipped."""
+    found = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "event" in record:
+            found.append(record)
+    return found
+
+
+def records_text(records: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+
+
+def log_text(lines: Iterable[str]) -> list[str]:
+    """What the script printed: service log lines without docker's time and task prefix."""
+    out = []
+    for line in lines:
+        part = parse_log_line(line)
+        out.append(part["text"] if part else line)
+    return out
+
+
+def plot_series(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Loss and throughput by epoch (1-based, as the progress lines count), the epochs at which
+    a run started again (a rank stopped, or the time in went back: a restart) and the epochs at
+    which the world size changed. An epoch trained twice keeps its last value."""
+    loss: dict[int, float] = {}
+    throughput: dict[int, float] = {}
+    restarts: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    last_elapsed, stopped = None, False
+    for record in records:
+        if record.get("event") == "stopped":
+            stopped = True
+            continue
+        if record.get("event") != "epoch" or "epoch" not in record:
+            continue
+        epoch = int(record["epoch"]) + 1
+        elapsed = record.get("elapsed_s")
+        if last_elapsed is not None and (stopped or (elapsed is not None and elapsed < last_elapsed)):
+            restarts.append(epoch)
+        last_elapsed, stopped = elapsed if elapsed is not None else last_elapsed, False
+        size = record.get("world_size")
+        if size is not None and (not sizes or sizes[-1][1] != size):
+            sizes.append((epoch, int(size)))
+        if isinstance(record.get("loss"), int | float):
+            loss[epoch] = float(record["loss"])
+        if isinstance(record.get("samples_per_s"), int | float):
+            throughput[epoch] = float(record["samples_per_s"])
+    return {
+        "loss": sorted(loss.items()),
+        "samples_per_s": sorted(throughput.items()),
+        "restarts": sorted(set(restarts)),
+        "world_sizes": sizes,
+    }
+
+
+def run_summary(
+    job: str,
+    script: str,
+    info: Mapping[str, Any],
+    records: list[Mapping[str, Any]],
+    completion: Mapping[str, Any],
+    rank0_log: list[str],
+) -> dict[str, Any]:
+    """summary.json: what ran, how it ended, per rank, and the metrics when the script reports them."""
+    rows = info.get("services", [])
+    metrics = metrics_summary(records_text(records))
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    return {
+        "job": job,
+        "run": info.get("stack_hash", ""),
+        "state": info.get("state", ""),
+        "script": script,
+        "world_size": metrics["world_size"] or completion.get("world_size"),
+        "wall_s": metrics["wall_s"] if metrics["wall_s"] is not None else completion.get("wall_s"),
+        "rank0_host": completion.get("host", ""),
+        "finished_nodes": sorted({r["node"] for r in rows if r.get("state") == "complete" and r.get("node")}),
+        "lost": list(info.get("lost", [])),
+        "ranks": [
+            {
+                "rank": r["rank"],
+                "service": r["service"],
+                "node": r["node"],
+                "state": r["state"],
+                "exit_code": r["exit_code"],
+                "restarts": max(r.get("tasks", 0) - 1, 0),
+            }
+            for r in rows
+        ],
+        "metrics": metrics if epochs else None,
+        "last_epoch": dict(epochs[-1]) if epochs else None,
+        "rank0_last_lines": rank0_log[-LAST_LINES:],
+    }
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The few lines the playbook prints at the end of a waited run."""
+    job, nodes, metrics = summary["job"], len(summary["finished_nodes"]), summary["metrics"]
+    lost = f", lost: {', '.join(summary['lost'])}" if summary["lost"] else ""
+    wall = f"{float(summary['wall_s'] or 0):.1f}"
+    restarts = sum(r["restarts"] for r in summary["ranks"])
+    if summary["state"] != "complete":
+        done = sum(1 for r in summary["ranks"] if r["state"] == "complete")
+        lines = [f"job {job}: {summary['state']}, {done} of {len(summary['ranks'])} ranks completed{lost}"]
+        if summary["last_epoch"]:
+            lines.append(f"last epoch reported: {int(summary['last_epoch']['epoch']) + 1}")
+    elif metrics and metrics["epochs_trained"]:
+        resumed = metrics["resumed_from"]
+        lines = [
+            f"job {job}: {metrics['epochs'] or len(set(metrics['epochs_trained']))} epochs"
+            + (f", final loss {metrics['final_loss']:.4f}" if metrics["final_loss"] is not None else ""),
+            f"world size {summary['world_size']} on {nodes} nodes"
+            + (f" ({metrics['device']})" if metrics["device"] else "")
+            + lost,
+            f"wall time {wall} s (the last run"
+            + (f", resumed at epoch {resumed['epoch']}" if resumed else "")
+            + ")",
+            f"epochs trained: {' '.join(str(e) for e in metrics['epochs_trained'])}",
+        ]
+    else:
+        lines = [
+            f"job {job}: {summary['script'] or 'the script'} finished on {nodes} nodes, "
+            f"world size {summary['world_size'] or 'unknown'}{lost}",
+            f"wall time {wall} s (the last run, rank 0 on {summary['rank0_host'] or '?'})",
+            "no epoch records: the script does not call torchswarm.report (README: Report your own metrics)",
+        ]
+    if restarts:
+        lines.append(f"restarts: {restarts} task(s) started again by the swarm")
+    return lines
+
+
+def run_dir_name(job: str, run: str) -> str:
+    """``<job>/<run>`` as a path below the results directory, whatever the names hold."""
+    return f"{SAFE_NAME.sub('_', job)}/{SAFE_NAME.sub('_', run or 'unknown')}"

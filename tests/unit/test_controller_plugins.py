@@ -1,0 +1,170 @@
+"""The controller-side plugins through real ansible-playbook runs on localhost: training_results
+writes the run's files and plots (decoded here with Pillow), the script_files lookup reads a
+user's directory and refuses what a swarm config cannot hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = "x2b5kq0w3h2vd8s9g7u3n1f0c"
+
+
+def playbook(tmp_path: Path, tasks: list[dict], *options: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "play.yml"
+    path.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), str(path), *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def task_results(run: subprocess.CompletedProcess) -> list[dict]:
+    out = json.loads(run.stdout)
+    return [t["hosts"]["localhost"] for play in out["plays"] for t in play["tasks"]]
+
+
+def log(epochs: list[dict], service: str = "ddp_node0") -> str:
+    lines = [
+        f"2026-11-26T22:00:0{i}.5Z {service}.1.{TASK}@node0    | {json.dumps(r)}"
+        for i, r in enumerate(epochs)
+    ]
+    return "\n".join([f"2026-11-26T21:59:59Z {service}.1.{TASK}@node0    | starting", *lines])
+
+
+RECORDS = [
+    {"event": "epoch", "epoch": 0, "loss": 1.2, "samples_per_s": 900.0, "world_size": 3, "elapsed_s": 10.0},
+    {"event": "epoch", "epoch": 1, "loss": 0.7, "samples_per_s": 950.0, "world_size": 3, "elapsed_s": 20.0},
+    {"event": "epoch", "epoch": 1, "loss": 0.6, "samples_per_s": 640.0, "world_size": 2, "elapsed_s": 8.0},
+    {"event": "epoch", "epoch": 2, "loss": 0.4, "samples_per_s": 650.0, "world_size": 2, "elapsed_s": 16.0},
+]
+INFO = {
+    "state": "complete",
+    "stack_hash": "3f2a9c0d1e4b5a67",
+    "lost": [],
+    "stack": {"services": {"node0": {"environment": {"API_KEY": "<hidden>"}}}},
+    "services": [
+        {"service": "ddp_node0", "rank": 0, "node": "node0", "state": "complete", "tasks": 2, "exit_code": 0},
+        {"service": "ddp_node1", "rank": 1, "node": "node1", "state": "complete", "tasks": 1, "exit_code": 0},
+    ],
+}
+
+
+def results_task(dest: Path) -> dict:
+    return {
+        "torchswarm.ddp.training_results": {
+            "dest": str(dest),
+            "name": "user-ddp",
+            "script": "my_ddp.py",
+            "info": INFO,
+            "logs": {"ddp_node0": log(RECORDS), "ddp_node1": log([], "ddp_node1")},
+        }
+    }
+
+
+def test_results_files_and_plots_written_once_and_not_in_check_mode(tmp_path):
+    dest = tmp_path / "torchswarm-results"
+    check = playbook(tmp_path, [results_task(dest)], "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert task_results(check)[0]["changed"] and not dest.exists()
+
+    first = playbook(tmp_path, [results_task(dest)])
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = task_results(first)[0]
+    run = dest / "user-ddp" / "3f2a9c0d1e4b5a67"
+    assert result["changed"] and result["path"] == str(run)
+    assert sorted(result["files"]) == sorted(
+        [
+            "summary.json",
+            "metrics.jsonl",
+            "stack.json",
+            "logs/ddp_node0.log",
+            "logs/ddp_node1.log",
+            "loss.png",
+            "throughput.png",
+        ]
+    )
+    for name in ("loss.png", "throughput.png"):
+        with Image.open(run / name) as image:
+            image.load()  # decodes every pixel: a truncated file fails here
+            assert image.format == "PNG" and image.size == (800, 450)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["epochs_trained"] == [0, 1, 1, 2] and summary["world_size"] == 2
+    assert [r["restarts"] for r in summary["ranks"]] == [1, 0]
+    assert summary["rank0_last_lines"][0] == "starting"
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [
+        0,
+        1,
+        1,
+        2,
+    ]
+    assert (
+        json.loads((run / "stack.json").read_text())["services"]["node0"]["environment"]["API_KEY"]
+        == "<hidden>"
+    )
+    assert "starting" in (run / "logs" / "ddp_node0.log").read_text()
+    assert result["lines"][0] == "job user-ddp: 3 epochs, final loss 0.4000"
+
+    again = playbook(tmp_path, [results_task(dest)])
+    assert again.returncode == 0 and not task_results(again)[0]["changed"], again.stdout
+
+
+def test_the_plot_changes_when_a_restart_is_marked(tmp_path):
+    """The restart line is drawn: the same losses without the restart draw different pixels."""
+    runs = {}
+    for key, records in (
+        ("restart", RECORDS),
+        ("plain", [dict(r, elapsed_s=10.0 * (i + 1)) for i, r in enumerate(RECORDS)]),
+    ):
+        task = results_task(tmp_path / key)
+        task["torchswarm.ddp.training_results"]["logs"] = {"ddp_node0": log(records)}
+        assert playbook(tmp_path, [task]).returncode == 0
+        with Image.open(tmp_path / key / "user-ddp" / "3f2a9c0d1e4b5a67" / "loss.png") as image:
+            runs[key] = image.convert("RGB").tobytes()
+    assert runs["restart"] != runs["plain"]
+
+
+def test_script_files_lookup_reads_a_directory_and_refuses_what_a_config_cannot_hold(tmp_path):
+    src = tmp_path / "train"
+    (src / "lib").mkdir(parents=True)
+    (src / "my_ddp.py").write_text("import lib.util\n")
+    (src / "lib" / "util.py").write_text("X = 1\n\n")
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (src / ".hidden").write_text("no")
+    read = {"ansible.builtin.debug": {"msg": f"{{{{ lookup('torchswarm.ddp.script_files', '{src}') }}}}"}}
+    run = playbook(tmp_path, [read])
+    assert run.returncode == 0, run.stdout
+    assert task_results(run)[0]["msg"] == {"my_ddp.py": "import lib.util\n", "lib/util.py": "X = 1\n\n"}
+
+    (src / "big.bin").write_bytes(b"\xff" * 10)
+    run = playbook(tmp_path, [read])
+    assert run.returncode != 0 and f"job_script_src: {src}/big.bin is not UTF-8 text" in run.stdout
+
+
+@pytest.mark.parametrize("missing", ["nowhere.py"])
+def test_script_files_lookup_names_a_missing_source(tmp_path, missing):
+    read = {
+        "ansible.builtin.debug": {
+            "msg": f"{{{{ lookup('torchswarm.ddp.script_files', '{tmp_path / missing}') }}}}"
+        }
+    }
+    run = playbook(tmp_path, [read])
+    assert run.returncode != 0 and "is neither a file nor a directory on the controller" in run.stdout

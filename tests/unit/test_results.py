@@ -1,0 +1,118 @@
+"""A run's summary, its printed lines and its plot series."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    plot_series,
+    records_from_text,
+    run_dir_name,
+    run_summary,
+    summary_lines,
+)
+
+
+def rows(states=("complete", "complete", "complete"), tasks=(1, 1, 1), exit_codes=(0, 0, 0)):
+    return [
+        {"service": f"ddp_node{i}", "rank": i, "node": f"node{i}", "state": s, "tasks": t, "exit_code": e}
+        for i, (s, t, e) in enumerate(zip(states, tasks, exit_codes, strict=True))
+    ]
+
+
+def epoch(n, loss, elapsed, world=3, rate=100.0):
+    return {
+        "event": "epoch",
+        "epoch": n,
+        "loss": loss,
+        "samples_per_s": rate,
+        "world_size": world,
+        "elapsed_s": elapsed,
+    }
+
+
+def test_restarts_and_world_size_changes_are_marked_and_a_retrained_epoch_keeps_its_last_value():
+    records = [
+        epoch(0, 1.0, 10),
+        epoch(1, 0.8, 20),
+        epoch(2, 0.7, 30),  # lost: the run died before the snapshot at epoch 2 ...
+        epoch(2, 0.65, 12, world=2, rate=70.0),  # ... and epoch 2 ran again on two hosts
+        {"event": "stopped", "epoch": 3, "step": 4},
+        epoch(3, 0.6, 9, world=3),
+        {"event": "summary", "epochs": 4, "final_loss": 0.6, "wall_s": 9},
+    ]
+    series = plot_series(records)
+    assert series["loss"] == [(1, 1.0), (2, 0.8), (3, 0.65), (4, 0.6)]
+    assert series["samples_per_s"] == [(1, 100.0), (2, 100.0), (3, 70.0), (4, 100.0)]
+    assert series["restarts"] == [3, 4]
+    assert series["world_sizes"] == [(1, 3), (3, 2), (4, 3)]
+
+
+def test_metrics_text_skips_lines_cut_short():
+    text = (
+        json.dumps(epoch(0, 1.0, 1)) + "\n" + '{"event": "epo' + "\n\n" + json.dumps({"no": "event"}) + "\n"
+    )
+    assert records_from_text(text) == [epoch(0, 1.0, 1)]
+
+
+def test_trainer_summary_and_lines():
+    info = {
+        "state": "complete",
+        "stack_hash": "3f2a9c0d1e4b5a67",
+        "services": rows(tasks=(1, 2, 1)),
+        "lost": [],
+    }
+    records = [
+        epoch(0, 1.0, 10),
+        epoch(1, 0.5, 20),
+        {
+            "event": "summary",
+            "epochs": 2,
+            "final_loss": 0.5,
+            "world_size": 3,
+            "wall_s": 20.5,
+            "device": "cpu",
+            "resumed_from": None,
+        },
+    ]
+    summary = run_summary("ddp", "training_code.py", info, records, {"host": "node0"}, ["a", "b"])
+    assert summary["run"] == "3f2a9c0d1e4b5a67" and summary["world_size"] == 3
+    assert [r["restarts"] for r in summary["ranks"]] == [0, 1, 0]
+    assert summary_lines(summary) == [
+        "job ddp: 2 epochs, final loss 0.5000",
+        "world size 3 on 3 nodes (cpu)",
+        "wall time 20.5 s (the last run)",
+        "epochs trained: 0 1",
+        "restarts: 1 task(s) started again by the swarm",
+    ]
+
+
+def test_a_script_without_records_still_gets_world_size_wall_time_exit_codes_and_rank0s_last_lines():
+    info = {"state": "complete", "stack_hash": "abc", "services": rows(), "lost": []}
+    log = [f"line {i}" for i in range(30)]
+    completion = {"host": "node0", "world_size": 3, "wall_s": 41.25}
+    summary = run_summary("user-ddp", "my_ddp.py", info, [], completion, log)
+    assert summary["metrics"] is None and summary["rank0_last_lines"] == log[-20:]
+    assert [r["exit_code"] for r in summary["ranks"]] == [0, 0, 0]
+    assert summary_lines(summary)[:2] == [
+        "job user-ddp: my_ddp.py finished on 3 nodes, world size 3",
+        "wall time 41.2 s (the last run, rank 0 on node0)",
+    ]
+
+
+def test_a_failed_run_says_so_and_how_far_it_got():
+    info = {
+        "state": "failed",
+        "stack_hash": "abc",
+        "services": rows(("complete", "failed", "running")),
+        "lost": [],
+    }
+    summary = run_summary("ddp", "training_code.py", info, [epoch(0, 1.0, 1)], {}, [])
+    assert summary_lines(summary) == ["job ddp: failed, 1 of 3 ranks completed", "last epoch reported: 1"]
+
+
+@pytest.mark.parametrize(("job", "run", "path"), [("ddp", "3f2a", "ddp/3f2a"), ("a/b", "", "a_b/unknown")])
+def test_run_dir_names_stay_below_the_results_directory(job, run, path):
+    assert run_dir_name(job, run) == path
