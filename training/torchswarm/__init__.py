@@ -3,6 +3,8 @@
 - ``launcher``: the image's entrypoint (exports secrets, picks the socket interface, runs
   torchrun with every worker wrapped, records completion, exits with a code the swarm reads).
 - ``worker``: the wrapper each torchrun worker runs the script through.
+- ``report``: ``torchswarm.report(epoch=..., loss=..., **more)``, a user's script's metrics,
+  written the way the bundled trainer writes its own.
 - ``record``: the completion record, one file per deployment generation in the snapshot volume.
 - ``atomic``: replacing a file whole (snapshots, metrics, the record).
 - ``netif``: the interface that holds an address in the job's subnet.
@@ -23,3 +25,8 @@ EXIT_STOPPED = 143
 def say(message: str) -> None:
     """The launcher's own lines in a rank's log, told apart from the script's by the prefix."""
     print(f"torchswarm: {message}", file=sys.stderr, flush=True)
+
+
+from torchswarm.report import report  # noqa: E402  (after the constants the submodules import)
+
+__all__ = ["EXIT_DO_NOT_RETRY", "EXIT_STOPPED", "report", "say"]
