@@ -19,6 +19,7 @@ from pathlib import Path
 
 import testinfra
 import yaml
+from PIL import Image  # Pillow comes with matplotlib, which draws the results' plots
 
 RESOURCES = Path(__file__).resolve().parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -55,9 +56,27 @@ def first_converge_log() -> str:
     return "\n".join(f.read_text(errors="replace") for f in files if f.is_file())
 
 
+def results_of(job: str) -> Path:
+    """The controller's results directory of a job's newest run (job_results_dir/<job>/<run>;
+    molecule.yml puts job_results_dir in the ephemeral directory)."""
+    ephemeral = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+    runs = [p for p in (ephemeral / "results" / job).glob("*") if p.is_dir()]
+    assert runs, f"no results of job {job} on the controller"
+    return max(runs, key=lambda p: (p / "summary.json").stat().st_mtime)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """The size of a PNG, decoded in full (a truncated or corrupt file raises)."""
+    with Image.open(path) as image:
+        image.load()
+        assert image.format == "PNG", path
+        return image.size
+
+
 def base_inventory(scenario: Path) -> dict:
     """The converged inventory, as the scenario's molecule.yml describes it, in YAML-inventory form."""
-    config = yaml.safe_load((scenario / "molecule.yml").read_text())
+    # ${VARIABLES} as molecule interpolates them (job_results_dir names the ephemeral directory).
+    config = yaml.safe_load(os.path.expandvars((scenario / "molecule.yml").read_text()))
     inventory: dict = {
         "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
     }

@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
+  - torchswarm.ddp.attributes.stack_dir
 attributes:
   check_mode:
     support: full
@@ -152,6 +153,16 @@ options:
         no stack needs any more are removed, and all of them with O(state=absent).
     type: dict
     default: {}
+  script_files:
+    description:
+      - A user's script and the files beside it, relative path -> text (the
+        P(torchswarm.ddp.script_files#lookup) lookup reads job_script_src into this). Each file
+        becomes a swarm config named by its content, placed read-only in the image's working
+        directory C(/workspace) in every rank's task; O(script) must be one of them.
+      - A changed file makes a new config and redeploys the job; configs no stack needs any more
+        are removed, and all of them with O(state=absent). The result shows digests, not texts.
+    type: dict
+    default: {}
   master_port:
     description: The rendezvous port on rank 0 (C(--master_port)).
     type: int
@@ -211,10 +222,6 @@ options:
     description: Pass the manager's registry login to the nodes (C(--with-registry-auth)).
     type: bool
     default: false
-  stack_dir:
-    description: Where the manager keeps the deployed stack file (mode 0600).
-    type: path
-    default: /var/lib/torchswarm/stacks
 """
 
 EXAMPLES = r"""
@@ -293,10 +300,18 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
     advertised_gpus,
     overlay_gpu_engine_error,
 )
+from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
+    PATH_LABEL,
+    ConfigPlan,
+    check_script_files,
+    config_name,
+    plan_configs,
+)
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     HIDDEN,
     RENDEZVOUS_SERVICE,
+    STACK_DIR,
     Job,
     Node,
     StackError,
@@ -307,6 +322,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     redacted,
     render_stack,
     stack_from_text,
+    stack_path,
     stack_text,
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import (
@@ -347,6 +363,7 @@ def argument_spec() -> dict:
         "memlock": {"type": "str"},
         "env": {"type": "dict", "default": {}},
         "secrets": {"type": "dict", "default": {}, "no_log": True},
+        "script_files": {"type": "dict", "default": {}},
         "master_port": {"type": "int", "default": 12355},
         "master_addr": {"type": "str"},
         "network": {"type": "str", "default": "ddp-net"},
@@ -360,17 +377,22 @@ def argument_spec() -> dict:
         "min_nodes": {"type": "int"},
         "peer_timeout": {"type": "int", "default": 30},
         "with_registry_auth": {"type": "bool", "default": False},
-        "stack_dir": {"type": "path", "default": "/var/lib/torchswarm/stacks"},
+        "stack_dir": {"type": "path", "default": STACK_DIR},
     }
 
 
 def build(
-    params: dict, swarm_gpus: dict[str, int], engine_version: str = "", secrets: dict[str, str] | None = None
+    params: dict,
+    swarm_gpus: dict[str, int],
+    engine_version: str = "",
+    secrets: dict[str, str] | None = None,
+    configs: dict[str, str] | None = None,
 ) -> tuple[dict, list[Node]]:
     """The rendered stack and the nodes in rank order; raises StackError naming every problem.
 
     ``swarm_gpus``: every swarm node's hostname and the GPUs it advertises; ``engine_version``:
-    the manager's Docker Engine; ``secrets``: job_secrets name -> swarm secret name.
+    the manager's Docker Engine; ``secrets``: job_secrets name -> swarm secret name;
+    ``configs``: script_files path -> swarm config name.
     """
     values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
     values["trainer_args"] = tuple(values.get("trainer_args", ()))
@@ -380,12 +402,13 @@ def build(
     nodes, errors = assign_ranks([{**n, "gpus": swarm_gpus.get(n["hostname"], 0)} for n in params["nodes"]])
     errors += check_job(job, nodes, swarm_gpus)
     errors += check_secret_names(params.get("secrets") or {}, job)
+    errors += check_script_files(params.get("script_files") or {}, job.script)
     if job.network_mode == "overlay" and any(n.gpus for n in nodes):
         why = overlay_gpu_engine_error(engine_version)
         errors += [why] if why else []
     if errors:
         raise StackError(errors)
-    return render_stack(job, nodes, secrets), nodes
+    return render_stack(job, nodes, secrets, configs), nodes
 
 
 class StackDeployer:
@@ -395,7 +418,7 @@ class StackDeployer:
     def __init__(self, module: AnsibleModule, cli: DockerCli) -> None:
         self.module, self.cli = module, cli
         self.name = module.params["name"]
-        self.path = os.path.join(module.params["stack_dir"], f"{self.name}.yml")
+        self.path = stack_path(module.params["stack_dir"], self.name)
         self.actions: list[str] = []
 
     def deployed_labels(self) -> dict[str, dict[str, str]]:
@@ -432,12 +455,32 @@ class StackDeployer:
                 )
         return bool(plan.create)
 
-    def remove_secrets(self, names: list[str]) -> bool:
+    def remove_secrets(self, names: list[str], kind: str = "secret") -> bool:
         for swarm_name in names:
-            self.actions.append(f"remove swarm secret {swarm_name}")
+            self.actions.append(f"remove swarm {kind} {swarm_name}")
             if not self.module.check_mode:
-                self.cli.run("secret", "rm", swarm_name)
+                self.cli.run(kind, "rm", swarm_name)
         return bool(names)
+
+    def plan_configs(self) -> ConfigPlan:
+        existing = self.cli.secrets(f"{JOB_LABEL}={self.name}", kind="config")
+        return plan_configs(self.name, self.module.params["script_files"], existing)
+
+    def create_configs(self, plan: ConfigPlan) -> bool:
+        for swarm_name, path in plan.create:
+            self.actions.append(f"create swarm config {swarm_name} for job_script_src {path}")
+            if not self.module.check_mode:
+                labels = {JOB_LABEL: self.name, PATH_LABEL: path}
+                label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
+                self.cli.run(
+                    "config",
+                    "create",
+                    *label_args,
+                    swarm_name,
+                    "-",
+                    data=self.module.params["script_files"][path],
+                )
+        return bool(plan.create)
 
     def present(self, stack: dict) -> bool:
         if not deployed_differs(stack, self.deployed_labels()):
@@ -464,6 +507,7 @@ class StackDeployer:
                 self.cli.run("stack", "rm", self.name)
                 if os.path.exists(self.path):
                     os.remove(self.path)
+        changed = self.remove_secrets(self.plan_configs().obsolete, kind="config") or changed
         return self.remove_secrets(self.plan_secrets().obsolete) or changed
 
     def _write(self, text: str) -> None:
@@ -483,8 +527,14 @@ class StackDeployer:
 
 
 def logged_arguments(params: dict) -> dict:
-    """The module's arguments as its result shows them: names of env and secrets, values hidden."""
-    return {**params, **{k: dict.fromkeys(params.get(k) or {}, HIDDEN) for k in ("env", "secrets")}}
+    """The module's arguments as its result shows them: names of env and secrets, values hidden;
+    script files by the config that holds them, not their text."""
+    files = params.get("script_files") or {}
+    return {
+        **params,
+        **{k: dict.fromkeys(params.get(k) or {}, HIDDEN) for k in ("env", "secrets")},
+        "script_files": {path: config_name(params["name"], path, text) for path, text in files.items()},
+    }
 
 
 def main() -> None:
@@ -507,12 +557,15 @@ def main() -> None:
         else:
             swarm = cli.inspect(list(cli.swarm_nodes()), kind="node")
             gpus = {n["Description"]["Hostname"]: advertised_gpus(n) for n in swarm}
-            plan = deployer.plan_secrets()
-            # Checked in full before anything changes; then secrets first, for the stack refers to them.
-            stack, nodes = build(p, gpus, cli.run("version", "--format", "{{.Server.Version}}"), plan.refs)
+            plan, configs = deployer.plan_secrets(), deployer.plan_configs()
+            version = cli.run("version", "--format", "{{.Server.Version}}")
+            # Checked in full before anything changes; then secrets and configs, which the stack refers to.
+            stack, nodes = build(p, gpus, version, plan.refs, configs.refs)
             created = deployer.create_secrets(plan)
+            created = deployer.create_configs(configs) or created
             changed = deployer.present(stack) or created
             changed = deployer.remove_secrets(plan.obsolete) or changed
+            changed = deployer.remove_secrets(configs.obsolete, kind="config") or changed
     except StackError as exc:
         module.fail_json(
             msg="The training stack has problems; nothing was deployed:\n"

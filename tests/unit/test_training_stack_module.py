@@ -22,6 +22,7 @@ class FakeSwarm:
         self.engine = "26.1.5"
         self.services: dict[str, dict] = {}  # full name -> labels
         self.secrets: dict[str, dict] = {}  # name -> {"labels": ..., "data": ...}
+        self.configs: dict[str, dict] = {}  # the same, for swarm configs
         self.calls: list[list[str]] = []
         self.stdin: list[str] = []
 
@@ -47,21 +48,24 @@ class FakeSwarm:
         if args[:2] == ["stack", "rm"]:
             self.services = {}
             return 0, "", ""
-        if args[:2] == ["secret", "ls"]:
+        if args[:1] in (["secret"], ["config"]):
+            return self.objects(self.secrets if args[0] == "secret" else self.configs, args[1:], data)
+        return 1, "", f"unexpected docker {args}"
+
+    @staticmethod
+    def objects(kept: dict, args: list[str], data):
+        """docker secret|config ls/inspect/create/rm."""
+        if args[0] == "ls":
             key, value = args[-1].removeprefix("label=").split("=", 1)
-            return 0, "\n".join(n for n, s in self.secrets.items() if s["labels"].get(key) == value), ""
-        if args[:2] == ["secret", "inspect"]:
-            return (
-                0,
-                json.dumps([{"Spec": {"Name": n, "Labels": self.secrets[n]["labels"]}} for n in args[2:]]),
-                "",
-            )
-        if args[:2] == ["secret", "create"]:
-            labels = dict(a.split("=", 1) for a in args[3:-2:2])
-            self.secrets[args[-2]] = {"labels": labels, "data": data}
+            return 0, "\n".join(n for n, s in kept.items() if s["labels"].get(key) == value), ""
+        if args[0] == "inspect":
+            return 0, json.dumps([{"Spec": {"Name": n, "Labels": kept[n]["labels"]}} for n in args[1:]]), ""
+        if args[0] == "create":
+            labels = dict(a.split("=", 1) for a in args[2:-2:2])
+            kept[args[-2]] = {"labels": labels, "data": data}
             return 0, args[-2] + "\n", ""
-        if args[:2] == ["secret", "rm"]:
-            del self.secrets[args[2]]
+        if args[0] == "rm":
+            del kept[args[1]]
             return 0, "", ""
         return 1, "", f"unexpected docker {args}"
 

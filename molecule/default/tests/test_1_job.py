@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import controller, epochs_of, first_converge_log, image_id, metrics, node, stack_tasks
+from conftest import (
+    controller,
+    epochs_of,
+    first_converge_log,
+    image_id,
+    metrics,
+    node,
+    png_size,
+    results_of,
+    stack_tasks,
+)
 
 NODES = ("node0", "node1", "node2")
 
@@ -19,6 +29,38 @@ def test_the_image_went_out_in_two_rounds_a_node_serving_in_the_second_and_every
     for name in NODES:
         assert image_id(node(name), "torchswarm/trainer:latest") == want
         assert ":29600 " not in node(name).check_output("ss -ltn"), f"{name} still listens for an image"
+
+
+def test_the_wait_printed_every_epoch_with_the_time_left_and_no_retries():
+    text = first_converge_log()
+    assert "ddp: job running: 3 of 3 hosts training" in text
+    for n in range(1, 11):
+        pattern = (
+            rf"ddp: epoch {n}/10, loss [0-9.e+-]+, \d+ samples/s, world size 3, [0-9]+ (s|min [0-9]+ s) in"
+        )
+        assert re.search(pattern, text), f"no progress line for epoch {n}"
+    assert re.search(r"ddp: epoch 9/10, .* about \d+ s left", text), "no estimate of the time left"
+    assert "ddp: training finished: 10 epochs, final loss" in text
+    assert not re.search(r"FAILED - RETRYING: .*Wait for the job", text)
+
+
+def test_the_results_on_the_controller_hold_the_run_its_logs_and_readable_plots():
+    run = results_of("ddp")
+    assert f"results: {run}" in first_converge_log()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["state"] == "complete" and summary["world_size"] == 3
+    assert summary["metrics"]["epochs_trained"] == list(range(10))
+    assert [r["exit_code"] for r in summary["ranks"]] == [0, 0, 0]
+    assert epochs_of([json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]) == list(
+        range(10)
+    )
+    logs = sorted(p.name for p in (run / "logs").iterdir())
+    assert logs == ["ddp_node0.log", "ddp_node1.log", "ddp_node2.log"]
+    assert "torchswarm: first step trained" in (run / "logs" / "ddp_node0.log").read_text()
+    stack = json.loads((run / "stack.json").read_text())
+    assert sorted(stack["services"]) == ["node0", "node1", "node2", "rendezvous"]
+    for name in ("loss.png", "throughput.png"):
+        assert png_size(run / name) == (800, 450)
 
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import first_converge_log, node, run_site_playbook, stack_tasks, task_ids
+from conftest import first_converge_log, node, results_of, run_site_playbook, stack_tasks, task_ids
 
 SECRET = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"][
     "group_vars"
@@ -67,6 +67,14 @@ def test_the_secret_is_a_swarm_secret_exported_in_every_task_and_nowhere_in_plai
     assert SECRET not in everywhere
 
 
+def test_the_results_on_the_controller_hold_no_secret_and_hide_job_env():
+    run = results_of("ddp")
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert "API_TOKEN" in (run / "stack.json").read_text()  # the name is there, as a swarm secret's
+
+
 def test_check_mode_says_what_would_change_and_changes_nothing(inventory, tmp_path):
     inventory["all"]["vars"]["job_env"] = {"TORCHSWARM_TEST_DOLLARS": DOLLARS}
     before = task_ids("ddp")
@@ -78,7 +86,7 @@ def test_check_mode_says_what_would_change_and_changes_nothing(inventory, tmp_pa
     assert '"TORCHSWARM_TEST_DOLLARS": "<hidden> (changed)"' in run.output
     assert DOLLARS not in run.output and SECRET not in run.output
     assert "TASK [torchswarm.ddp.job : Say what would be deployed]" in run.output
-    assert "Wait until every service's task has completed" not in run.output  # the wait was not included
+    assert "Wait for the job, printing its progress" not in run.output  # the wait was not included
     assert "epochs trained" not in run.output  # no summary of an earlier run
     assert task_ids("ddp") == before
 
@@ -96,6 +104,8 @@ def test_dollars_reach_every_task_byte_for_byte_and_a_rotated_secret_redeploys(i
         assert f"TORCHSWARM_TEST_DOLLARS={DOLLARS}" in service_env(service)
         assert secret_refs(service)[0]["SecretName"] not in (old, "")
     assert old not in manager("docker secret ls --format '{{.Name}}'").split()
+    kept = (results_of("ddp") / "stack.json").read_text()  # this run's results
+    assert DOLLARS not in kept and '"TORCHSWARM_TEST_DOLLARS": "<hidden>"' in kept
 
 
 def test_input_no_restart_can_fix_fails_the_job_at_once(inventory, tmp_path):

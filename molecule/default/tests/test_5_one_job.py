@@ -3,6 +3,7 @@ and an image rebuilt under its tag, each through site.yml on the real swarm."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -14,7 +15,9 @@ from conftest import (
     figure,
     metrics,
     node,
+    png_size,
     ranks_complete,
+    results_of,
     run_site_playbook,
     stack_tasks,
     wait_for,
@@ -37,6 +40,32 @@ def main():
         dist.all_reduce(t)
         total += t
     print(f"user-ddp {VERSION} {sys.argv[1]} rank {rank}/{world} sum {int(total.item())}", flush=True)
+    dist.destroy_process_group()
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+# A user's script shipped from the controller (job_script_src), no Dockerfile: plain DDP that
+# reports each epoch through the image's helper, with a helper module beside it.
+SRC_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+import torchswarm
+from lib.scale import SCALE
+
+def main():
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    for epoch in range(3):
+        t = torch.ones(1) * (rank + 1)
+        dist.all_reduce(t)
+        loss = SCALE / (epoch + 1)
+        torchswarm.report(epoch=epoch, loss=loss, samples_per_s=100.0 * world, checksum=t.item())
+    print(f"user-src VERSION rank {rank}/{world}", flush=True)
     dist.destroy_process_group()
     return 0
 
@@ -103,6 +132,40 @@ def test_a_users_own_ddp_script_completes_runs_in_a_row(user_job, tmp_path):
     again = run_site_playbook(user_job, tmp_path)
     assert again.rc == 0 and all(r["changed"] == 0 for r in again.recap.values()), again.recap
     assert {s: [t["ID"] for t in h] for s, h in stack_tasks("user-ddp").items()} == before
+
+
+def test_a_script_from_the_controller_reports_progress_results_and_plots_and_a_change_redeploys(
+    inventory, tmp_path
+):
+    src = tmp_path / "train"
+    (src / "lib").mkdir(parents=True)
+    (src / "lib" / "__init__.py").write_text("")
+    (src / "lib" / "scale.py").write_text("SCALE = 2.0\n")
+    (src / "my_ddp.py").write_text(SRC_SCRIPT.replace("VERSION", "v1"))
+    inventory["all"]["vars"].update(
+        job_name="user-src", job_script="my_ddp.py", job_script_src=str(src), job_wait_interval=1
+    )
+
+    result = run_site_playbook(inventory, tmp_path)
+
+    assert result.rc == 0
+    assert "user-src: epoch 1, loss 2, 300 samples/s, checksum 6, world size 3" in result.output
+    assert "user-src: epoch 3, loss 0.6667" in result.output
+    assert "job user-src: 3 epochs, final loss 0.6667" in result.output
+    run = results_of("user-src")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["epochs_trained"] == [0, 1, 2] and summary["world_size"] == 3
+    assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
+    for host in ("node0", "node1", "node2"):
+        assert "user-src v1 rank" in service_logs("user-src", host)
+
+    (src / "my_ddp.py").write_text(SRC_SCRIPT.replace("VERSION", "v2"))
+    again = run_site_playbook(inventory, tmp_path)
+
+    assert again.rc == 0 and results_of("user-src") != run, "a changed script is a new run"
+    assert "user-src v2 rank" in service_logs("user-src", "node1")
+    configs = node("node0").check_output("docker config ls --format '{{.Name}}'").split()
+    assert len([c for c in configs if c.startswith("user-src_script_")]) == 3  # the old my_ddp.py's went
 
 
 def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_job, tmp_path):
