@@ -130,7 +130,7 @@ class Watch:
         if state != self.state and state not in ("complete", "failed", "absent"):
             training, total = info.get("training_hosts", 0), len(rows)
             why = {
-                "running": f"{training} of {total} hosts training",
+                "running": f"{training} of {total} hosts training" if training else f"{total} ranks starting",
                 "recovering": "ranks restarting" + (f", {len(lost)} host(s) lost" if lost else ""),
             }.get(state, "")
             said.append(f"job {state}" + (f": {why}" if why else ""))

@@ -98,7 +98,9 @@ def run_summary(
         "script": script,
         "world_size": metrics["world_size"] or completion.get("world_size"),
         "wall_s": metrics["wall_s"] if metrics["wall_s"] is not None else completion.get("wall_s"),
-        "rank0_host": completion.get("host", ""),
+        # The node of rank 0's service (the record's host is the container's name).
+        "rank0_host": next((r["node"] for r in rows if r.get("rank") == 0 and r.get("node")), "")
+        or completion.get("host", ""),
         "finished_nodes": sorted({r["node"] for r in rows if r.get("state") == "complete" and r.get("node")}),
         "lost": list(info.get("lost", [])),
         "ranks": [

@@ -104,6 +104,10 @@ def test_lost_and_returning_hosts_and_state_changes():
     assert watch.update(info("complete"), [], now=3.0) == []  # the role prints the end itself
 
 
+def test_ranks_that_are_starting_are_not_called_training():
+    assert Watch().update(info(training=0), [], now=0.0) == ["job running: 3 ranks starting"]
+
+
 def test_a_quiet_job_gets_a_status_line_after_the_heartbeat():
     watch = Watch(heartbeat=60)
     watch.update(info(), [], now=0.0)
