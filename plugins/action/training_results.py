@@ -10,6 +10,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    in_time_order,
     log_text,
     plot_series,
     records_from_text,
@@ -46,7 +47,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        info, logs = args["info"], {name: text.splitlines() for name, text in args["logs"].items()}
+        info, logs = args["info"], {name: in_time_order(text) for name, text in args["logs"].items()}
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
         records = records_from_text(args["metrics"]) or log_records(
             line for lines in logs.values() for line in lines

@@ -92,6 +92,8 @@ class Watch:
 
     epochs: int | None = None
     heartbeat: float = 60.0
+    # Records already in the logs when the wait starts (a re-run, a long job): the newest only.
+    backlog: int = 20
     state: str = ""
     lost: frozenset[str] = frozenset()
     last_said: float = 0.0
@@ -101,7 +103,12 @@ class Watch:
     lines: list[str] = field(default_factory=list)
 
     def update(self, info: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now: float) -> list[str]:
+        first = not self.state
         said = self._states(info)
+        records = list(records)
+        if first and len(records) > self.backlog:
+            said.append(f"({len(records) - self.backlog} earlier records not shown; the results keep them)")
+            records = records[-self.backlog :]
         for record in records:
             key = (record.get("time", ""), record.get("service", ""), json.dumps(record, sort_keys=True))
             if key in self.seen:

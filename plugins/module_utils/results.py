@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, time_key
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import parse_log_line
 
 LAST_LINES = 20  # of rank 0's log, in the summary of a script that reports no metrics
@@ -33,6 +33,17 @@ def records_from_text(text: str) -> list[dict[str, Any]]:
 
 def records_text(records: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+
+
+def in_time_order(text: str) -> list[str]:
+    """A service log from stdout and stderr read apart, as one list of lines in time order (lines
+    without docker's time stamp last, in the order they came)."""
+
+    def key(line: str) -> tuple[str, str]:
+        part = parse_log_line(line)
+        return time_key(part["time"]) if part else ("~", "")
+
+    return sorted((line for line in text.splitlines() if line.strip()), key=key)
 
 
 def log_text(lines: Iterable[str]) -> list[str]:

@@ -65,7 +65,9 @@ options:
     type: dict
     default: {}
   logs:
-    description: Each rank's service log (C(docker service logs --timestamps --no-trunc)), by service name.
+    description:
+      - Each rank's service log (C(docker service logs --timestamps --no-trunc), its stdout and
+        stderr together in any order), by service name; the saved log is in time order.
     type: dict
     default: {}
   plots:

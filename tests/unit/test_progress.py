@@ -104,6 +104,13 @@ def test_lost_and_returning_hosts_and_state_changes():
     assert watch.update(info("complete"), [], now=3.0) == []  # the role prints the end itself
 
 
+def test_a_wait_that_starts_late_shows_only_the_newest_records():
+    records = [json.loads(epoch(n, 10.0 * (n + 1))) for n in range(8)]
+    said = Watch(backlog=3).update(info("complete"), records, now=0.0)
+    assert said[0] == "(5 earlier records not shown; the results keep them)"
+    assert [line.split(",")[0] for line in said[1:]] == ["epoch 6/10", "epoch 7/10", "epoch 8/10"]
+
+
 def test_ranks_that_are_starting_are_not_called_training():
     assert Watch().update(info(training=0), [], now=0.0) == ["job running: 3 ranks starting"]
 

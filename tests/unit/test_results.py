@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    in_time_order,
     plot_series,
     records_from_text,
     run_dir_name,
@@ -116,3 +117,11 @@ def test_a_failed_run_says_so_and_how_far_it_got():
 @pytest.mark.parametrize(("job", "run", "path"), [("ddp", "3f2a", "ddp/3f2a"), ("a/b", "", "a_b/unknown")])
 def test_run_dir_names_stay_below_the_results_directory(job, run, path):
     assert run_dir_name(job, run) == path
+
+
+def test_stdout_and_stderr_of_a_service_log_merge_in_time_order():
+    prefix = "ddp_node0.1.abc@node0    |"
+    out = f"2026-11-26T22:00:02Z {prefix} {{}}\n2026-11-26T22:00:04.5Z {prefix} b"
+    err = "2026-11-26T22:00:01.75Z ddp_node0.1.abc@node0    | torchswarm: a\nno stamp\n"
+    merged = in_time_order(out + "\n" + err)
+    assert [line.rsplit("| ", 1)[-1] for line in merged] == ["torchswarm: a", "{}", "b", "no stamp"]
