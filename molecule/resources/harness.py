@@ -129,9 +129,10 @@ class PlaybookRun:
 PLAYBOOK_TIMEOUT = 1200
 
 
-def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
-    """ansible-playbook on one of molecule/resources' playbooks, with this inventory."""
-    path = tmp_path / "inventory.yml"
+def start_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> subprocess.Popen:
+    """ansible-playbook on one of molecule/resources' playbooks, with this inventory, running on
+    while the caller does something to the cluster; finish_playbook collects it."""
+    path = tmp_path / f"inventory-{time.monotonic_ns()}.yml"
     path.write_text(yaml.safe_dump(inventory))
     env = dict(
         os.environ,
@@ -142,14 +143,25 @@ def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: st
         ANSIBLE_VERBOSITY="0",
     )
     command = ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish_playbook(proc: subprocess.Popen, timeout: float = 0) -> PlaybookRun:
     try:
-        proc = subprocess.run(command, env=env, capture_output=True, check=False, timeout=PLAYBOOK_TIMEOUT)
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as timeout:
-        rc, out, err = 124, timeout.stdout or b"", (timeout.stderr or b"") + b"\n(killed: ran too long)"
-    output = ANSI.sub("", (out + err).decode(errors="replace"))
+        out, _ = proc.communicate(timeout=timeout or PLAYBOOK_TIMEOUT)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        rc, out = 124, out + b"\n(killed: ran too long)"
+    output = ANSI.sub("", out.decode(errors="replace"))
     print(output)  # shown by pytest when a check fails
     return PlaybookRun(rc, output)
+
+
+def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
+    """ansible-playbook on one of molecule/resources' playbooks, with this inventory."""
+    return finish_playbook(start_playbook(playbook, inventory, tmp_path, *extra_args))
 
 
 def run_site_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:

@@ -17,9 +17,11 @@ class DockerCli:
         self.module = module
         self.binary = module.get_bin_path(binary, required=True)
 
-    def run(self, *args: str, data: str | None = None) -> str:
-        """``data`` goes to stdin as it is (no newline added: it may be a secret's value)."""
-        rc, out, err = self.module.run_command([self.binary, *args], data=data, binary_data=True)
+    def run(self, *args: str, data: str | None = None, timeout: int = 0) -> str:
+        """``data`` goes to stdin as it is (no newline added: it may be a secret's value);
+        ``timeout``: seconds after which coreutils' timeout ends the call (it fails with rc 124)."""
+        limit = [self.module.get_bin_path("timeout", required=True), str(timeout)] if timeout else []
+        rc, out, err = self.module.run_command([*limit, self.binary, *args], data=data, binary_data=True)
         if rc != 0:
             raise DockerCliError(
                 f"docker {' '.join(args[:3])} failed (rc {rc}): {err.strip() or out.strip()}"

@@ -8,8 +8,10 @@ rank prints is left alone.
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +66,17 @@ def log_records(lines: Iterable[str], tasks: Iterable[str] | None = None) -> lis
             found.append({**record, "time": part["time"], "service": part["service"]})
     found.sort(key=lambda r: time_key(r["time"]))
     return found
+
+
+def since_with_margin(stamp: str, margin: int = 10) -> str:
+    """``docker service logs --since`` for the next read: ``margin`` seconds before the newest line
+    read (as Unix seconds), so a line that reaches the manager late from another node is still
+    read; the overlap prints nothing twice (Watch drops records it has seen). "" stays "" (all)."""
+    if not stamp:
+        return ""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) - margin
+    return f"{seconds}.{frac or '0'}"
 
 
 def duration(seconds: float) -> str:

@@ -125,7 +125,11 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
     job_tasks,
     time_key,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
+    LOG_LINE,
+    log_records,
+    since_with_margin,
+)
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     STACK_DIR,
@@ -145,20 +149,23 @@ def deployed_stack(path: str) -> dict:
 
 def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tuple[list, str]:
     """Rank 0's records in the logs of every rank on a node that is up (a lost node's logs
-    cannot be read), and the newest line's time."""
+    cannot be read), and the newest line's time. A read that fails or hangs (a node that died
+    a moment ago) is skipped: the next poll reads that service again."""
     lines = []
     for row in rows:
         if not row["lost"] and row["tasks"]:
-            lines += cli.lines(
-                "service",
-                "logs",
-                "--timestamps",
-                "--no-trunc",
-                *(["--since", since] if since else []),
-                row["service"],
-            )
+            since_args = ["--since", since_with_margin(since)] if since else []
+            try:
+                out = cli.run(
+                    "service", "logs", "--timestamps", "--no-trunc", *since_args, row["service"], timeout=20
+                )
+            except DockerCliError:
+                continue
+            lines += out.splitlines()
     records = log_records(lines, task_ids)
-    return records, max([since, *(line.split(" ", 1)[0] for line in lines)], key=time_key)
+    return records, max(
+        [since, *(line.split(" ", 1)[0] for line in lines if LOG_LINE.match(line))], key=time_key
+    )
 
 
 def main() -> None:

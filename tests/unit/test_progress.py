@@ -9,6 +9,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
     duration,
     log_records,
     parse_log_line,
+    since_with_margin,
 )
 
 TASK0 = "x2b5kq0w3h2vd8s9g7u3n1f0c"
@@ -141,3 +142,9 @@ def test_summary_and_stopped_records():
 
 def test_durations():
     assert [duration(s) for s in (0.4, 42, 185, 7620)] == ["0 s", "42 s", "3 min 05 s", "2 h 07 min"]
+
+
+def test_the_next_read_starts_a_margin_before_the_newest_line_in_unix_seconds():
+    assert since_with_margin("2026-11-26T22:52:50.411126783Z") == "1795733560.411126783"
+    assert since_with_margin("2026-11-26T22:52:50Z", margin=0) == "1795733570.0"
+    assert since_with_margin("") == ""

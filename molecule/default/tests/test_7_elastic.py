@@ -1,20 +1,25 @@
 """A host dies mid-training (its node container stopped: no RST, no goodbye) and nobody touches
 the inventory: the others notice its silence, re-form without it and train on; when the host
-comes back it rejoins the running job and the world size grows back. Runs after test_6 (node2
-is gone; node3, node0 and node1 remain, node3 as node rank 0)."""
+comes back it rejoins the running job and the world size grows back; site.yml waits through it
+all, printing the loss and the return, and keeps plots that show both world sizes. Runs after
+test_6 (node2 is gone; node3, node0 and node1 remain, node3 as node rank 0)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 from conftest import (
     epochs_of,
     figure,
+    finish_playbook,
     first_steps_after,
     metrics,
+    png_size,
     ranks_complete,
-    run_site_playbook,
+    results_of,
+    start_playbook,
     wait_for,
 )
 
@@ -30,37 +35,56 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
     inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
     inventory["all"]["vars"].update(
         job_name=STACK,
-        job_wait=False,
+        job_wait_timeout=1200,
+        job_wait_interval=1,
         job_epochs=20,
         job_snapshot_every=1,
         job_peer_timeout=10,
         job_trainer_args=["--dataset_size", "65536"],
     )
-    assert run_site_playbook(inventory, tmp_path).rc == 0
-    wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node3")), 300, "epoch 2 to finish")
+    site = start_playbook("converge-site.yml", inventory, tmp_path)  # deploys, then waits throughout
+    try:
+        wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node3")), 300, "epoch 2 to finish")
 
-    subprocess.run(["docker", "stop", "node1"], check=True, capture_output=True)  # the host's power
-    lost = time.time()
-    steps: list[tuple[float, int]] = []
-    wait_for(lambda: steps.extend(first_steps_after(STACK, HOSTS, lost)) or steps, 240, "training to resume")
-    resumed, world = steps[0]
-    figure(f"lost host: training resumed {resumed - lost:.1f} s after the loss, world size {world}")
-    assert world == 2
+        subprocess.run(["docker", "stop", "node1"], check=True, capture_output=True)  # the host's power
+        lost = time.time()
+        steps: list[tuple[float, int]] = []
+        wait_for(
+            lambda: steps.extend(first_steps_after(STACK, HOSTS, lost)) or steps, 240, "training to resume"
+        )
+        resumed, world = steps[0]
+        figure(f"lost host: training resumed {resumed - lost:.1f} s after the loss, world size {world}")
+        assert world == 2
 
-    def trained_by_two() -> bool:
+        def trained_by_two() -> bool:
+            records = metrics(STACK, rank0="node3")
+            return any(r["world_size"] == 2 for r in records if r["event"] == "epoch")
+
+        wait_for(trained_by_two, 240, "an epoch trained whole without node1")
+        subprocess.run(["docker", "start", "node1"], check=True, capture_output=True)  # power back
+        back = time.time()
+        wait_for(
+            lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)), 300, "node1 to rejoin"
+        )
+        rejoined = next(t for t, w in first_steps_after(STACK, HOSTS, back) if w == 3)
+        figure(f"host back: it trains again {rejoined - back:.1f} s after its container started")
+
+        wait_for(lambda: ranks_complete(STACK, 3), 900, f"{STACK} to complete")
         records = metrics(STACK, rank0="node3")
-        return any(r["world_size"] == 2 for r in records if r["event"] == "epoch")
+        assert epochs_of(records) == list(range(20)), "an epoch was counted twice or lost"
+        assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
+        summary = [r for r in records if r["event"] == "summary"][-1]
+        assert summary["world_size"] == 3
+    except BaseException:
+        site.kill()  # not left waiting into the next check
+        raise
 
-    wait_for(trained_by_two, 240, "an epoch trained whole without node1")
-    subprocess.run(["docker", "start", "node1"], check=True, capture_output=True)  # power back
-    back = time.time()
-    wait_for(lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)), 300, "node1 to rejoin")
-    rejoined = next(t for t, w in first_steps_after(STACK, HOSTS, back) if w == 3)
-    figure(f"host back: it trains again {rejoined - back:.1f} s after its container started")
-
-    wait_for(lambda: ranks_complete(STACK, 3), 900, f"{STACK} to complete")
-    records = metrics(STACK, rank0="node3")
-    assert epochs_of(records) == list(range(20)), "an epoch was counted twice or lost"
-    assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
-    summary = [r for r in records if r["event"] == "summary"][-1]
-    assert summary["world_size"] == 3
+    run = finish_playbook(site)
+    assert run.rc == 0
+    assert f"{STACK}: host node1 lost ({STACK}_node1: its node is down)" in run.output
+    assert f"{STACK}: host of {STACK}_node1 is back" in run.output
+    assert f"{STACK}: job recovering" in run.output
+    assert ", world size 2, " in run.output and f"{STACK}: epoch 20/20, " in run.output
+    kept = results_of(STACK)
+    assert json.loads((kept / "summary.json").read_text())["metrics"]["world_sizes"] == [2, 3]
+    assert png_size(kept / "loss.png") == (800, 450)

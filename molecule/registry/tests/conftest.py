@@ -16,12 +16,24 @@ from harness import (  # noqa: E402
     image_id,
     metrics,
     node,
+    png_size,
+    results_of,
     run_playbook,
     ssh_inventory,
     stack_tasks,
 )
 
-__all__ = ["controller", "first_converge_log", "image_id", "metrics", "node", "run_playbook", "stack_tasks"]
+__all__ = [
+    "controller",
+    "first_converge_log",
+    "image_id",
+    "metrics",
+    "node",
+    "png_size",
+    "results_of",
+    "run_playbook",
+    "stack_tasks",
+]
 
 
 @pytest.fixture

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import controller, first_converge_log, image_id, metrics, node, run_playbook, stack_tasks
+from conftest import (
+    controller,
+    first_converge_log,
+    image_id,
+    metrics,
+    node,
+    png_size,
+    results_of,
+    run_playbook,
+    stack_tasks,
+)
 
 VARS = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"][
     "group_vars"
@@ -39,6 +49,20 @@ def test_the_job_ran_on_both_nodes_from_the_image_the_registry_served():
         assert any(d.startswith(f"{REGISTRY}/torchswarm/trainer@sha256:") for d in json.loads(digests)), (
             digests
         )
+
+
+def test_over_ssh_the_wait_printed_each_epoch_and_the_results_came_back_with_plots():
+    text = first_converge_log()
+    for n in range(1, 5):
+        assert re.search(rf"ddp: epoch {n}/4, loss [0-9.e+-]+, \d+ samples/s, world size 2", text), n
+    run = results_of("ddp")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["ddp_node0.log", "ddp_node1.log"]
+    assert png_size(run / "loss.png") == (800, 450)
+    assert PASSWORD not in "".join(
+        p.read_text(errors="replace") for p in run.rglob("*") if p.suffix != ".png"
+    )
 
 
 def test_ansible_reached_every_node_over_ssh_as_deploy_and_became_root():
