@@ -12,7 +12,6 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     log_text,
-    plot_series,
     records_from_text,
     records_text,
     run_dir_name,
@@ -64,10 +63,12 @@ class ActionModule(ActionBase):
             **{f"logs/{name}.log": "\n".join(lines) + "\n" for name, lines in sorted(logs.items())},
         }
         if args["plots"] and plots.available():
-            series = plot_series(records)
             for filename, key, label in PLOTS:
                 png = plots.draw(
-                    series, key, label, f"job {args['name']}, run {summary['run']}: {label} by epoch"
+                    summary["series"],
+                    key,
+                    label,
+                    f"job {args['name']}, run {summary['run']}: {label} by epoch",
                 )
                 if png is not None:
                     files[filename] = png

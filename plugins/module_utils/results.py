@@ -14,7 +14,8 @@ from typing import Any
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, time_key
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import parse_log_line
 
-LAST_LINES = 20  # of rank 0's log, in the summary of a script that reports no metrics
+LAST_LINES = 20  # of rank 0's log, in summary.json
+PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports no metrics
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -126,6 +127,8 @@ def run_summary(
             for r in rows
         ],
         "metrics": metrics if epochs else None,
+        # What loss.png and throughput.png show, as numbers.
+        "series": plot_series(records),
         "last_epoch": dict(epochs[-1]) if epochs else None,
         "rank0_last_lines": rank0_log[-LAST_LINES:],
     }
@@ -156,11 +159,14 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             f"epochs trained: {' '.join(str(e) for e in metrics['epochs_trained'])}",
         ]
     else:
+        codes = " ".join("-" if r["exit_code"] is None else str(r["exit_code"]) for r in summary["ranks"])
         lines = [
             f"job {job}: {summary['script'] or 'the script'} finished on {nodes} nodes, "
             f"world size {summary['world_size'] or 'unknown'}{lost}",
-            f"wall time {wall} s (the last run, rank 0 on {summary['rank0_host'] or '?'})",
+            f"wall time {wall} s (the last run, rank 0 on {summary['rank0_host'] or '?'}), "
+            f"exit codes by rank: {codes}",
             "no epoch records: the script does not call torchswarm.report (README: Report your own metrics)",
+            *(f"rank 0 | {line}" for line in summary["rank0_last_lines"][-PRINTED_LINES:]),
         ]
     if restarts:
         lines.append(f"restarts: {restarts} task(s) started again by the swarm")

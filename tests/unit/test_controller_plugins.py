@@ -109,6 +109,8 @@ def test_results_files_and_plots_written_once_and_not_in_check_mode(tmp_path):
     assert summary["metrics"]["epochs_trained"] == [0, 1, 1, 2] and summary["world_size"] == 2
     assert [r["restarts"] for r in summary["ranks"]] == [1, 0]
     assert summary["rank0_last_lines"][0] == "starting"
+    assert summary["series"]["loss"] == [[1, 1.2], [2, 0.6], [3, 0.4]]  # what loss.png shows
+    assert summary["series"]["restarts"] == [2] and summary["series"]["world_sizes"] == [[1, 3], [2, 2]]
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [
         0,
         1,

@@ -97,9 +97,11 @@ def test_a_script_without_records_still_gets_world_size_wall_time_exit_codes_and
     summary = run_summary("user-ddp", "my_ddp.py", info, [], completion, log)
     assert summary["metrics"] is None and summary["rank0_last_lines"] == log[-20:]
     assert [r["exit_code"] for r in summary["ranks"]] == [0, 0, 0]
-    assert summary_lines(summary)[:2] == [
+    assert summary_lines(summary) == [
         "job user-ddp: my_ddp.py finished on 3 nodes, world size 3",
-        "wall time 41.2 s (the last run, rank 0 on node0)",
+        "wall time 41.2 s (the last run, rank 0 on node0), exit codes by rank: 0 0 0",
+        "no epoch records: the script does not call torchswarm.report (README: Report your own metrics)",
+        *(f"rank 0 | line {i}" for i in range(25, 30)),
     ]
 
 

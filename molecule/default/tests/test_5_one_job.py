@@ -155,6 +155,7 @@ def test_a_script_from_the_controller_reports_progress_results_and_plots_and_a_c
     run = results_of("user-src")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metrics"]["epochs_trained"] == [0, 1, 2] and summary["world_size"] == 3
+    assert [epoch for epoch, _ in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
     for host in ("node0", "node1", "node2"):
         assert "user-src v1 rank" in service_logs("user-src", host)
