@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 from conftest import (
     controller,
@@ -14,6 +15,7 @@ from conftest import (
     node,
     png_size,
     results_of,
+    run_playbook,
     stack_tasks,
 )
 
@@ -61,6 +63,18 @@ def test_the_results_on_the_controller_hold_the_run_its_logs_and_readable_plots(
     assert sorted(stack["services"]) == ["node0", "node1", "node2", "rendezvous"]
     for name in ("loss.png", "throughput.png"):
         assert png_size(run / name) == (800, 450)
+
+
+def test_the_results_playbook_writes_them_again_from_the_managers_logs(inventory, tmp_path):
+    kept = results_of("ddp")
+    shutil.rmtree(kept)
+
+    run = run_playbook("results.yml", inventory, tmp_path)
+
+    assert run.rc == 0 and f"results: {kept}" in run.output
+    summary = json.loads((kept / "summary.json").read_text())
+    assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == list(range(10))
+    assert png_size(kept / "loss.png") == (800, 450)
 
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():
