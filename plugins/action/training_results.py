@@ -12,6 +12,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     log_text,
+    of_tasks,
     records_from_text,
     records_text,
     run_dir_name,
@@ -46,7 +47,11 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        info, logs = args["info"], {name: in_time_order(text) for name, text in args["logs"].items()}
+        info = args["info"]
+        # This run's lines only: a service's log also holds its earlier deployments' tasks, until
+        # the swarm reaps them (at a time of its choosing, which would change a re-run's files).
+        tasks = set(info["task_ids"]) if "task_ids" in info else None
+        logs = {name: of_tasks(in_time_order(text), tasks) for name, text in args["logs"].items()}
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
         records = records_from_text(args["metrics"]) or log_records(
             line for lines in logs.values() for line in lines

@@ -11,8 +11,8 @@ description:
     the controller and returns one dict of path (relative to the directory, or the file's name)
     to its text, for M(torchswarm.ddp.training_stack)'s O(torchswarm.ddp.training_stack#module:script_files).
   - Fails with the file named when one is not UTF-8 text or larger than a swarm config holds
-    (500 KB), or when there are more than 100 files; larger code belongs in an image built FROM
-    the bundled one.
+    (1,024,000 bytes), or when there are more than 100 files; larger code belongs in an image
+    built FROM the bundled one.
 options:
   _terms:
     description: The file or directory.
@@ -39,7 +39,7 @@ import os
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-MAX_BYTES = 500 * 1024  # a swarm config's limit
+MAX_BYTES = 1024000 - 1  # a swarm config holds less than 1,024,000 bytes
 MAX_FILES = 100
 
 
@@ -79,7 +79,7 @@ class LookupModule(LookupBase):
     def _text(path: str) -> str:
         if os.path.getsize(path) > MAX_BYTES:
             raise AnsibleLookupError(
-                f"job_script_src: {path} is larger than a swarm config holds (500 KB); "
+                f"job_script_src: {path} is larger than a swarm config holds (1,024,000 bytes); "
                 "build an image FROM the bundled one for larger files (README)"
             )
         try:

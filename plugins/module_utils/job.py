@@ -69,6 +69,7 @@ def job_tasks(
       restarting ranks;
     - ``running``: every rank's task is up (or starting for the first time).
     """
+    services, tasks = list(services), list(tasks)  # each read twice
     ready_hosts = None if ready is None else set(ready)
     by_service: dict[str, list[Mapping[str, Any]]] = {}
     for task in tasks:
@@ -98,6 +99,7 @@ def job_tasks(
             "error": "",
             "tasks": len(history),
             "task_id": "",
+            "host": pinned,  # the node the rank is pinned to (its task may not be placed yet)
             "lost": bool(pinned) and ready_hosts is not None and pinned not in ready_hosts,
         }
         if history:
@@ -129,7 +131,14 @@ def job_tasks(
         state = "running"
     lost = [r["service"] for r in rows if r["lost"]]
     training = sum(1 for r in there if r["state"] == "running")
-    return {"stack": stack, "state": state, "services": rows, "lost": lost, "training_hosts": training}
+    return {
+        "stack": stack,
+        "state": state,
+        "services": rows,
+        "lost": lost,
+        "training_hosts": training,
+        "task_ids": sorted(deployment_task_ids(services, tasks)),
+    }
 
 
 def metrics_summary(text: str) -> dict[str, Any]:

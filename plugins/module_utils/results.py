@@ -47,6 +47,13 @@ def in_time_order(text: str) -> list[str]:
     return sorted((line for line in text.splitlines() if line.strip()), key=key)
 
 
+def of_tasks(lines: list[str], tasks: set[str] | None) -> list[str]:
+    """The lines of these tasks (None: every line)."""
+    if tasks is None:
+        return lines
+    return [line for line in lines if (part := parse_log_line(line)) is not None and part["task"] in tasks]
+
+
 def log_text(lines: Iterable[str]) -> list[str]:
     """What the script printed: service log lines without docker's time and task prefix."""
     out = []

@@ -24,6 +24,12 @@ def config_name(job: str, path: str, text: str) -> str:
     return f"{job}_script_{digest}"
 
 
+def config_data(text: str) -> str:
+    """What the config holds: a swarm config cannot be empty, so an empty file (an
+    ``__init__.py``) arrives as one newline."""
+    return text or "\n"
+
+
 def check_script_files(files: Mapping[str, str], script: str) -> list[str]:
     """Paths that would land outside the working directory, and a script that is not shipped."""
     errors = []

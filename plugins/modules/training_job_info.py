@@ -78,7 +78,7 @@ services:
   elements: dict
   sample:
     - {service: ddp_node0, rank: 0, node: node0, state: complete, desired_state: shutdown,
-       exit_code: 0, error: "", tasks: 1, task_id: x2b5kq0w3h2vd8s9g7u3n1f0c, lost: false}
+       exit_code: 0, error: "", tasks: 1, task_id: x2b5kq0w3h2vd8s9g7u3n1f0c, host: node0, lost: false}
 training_hosts:
   description: How many ranks' services run now on a node that is up (the hosts of the current round).
   returned: always
@@ -90,6 +90,12 @@ lost:
   type: list
   elements: str
   sample: [ddp_node2]
+task_ids:
+  description: The IDs of every task of the current deployment (their logs are this run's).
+  returned: always
+  type: list
+  elements: str
+  sample: [x2b5kq0w3h2vd8s9g7u3n1f0c]
 stack:
   description: The deployed stack with the values of job_env hidden; empty when there is no stack file.
   returned: always
@@ -121,7 +127,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
-    deployment_task_ids,
     job_tasks,
     time_key,
 )
@@ -186,7 +191,7 @@ def main() -> None:
         result = job_tasks(name, services, tasks, cli.swarm_nodes(), cli.ready_nodes())
         if since is not None:
             result["records"], result["logs_until"] = records_since(
-                cli, since, result["services"], deployment_task_ids(services, tasks)
+                cli, since, result["services"], result["task_ids"]
             )
     except DockerCliError as exc:
         module.fail_json(msg=str(exc))

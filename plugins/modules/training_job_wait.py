@@ -93,6 +93,11 @@ training_hosts:
   description: How many ranks' services run on a node that is up.
   returned: always
   type: int
+task_ids:
+  description: The IDs of every task of the current deployment.
+  returned: always
+  type: list
+  elements: str
 stack:
   description: The deployed stack with the values of job_env hidden.
   returned: always

@@ -158,7 +158,8 @@ options:
       - A user's script and the files beside it, relative path -> text (the
         P(torchswarm.ddp.script_files#lookup) lookup reads job_script_src into this). Each file
         becomes a swarm config named by its content, placed read-only in the image's working
-        directory C(/workspace) in every rank's task; O(script) must be one of them.
+        directory C(/workspace) in every rank's task; O(script) must be one of them. An empty
+        file arrives as one newline (a swarm config cannot be empty).
       - A changed file makes a new config and redeploys the job; configs no stack needs any more
         are removed, and all of them with O(state=absent). The result shows digests, not texts.
     type: dict
@@ -304,6 +305,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs impo
     PATH_LABEL,
     ConfigPlan,
     check_script_files,
+    config_data,
     config_name,
     plan_configs,
 )
@@ -478,7 +480,7 @@ class StackDeployer:
                     *label_args,
                     swarm_name,
                     "-",
-                    data=self.module.params["script_files"][path],
+                    data=config_data(self.module.params["script_files"][path]),
                 )
         return bool(plan.create)
 

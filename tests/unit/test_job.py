@@ -128,8 +128,10 @@ def test_rows_are_in_rank_order_with_the_newest_task():
         "error": "",
         "tasks": 2,
         "task_id": "new",
+        "host": "",  # no pinned hostname label on these services
         "lost": False,
     }
+    assert job_tasks("ddp", SERVICES, tasks, NODES)["task_ids"] == ["b", "new", "old"]
 
 
 def pinned(sid: str, name: str, rank: int, hostname: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
     check_script_files,
+    config_data,
     config_name,
     plan_configs,
 )
@@ -69,3 +70,7 @@ def test_every_rank_gets_the_files_in_the_working_directory_and_a_change_is_a_ne
     assert (
         other["services"]["node0"]["labels"][hash_label] != stack["services"]["node0"]["labels"][hash_label]
     )
+
+
+def test_an_empty_file_is_shipped_as_one_newline_for_a_config_cannot_be_empty():
+    assert config_data("") == "\n" and config_data("x = 1\n") == "x = 1\n"

@@ -287,3 +287,31 @@ def test_dollars_reach_the_stack_file_doubled_and_the_result_as_given(swarm, tmp
     result, _ = run_module(training_stack.main, args(tmp_path, trainer_args=["--tag", "${X:?y}"]))
     assert "$${X:?y}" in (tmp_path / "ddp.yml").read_text()
     assert "${X:?y}" in result["stack"]["services"]["node0"]["command"]
+
+
+def test_script_files_become_configs_in_the_working_directory_and_a_changed_file_redeploys(swarm, tmp_path):
+    files = {"my_ddp.py": "print('v1')\n", "lib/__init__.py": ""}
+    first, failed = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=files))
+    assert not failed and first["changed"]
+    assert {c["data"] for c in swarm.configs.values()} == {"print('v1')\n", "\n"}  # a config cannot be empty
+    mounts = {c["target"] for c in first["stack"]["services"]["node1"]["configs"]}
+    assert mounts == {"/workspace/my_ddp.py", "/workspace/lib/__init__.py"}
+    # The result names each file's config, never its text.
+    assert "print('v1')" not in json.dumps(first["invocation"])
+
+    again, _ = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=files))
+    assert not again["changed"] and swarm.deploys() == 1
+
+    old = set(swarm.configs)
+    changed = {**files, "my_ddp.py": "print('v2')\n"}
+    third, _ = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=changed))
+    assert third["changed"] and swarm.deploys() == 2
+    assert len(swarm.configs) == 2 and len(old & set(swarm.configs)) == 1  # the old my_ddp.py's config went
+
+
+def test_a_script_that_is_not_among_the_shipped_files_is_refused_before_any_config(swarm, tmp_path):
+    result, failed = run_module(training_stack.main, args(tmp_path, script_files={"other.py": "x"}))
+    assert (
+        failed and "job_script 'training_code.py' is not among the files of job_script_src" in result["msg"]
+    )
+    assert not swarm.configs and swarm.deploys() == 0
