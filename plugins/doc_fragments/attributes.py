@@ -19,3 +19,17 @@ options:
     type: path
     default: /var/lib/torchswarm/stacks
 """
+
+    # A controller-side action plugin's attributes (check_mode and diff_mode are its own).
+    ACTION = r"""
+options: {}
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: posix
+"""

@@ -23,20 +23,13 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - torchswarm.ddp.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: It only reads.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   name:
     description: The job's stack name.

@@ -24,20 +24,13 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - torchswarm.ddp.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Says what would be written and writes nothing.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   dest:
     description: The results directory on the controller.

@@ -445,17 +445,14 @@ class StackDeployer:
     def create_secrets(self, plan: SecretPlan) -> bool:
         for swarm_name, name, labels in plan.create:
             self.actions.append(f"create swarm secret {swarm_name} for job_secrets {name}")
-            if not self.module.check_mode:
-                label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
-                self.cli.run(
-                    "secret",
-                    "create",
-                    *label_args,
-                    swarm_name,
-                    "-",
-                    data=str(self.module.params["secrets"][name]),
-                )
+            self._create("secret", swarm_name, labels, str(self.module.params["secrets"][name]))
         return bool(plan.create)
+
+    def _create(self, kind: str, swarm_name: str, labels: dict[str, str], data: str) -> None:
+        """``docker secret|config create`` with labels, the value on stdin (never in argv)."""
+        if not self.module.check_mode:
+            label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
+            self.cli.run(kind, "create", *label_args, swarm_name, "-", data=data)
 
     def remove_secrets(self, names: list[str], kind: str = "secret") -> bool:
         for swarm_name in names:
@@ -471,17 +468,8 @@ class StackDeployer:
     def create_configs(self, plan: ConfigPlan) -> bool:
         for swarm_name, path in plan.create:
             self.actions.append(f"create swarm config {swarm_name} for job_script_src {path}")
-            if not self.module.check_mode:
-                labels = {JOB_LABEL: self.name, PATH_LABEL: path}
-                label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
-                self.cli.run(
-                    "config",
-                    "create",
-                    *label_args,
-                    swarm_name,
-                    "-",
-                    data=config_data(self.module.params["script_files"][path]),
-                )
+            labels = {JOB_LABEL: self.name, PATH_LABEL: path}
+            self._create("config", swarm_name, labels, config_data(self.module.params["script_files"][path]))
         return bool(plan.create)
 
     def present(self, stack: dict) -> bool:
