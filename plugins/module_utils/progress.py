@@ -141,9 +141,8 @@ class Watch:
         lost = frozenset(info.get("lost", []))
         by_service = {r["service"]: r for r in rows}
         for name in sorted(lost - self.lost):
-            said.append(
-                f"host {by_service.get(name, {}).get('node') or name} lost ({name}: its node is down)"
-            )
+            row = by_service.get(name, {})  # its task may be a replacement placed nowhere
+            said.append(f"host {row.get('host') or row.get('node') or name} lost ({name}: its node is down)")
         for name in sorted(self.lost - lost):
             said.append(f"host of {name} is back")
         state = info.get("state", "")

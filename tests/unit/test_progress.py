@@ -27,9 +27,19 @@ def epoch(n: int, elapsed: float, world: int = 3, **more) -> str:
 
 def info(state="running", lost=(), training=3):
     rows = [
-        {"service": f"ddp_node{i}", "node": f"node{i}", "rank": i, "state": "running", "tasks": 1}
+        {
+            "service": f"ddp_node{i}",
+            "node": f"node{i}",
+            "host": f"node{i}",
+            "rank": i,
+            "state": "running",
+            "tasks": 1,
+        }
         for i in range(3)
     ]
+    for row in rows:
+        if row["service"] in lost:
+            row["node"] = ""  # the swarm's replacement task is placed nowhere while the node is down
     return {"state": state, "services": rows, "lost": list(lost), "training_hosts": training}
 
 
