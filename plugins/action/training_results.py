@@ -52,6 +52,12 @@ class ActionModule(ActionBase):
         # the swarm reaps them (at a time of its choosing, which would change a re-run's files).
         tasks = set(info["task_ids"]) if "task_ids" in info else None
         logs = {name: of_tasks(in_time_order(text), tasks) for name, text in args["logs"].items()}
+        path = os.path.join(args["dest"], run_dir_name(args["name"], info.get("stack_hash", "")))
+        # What an earlier read of this run kept stays: a read can miss a remote node's lines.
+        logs = {
+            name: in_time_order("\n".join(dict.fromkeys(self._saved(path, f"logs/{name}.log") + lines)))
+            for name, lines in logs.items()
+        }
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
         records = records_from_text(args["metrics"]) or log_records(
             line for lines in logs.values() for line in lines
@@ -79,7 +85,6 @@ class ActionModule(ActionBase):
                     files[filename] = png
         elif args["plots"]:
             result["warnings"] = [plots.MISSING]
-        path = os.path.join(args["dest"], run_dir_name(args["name"], summary["run"]))
         written = [name for name, content in files.items() if self._write(path, name, content)]
         return {
             **result,
@@ -90,6 +95,14 @@ class ActionModule(ActionBase):
             "summary": summary,
             "lines": summary_lines(summary),
         }
+
+    @staticmethod
+    def _saved(directory: str, name: str) -> list[str]:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                return handle.read().splitlines()
+        except FileNotFoundError:
+            return []
 
     def _write(self, directory: str, name: str, content: str | bytes) -> bool:
         """Whether the file is (or, in check mode, would be) new or different."""

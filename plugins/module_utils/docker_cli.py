@@ -17,16 +17,17 @@ class DockerCli:
         self.module = module
         self.binary = module.get_bin_path(binary, required=True)
 
-    def run(self, *args: str, data: str | None = None, timeout: int = 0) -> str:
+    def run(self, *args: str, data: str | None = None, timeout: int = 0, stderr: bool = False) -> str:
         """``data`` goes to stdin as it is (no newline added: it may be a secret's value);
-        ``timeout``: seconds after which coreutils' timeout ends the call (it fails with rc 124)."""
+        ``timeout``: seconds after which coreutils' timeout ends the call (it fails with rc 124);
+        ``stderr``: its output too, after stdout (``docker service logs`` writes a task's stderr there)."""
         limit = [self.module.get_bin_path("timeout", required=True), str(timeout)] if timeout else []
         rc, out, err = self.module.run_command([*limit, self.binary, *args], data=data, binary_data=True)
         if rc != 0:
             raise DockerCliError(
                 f"docker {' '.join(args[:3])} failed (rc {rc}): {err.strip() or out.strip()}"
             )
-        return out
+        return f"{out}\n{err}" if stderr else out
 
     def lines(self, *args: str) -> list[str]:
         return [line for line in self.run(*args).splitlines() if line.strip()]

@@ -42,6 +42,13 @@ options:
     description: The stack's name.
     type: str
     default: ddp
+  logs:
+    description:
+      - Also every rank's whole log (stdout and stderr, as C(docker service logs --timestamps
+        --no-trunc) gives them) on a node that is up. Each service is read until a read adds no
+        line (at most five reads): a single read can miss a remote node's lines (moby#33183).
+    type: bool
+    default: false
   logs_since:
     description:
       - Read the records the ranks printed after this time (RFC 3339, as RV(logs_until) returns
@@ -116,6 +123,11 @@ records:
   sample:
     - {event: epoch, epoch: 3, loss: 0.41, samples_per_s: 950.2, world_size: 3, elapsed_s: 31.8,
        time: "2026-11-26T22:00:00.123456789Z", service: ddp_node0}
+logs:
+  description: Every rank's whole log by service name, lines in the order read.
+  returned: when O(logs=true)
+  type: dict
+  sample: {ddp_node0: "2026-11-26T22:00:00.1Z ddp_node0.1.x2b5kq0w3h2vd8s9g@node0    | torchswarm: ..."}
 logs_until:
   description: The time of the newest log line read; the next poll's O(logs_since).
   returned: when O(logs_since) is set
@@ -173,10 +185,33 @@ def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tup
     )
 
 
+def whole_logs(cli: DockerCli, rows: list, reads: int = 5) -> dict[str, str]:
+    """Each rank's log on a node that is up, read until a read adds no line."""
+    logs = {}
+    for row in rows:
+        if row["lost"] or not row["tasks"]:
+            continue
+        seen: dict[str, None] = {}
+        for attempt in range(reads):
+            try:
+                out = cli.run(
+                    "service", "logs", "--timestamps", "--no-trunc", row["service"], timeout=120, stderr=True
+                )
+            except DockerCliError:
+                break
+            before = len(seen)
+            seen.update(dict.fromkeys(line for line in out.splitlines() if line.strip()))
+            if attempt and len(seen) == before:
+                break
+        logs[row["service"]] = "\n".join(seen)
+    return logs
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "default": "ddp"},
+            "logs": {"type": "bool", "default": False},
             "logs_since": {"type": "str"},
             "stack_dir": {"type": "path", "default": STACK_DIR},
         },
@@ -193,6 +228,8 @@ def main() -> None:
             result["records"], result["logs_until"] = records_since(
                 cli, since, result["services"], result["task_ids"]
             )
+        if module.params["logs"]:
+            result["logs"] = whole_logs(cli, result["services"])
     except DockerCliError as exc:
         module.fail_json(msg=str(exc))
     result["stack"] = deployed_stack(stack_path(module.params["stack_dir"], name))

@@ -170,3 +170,24 @@ def test_script_files_lookup_names_a_missing_source(tmp_path, missing):
     }
     run = playbook(tmp_path, [read])
     assert run.returncode != 0 and "is neither a file nor a directory on the controller" in run.stdout
+
+
+def test_a_later_read_that_misses_lines_keeps_what_was_saved_and_new_lines_are_added(tmp_path):
+    """docker service logs can miss a remote node's lines on one read (moby#33183)."""
+    dest = tmp_path / "results"
+    full = results_task(dest)
+    assert playbook(tmp_path, [full]).returncode == 0
+    log_file = dest / "user-ddp" / "3f2a9c0d1e4b5a67" / "logs" / "ddp_node0.log"
+    saved = log_file.read_text()
+
+    partial = results_task(dest)
+    partial["torchswarm.ddp.training_results"]["logs"]["ddp_node0"] = log(RECORDS[:2])
+    run = playbook(tmp_path, [partial])
+    assert run.returncode == 0 and not task_results(run)[0]["changed"] and log_file.read_text() == saved
+
+    more = results_task(dest)
+    late = f"2026-11-26T22:00:09Z ddp_node0.1.{TASK}@node0    | torchswarm: a late line"
+    more["torchswarm.ddp.training_results"]["logs"]["ddp_node0"] = log(RECORDS) + "\n" + late
+    run = playbook(tmp_path, [more])
+    assert run.returncode == 0 and task_results(run)[0]["changed"]
+    assert log_file.read_text() == saved + late + "\n"
