@@ -46,7 +46,7 @@ options:
     description:
       - Also every rank's whole log (stdout and stderr, as C(docker service logs --timestamps
         --no-trunc) gives them) on a node that is up. Each service is read until a read adds no
-        line (at most five reads): a single read can miss a remote node's lines (moby#33183).
+        line (at most five reads), for a single read can miss a remote node's lines (moby#33183).
     type: bool
     default: false
   logs_since:
