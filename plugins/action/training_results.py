@@ -8,12 +8,12 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     log_text,
     of_tasks,
-    records_from_text,
     records_text,
     run_dir_name,
     run_summary,
@@ -51,15 +51,14 @@ class ActionModule(ActionBase):
         # This run's lines only: a service's log also holds its earlier deployments' tasks, until
         # the swarm reaps them (at a time of its choosing, which would change a re-run's files).
         tasks = set(info["task_ids"]) if "task_ids" in info else None
-        logs = {name: of_tasks(in_time_order(text), tasks) for name, text in args["logs"].items()}
         path = os.path.join(args["dest"], run_dir_name(args["name"], info.get("stack_hash", "")))
-        # What an earlier read of this run kept stays: a read can miss a remote node's lines.
+        # What an earlier read of this run saved stays: a read can miss a remote node's lines.
         logs = {
-            name: in_time_order("\n".join(dict.fromkeys(self._saved(path, f"logs/{name}.log") + lines)))
-            for name, lines in logs.items()
+            name: of_tasks(in_time_order(self._saved(path, f"logs/{name}.log") + text.splitlines()), tasks)
+            for name, text in args["logs"].items()
         }
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
-        records = records_from_text(args["metrics"]) or log_records(
+        records = metrics_records(args["metrics"]) or log_records(
             line for lines in logs.values() for line in lines
         )
         rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")

@@ -48,9 +48,9 @@ class DockerCli:
         lines = self.lines("node", "ls", "--format", "{{.Status}} {{.Hostname}}")
         return [line.split(" ", 1)[1] for line in lines if line.startswith("Ready ")]
 
-    def secrets(self, label: str, kind: str = "secret") -> list[dict[str, Any]]:
-        """The swarm secrets (or, with kind "config", configs) with this label (``key=value``),
-        as ``docker secret inspect`` gives them."""
+    def labelled(self, kind: str, label: str) -> list[dict[str, Any]]:
+        """The swarm secrets or configs (``kind``) with this label (``key=value``), as
+        ``docker secret|config inspect`` gives them."""
         return self.inspect(self.lines(kind, "ls", "--quiet", "--filter", f"label={label}"), kind=kind)
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:

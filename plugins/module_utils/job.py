@@ -38,14 +38,6 @@ def time_key(stamp: str) -> tuple[str, str]:
     return head, frac.ljust(9, "0")
 
 
-def deployment_task_ids(
-    services: Iterable[Mapping[str, Any]], tasks: Iterable[Mapping[str, Any]]
-) -> list[str]:
-    """The IDs of every task of the services' current deployments (their logs are this run's)."""
-    by_id = {s["ID"]: s for s in services}
-    return [t["ID"] for t in tasks if t["ServiceID"] in by_id and _of_deployment(t, by_id[t["ServiceID"]])]
-
-
 def job_tasks(
     stack: str,
     services: Iterable[Mapping[str, Any]],
@@ -69,21 +61,22 @@ def job_tasks(
       restarting ranks;
     - ``running``: every rank's task is up (or starting for the first time).
     """
-    services, tasks = list(services), list(tasks)  # each read twice
     ready_hosts = None if ready is None else set(ready)
     by_service: dict[str, list[Mapping[str, Any]]] = {}
     for task in tasks:
         by_service.setdefault(task["ServiceID"], []).append(task)
     rows = []
+    task_ids: list[str] = []  # every task of the current deployments (their logs are this run's)
     refused = False
     for service in services:
-        labels = service["Spec"].get("Labels") or {}
-        if ROLE_LABEL in labels:
-            continue
         history = sorted(
             (t for t in by_service.get(service["ID"], []) if _of_deployment(t, service)),
             key=lambda t: time_key(t.get("CreatedAt", "")),
         )
+        task_ids += [t["ID"] for t in history]
+        labels = service["Spec"].get("Labels") or {}
+        if ROLE_LABEL in labels:
+            continue
         refused = refused or any(
             ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") == EXIT_DO_NOT_RETRY
             for t in history
@@ -137,25 +130,34 @@ def job_tasks(
         "services": rows,
         "lost": lost,
         "training_hosts": training,
-        "task_ids": sorted(deployment_task_ids(services, tasks)),
+        "task_ids": sorted(task_ids),
     }
 
 
+def metrics_records(text: str) -> list[dict[str, Any]]:
+    """metrics.jsonl as its records (JSON objects with an ``event``)."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # blank, or a line cut short by a kill; the trainer rewrites its records on resume
+        if isinstance(record, dict) and "event" in record:
+            records.append(record)
+    return records
+
+
 def metrics_summary(text: str) -> dict[str, Any]:
-    """The trainer's metrics.jsonl, summed up: the last run's summary and every epoch's line.
+    """The trainer's metrics.jsonl, summed up (see summarize_metrics)."""
+    return summarize_metrics(metrics_records(text))
+
+
+def summarize_metrics(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Metrics records summed up: the last run's summary and every epoch's line.
 
     ``epochs_trained`` lists epoch numbers in the order their lines were written, so an epoch
     trained twice would show twice.
     """
-    records = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a kill; the trainer rewrites its records on resume
     epochs = [r for r in records if r.get("event") == "epoch"]
     summaries = [r for r in records if r.get("event") == "summary"]
     last = summaries[-1] if summaries else {}

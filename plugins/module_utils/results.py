@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, time_key
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import summarize_metrics, time_key
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import parse_log_line
 
 LAST_LINES = 20  # of rank 0's log, in summary.json
@@ -19,32 +19,19 @@ PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def records_from_text(text: str) -> list[dict[str, Any]]:
-    """metrics.jsonl as records; a line cut short by a kill is skipped."""
-    found = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "event" in record:
-            found.append(record)
-    return found
-
-
 def records_text(records: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
 
 
-def in_time_order(text: str) -> list[str]:
-    """A service log from stdout and stderr read apart, as one list of lines in time order (lines
-    without docker's time stamp last, in the order they came)."""
+def in_time_order(lines: Iterable[str]) -> list[str]:
+    """Service log lines from several reads (stdout and stderr apart, an earlier read) as one
+    list, each line once, in time order (lines without docker's time stamp last, as they came)."""
 
     def key(line: str) -> tuple[str, str]:
         part = parse_log_line(line)
         return time_key(part["time"]) if part else ("~", "")
 
-    return sorted((line for line in text.splitlines() if line.strip()), key=key)
+    return sorted(dict.fromkeys(line for line in lines if line.strip()), key=key)
 
 
 def of_tasks(lines: list[str], tasks: set[str] | None) -> list[str]:
@@ -108,7 +95,7 @@ def run_summary(
 ) -> dict[str, Any]:
     """summary.json: what ran, how it ended, per rank, and the metrics when the script reports them."""
     rows = info.get("services", [])
-    metrics = metrics_summary(records_text(records))
+    metrics = summarize_metrics(records)
     epochs = [r for r in records if r.get("event") == "epoch"]
     return {
         "job": job,

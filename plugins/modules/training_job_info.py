@@ -164,21 +164,36 @@ def deployed_stack(path: str) -> dict:
         return {}
 
 
+def readable(row: dict) -> bool:
+    """A rank whose log can be read: it has a task, and its node is up."""
+    return not row["lost"] and bool(row["tasks"])
+
+
+def read_log(
+    cli: DockerCli, service: str, since: str = "", timeout: int = 20, stderr: bool = False
+) -> list[str] | None:
+    """A rank's service log lines (``docker service logs --timestamps --no-trunc``), or None when
+    the read fails or hangs (a node that died a moment ago): a later read tries again."""
+    since_args = ["--since", since_with_margin(since)] if since else []
+    try:
+        out = cli.run(
+            "service",
+            "logs",
+            "--timestamps",
+            "--no-trunc",
+            *since_args,
+            service,
+            timeout=timeout,
+            stderr=stderr,
+        )
+    except DockerCliError:
+        return None
+    return [line for line in out.splitlines() if line.strip()]
+
+
 def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tuple[list, str]:
-    """Rank 0's records in the logs of every rank on a node that is up (a lost node's logs
-    cannot be read), and the newest line's time. A read that fails or hangs (a node that died
-    a moment ago) is skipped: the next poll reads that service again."""
-    lines = []
-    for row in rows:
-        if not row["lost"] and row["tasks"]:
-            since_args = ["--since", since_with_margin(since)] if since else []
-            try:
-                out = cli.run(
-                    "service", "logs", "--timestamps", "--no-trunc", *since_args, row["service"], timeout=20
-                )
-            except DockerCliError:
-                continue
-            lines += out.splitlines()
+    """Rank 0's records in every readable rank's log since then, and the newest line's time."""
+    lines = [line for row in rows if readable(row) for line in read_log(cli, row["service"], since) or []]
     records = log_records(lines, task_ids)
     return records, max(
         [since, *(line.split(" ", 1)[0] for line in lines if LOG_LINE.match(line))], key=time_key
@@ -186,21 +201,16 @@ def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tup
 
 
 def whole_logs(cli: DockerCli, rows: list, reads: int = 5) -> dict[str, str]:
-    """Each rank's log on a node that is up, read until a read adds no line."""
+    """Each readable rank's whole log (stdout and stderr), read until a read adds no line."""
     logs = {}
-    for row in rows:
-        if row["lost"] or not row["tasks"]:
-            continue
+    for row in filter(readable, rows):
         seen: dict[str, None] = {}
         for attempt in range(reads):
-            try:
-                out = cli.run(
-                    "service", "logs", "--timestamps", "--no-trunc", row["service"], timeout=120, stderr=True
-                )
-            except DockerCliError:
+            lines = read_log(cli, row["service"], timeout=120, stderr=True)
+            if lines is None:
                 break
             before = len(seen)
-            seen.update(dict.fromkeys(line for line in out.splitlines() if line.strip()))
+            seen.update(dict.fromkeys(lines))
             if attempt and len(seen) == before:
                 break
         logs[row["service"]] = "\n".join(seen)

@@ -439,7 +439,7 @@ class StackDeployer:
 
     def plan_secrets(self) -> SecretPlan:
         return plan_secrets(
-            self.name, self.module.params["secrets"], self.cli.secrets(f"{JOB_LABEL}={self.name}")
+            self.name, self.module.params["secrets"], self.cli.labelled("secret", f"{JOB_LABEL}={self.name}")
         )
 
     def create_secrets(self, plan: SecretPlan) -> bool:
@@ -462,7 +462,7 @@ class StackDeployer:
         return bool(names)
 
     def plan_configs(self) -> ConfigPlan:
-        existing = self.cli.secrets(f"{JOB_LABEL}={self.name}", kind="config")
+        existing = self.cli.labelled("config", f"{JOB_LABEL}={self.name}")
         return plan_configs(self.name, self.module.params["script_files"], existing)
 
     def create_configs(self, plan: ConfigPlan) -> bool:

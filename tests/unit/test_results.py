@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     plot_series,
-    records_from_text,
     run_dir_name,
     run_summary,
     summary_lines,
@@ -55,7 +55,7 @@ def test_metrics_text_skips_lines_cut_short():
     text = (
         json.dumps(epoch(0, 1.0, 1)) + "\n" + '{"event": "epo' + "\n\n" + json.dumps({"no": "event"}) + "\n"
     )
-    assert records_from_text(text) == [epoch(0, 1.0, 1)]
+    assert metrics_records(text) == [epoch(0, 1.0, 1)]
 
 
 def test_trainer_summary_and_lines():
@@ -125,5 +125,5 @@ def test_stdout_and_stderr_of_a_service_log_merge_in_time_order():
     prefix = "ddp_node0.1.abc@node0    |"
     out = f"2026-11-26T22:00:02Z {prefix} {{}}\n2026-11-26T22:00:04.5Z {prefix} b"
     err = "2026-11-26T22:00:01.75Z ddp_node0.1.abc@node0    | torchswarm: a\nno stamp\n"
-    merged = in_time_order(out + "\n" + err)
+    merged = in_time_order((out + "\n" + err).splitlines())
     assert [line.rsplit("| ", 1)[-1] for line in merged] == ["torchswarm: a", "{}", "b", "no stamp"]
