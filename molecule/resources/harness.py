@@ -91,11 +91,15 @@ def base_inventory(scenario: Path) -> dict:
     return inventory
 
 
-def ssh_inventory(scenario: Path) -> dict:
-    """base_inventory, with each node reached over SSH as molecule's instance config says."""
+def scenario_inventory(scenario: Path) -> dict:
+    """base_inventory, with each node reached as the scenario's converge reached it: over SSH
+    where molecule's instance config gives addresses and keys (the registry scenario)."""
     inventory = base_inventory(scenario)
+    path = Path(os.environ.get("MOLECULE_INSTANCE_CONFIG", "/nonexistent"))
+    config = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+    if not any("identity_file" in i for i in config):
+        return inventory
     del inventory["all"]["vars"]["ansible_connection"]
-    config = yaml.safe_load(Path(os.environ["MOLECULE_INSTANCE_CONFIG"]).read_text())
     reach = {
         i["instance"]: {
             "ansible_connection": "ssh",
@@ -166,6 +170,10 @@ def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: st
 
 def run_site_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
     return run_playbook("converge-site.yml", inventory, tmp_path, *extra_args)
+
+
+def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
+    return run_playbook("converge-cluster.yml", inventory, tmp_path, *extra_args)
 
 
 def docker_json(host: testinfra.host.Host, *args: str):
@@ -251,12 +259,21 @@ def first_steps_after(stack: str, hosts: tuple[str, ...], moment: float) -> list
     return sorted(found)
 
 
+def standin_gpus(scenario: Path) -> dict[str, list[str]]:
+    """The fixed GPU UUIDs the stand-in nvidia-smi reports, by node, as the scenario's molecule.yml
+    gives them (the gpu scenario)."""
+    host_vars = yaml.safe_load((scenario / "molecule.yml").read_text())["provisioner"]["inventory"][
+        "host_vars"
+    ]
+    return {name: v["standin_gpus"] for name, v in host_vars.items() if "standin_gpus" in v}
+
+
 def epochs_of(records: list[dict]) -> list[int]:
     return [r["epoch"] for r in records if r["event"] == "epoch"]
 
 
-# Figures the checks measure (wall times of fault cases); conftest prints them after the run,
-# whether the checks passed or not.
+# Figures the checks measure (wall times of fault cases); molecule/conftest.py prints them after
+# the run, whether the checks passed or not.
 FIGURES: list[str] = []
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import docker_json, load_probe_image, node, swarm_nodes
+from harness import docker_json, load_probe_image, node, swarm_nodes
 
 NODES = ["node0", "node1", "node2"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import node, run_cluster_playbook, swarm_nodes
+from harness import node, run_cluster_playbook, swarm_nodes
 
 
 def with_spare(inventory: dict, **spare_vars) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import docker_json, load_probe_image, node, run_cluster_playbook
+from harness import docker_json, load_probe_image, node, run_cluster_playbook
 
 
 def test_changed_subnet_is_refused_while_a_service_uses_the_network(inventory, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import node, run_cluster_playbook, swarm_nodes
+from harness import node, run_cluster_playbook, swarm_nodes
 
 
 def test_scale_out_adds_only_the_new_host(inventory, tmp_path):

@@ -5,7 +5,7 @@ Runs last: node3 ends as a manager that is then scaled in, which also covers dem
 
 from __future__ import annotations
 
-from conftest import node, run_cluster_playbook, swarm_nodes
+from harness import node, run_cluster_playbook, swarm_nodes
 
 
 def test_host_of_another_swarm_is_refused_then_rejoins_when_forced(inventory, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 
-from conftest import node, run_cluster_playbook, swarm_nodes
+from harness import node, run_cluster_playbook, swarm_nodes
 
 HOSTS = ("node0", "node1", "node2")
 

@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 
-from conftest import (
+from harness import (
     controller,
     epochs_of,
     first_converge_log,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import load_probe_image, run_site_playbook, stack_tasks, task_ids
+from harness import load_probe_image, run_site_playbook, stack_tasks, task_ids
 
 
 def set_host_var(inventory: dict, host: str, **values) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import first_converge_log, node, results_of, run_site_playbook, stack_tasks, task_ids
+from harness import first_converge_log, node, results_of, run_site_playbook, stack_tasks, task_ids
 
 SECRET = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"][
     "group_vars"

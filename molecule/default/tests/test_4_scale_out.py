@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes
+from harness import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes
 
 
 def node_ranks(stack: str) -> dict[str, str]:

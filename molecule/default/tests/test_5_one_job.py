@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (
+from harness import (
     epochs_of,
     figure,
     metrics,

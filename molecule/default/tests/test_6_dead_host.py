@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from conftest import epochs_of, figure, metrics, run_site_playbook, swarm_nodes, wait_for
+from harness import epochs_of, figure, metrics, run_site_playbook, swarm_nodes, wait_for
 
 
 def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inventory, tmp_path):

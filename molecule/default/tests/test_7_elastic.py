@@ -10,7 +10,7 @@ import json
 import subprocess
 import time
 
-from conftest import (
+from harness import (
     epochs_of,
     figure,
     finish_playbook,

@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 
-from conftest import (
+from harness import (
     MANAGER,
     epochs_of,
     figure,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from conftest import STANDIN_GPUS, docker_json, node, swarm_nodes
+from harness import docker_json, node, standin_gpus, swarm_nodes
+
+STANDIN_GPUS = standin_gpus(Path(__file__).resolve().parents[1])
 
 
 @pytest.mark.parametrize("name", ["node0", "node1"])

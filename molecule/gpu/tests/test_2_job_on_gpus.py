@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import STANDIN_GPUS, epochs_of, metrics, node, run_site_playbook, stack_tasks, task_ids
+from harness import epochs_of, metrics, node, run_site_playbook, stack_tasks, standin_gpus, task_ids
+
+STANDIN_GPUS = standin_gpus(Path(__file__).resolve().parents[1])
 
 
 def task_container(name: str) -> dict:

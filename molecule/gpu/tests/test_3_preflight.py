@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import node, run_playbook
+from harness import node, run_playbook
 
 
 def test_every_node_passes_and_the_allreduce_prints_bus_bandwidth(inventory, tmp_path):

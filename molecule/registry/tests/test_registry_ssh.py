@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (
+from harness import (
     controller,
     first_converge_log,
     image_id,
