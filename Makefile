@@ -69,7 +69,8 @@ lint: venv
 	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
 	@for f in $(FILTERS); do \
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
-	@ansible-doc -t lookup torchswarm.ddp.script_files >/dev/null || { echo "ansible-doc cannot render script_files"; exit 1; }
+	@for l in script_files job_options; do \
+	  ansible-doc -t lookup torchswarm.ddp.$$l >/dev/null || { echo "ansible-doc cannot render lookup $$l"; exit 1; }; done
 	@for r in docker nvidia swarm network validate image job preflight; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
 	@echo "lint: ok"

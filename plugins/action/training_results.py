@@ -19,6 +19,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     run_summary,
     summary_lines,
 )
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import script_of
 from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots
 
 ARGUMENT_SPEC = {
@@ -62,8 +63,9 @@ class ActionModule(ActionBase):
             line for lines in logs.values() for line in lines
         )
         rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")
+        script = args["script"] or script_of(info.get("stack", {}))
         summary = run_summary(
-            args["name"], args["script"], info, records, args["completion"], log_text(logs.get(rank0, []))
+            args["name"], script, info, records, args["completion"], log_text(logs.get(rank0, []))
         )
         files = {
             "summary.json": json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",

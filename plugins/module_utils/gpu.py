@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible.module_utils.compat.version import LooseVersion
+
 # The kind must be the same everywhere: daemon.json, the service's reservation and the
 # runtime's swarm-resource setting (DOCKER_RESOURCE_<KIND>, the nvidia role's
 # nvidia_swarm_resource).
@@ -49,20 +51,18 @@ def advertised_gpus(node: Mapping[str, Any]) -> int:
 # Swarmkit before this rejected, again and again, every task that both reserved generic
 # resources and joined an overlay network ("assigned node no longer meets constraints");
 # fixed for Docker Engine 23.0.2 (moby/moby#44378). The check runs on the managers.
-OVERLAY_GPU_MIN_ENGINE = (23, 0, 2)
+OVERLAY_GPU_MIN_ENGINE = "23.0.2"
 
 
 def overlay_gpu_engine_error(engine_version: str) -> str | None:
     """Why GPU reservations on the overlay cannot work with this manager's Docker Engine, or None."""
-    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", engine_version.strip())
-    if not match:
+    found = LooseVersion(engine_version.strip() or "unknown")
+    if not isinstance(found.version[0], int):
         return None  # an engine we cannot read the version of: let it try
-    found = tuple(int(part or 0) for part in match.groups())
-    if found >= OVERLAY_GPU_MIN_ENGINE:
+    if found >= LooseVersion(OVERLAY_GPU_MIN_ENGINE):
         return None
-    wanted = ".".join(map(str, OVERLAY_GPU_MIN_ENGINE))
     return (
-        f"GPU reservations on the overlay network need Docker Engine {wanted} or later on the managers; "
-        f"this manager runs {engine_version.strip()}, which rejects such tasks over and over "
+        f"GPU reservations on the overlay network need Docker Engine {OVERLAY_GPU_MIN_ENGINE} or later on "
+        f"the managers; this manager runs {engine_version.strip()}, which rejects such tasks over and over "
         "(moby/moby#44378). Upgrade Docker (docker_package_source: docker), or set job_network_mode: host"
     )

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import check_daemon_options
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
-    Job,
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
     assign_ranks,
     check_job,
     check_secret_names,
     is_ip_address,
 )
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job, from_variables, validated
+from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
 
 PRESENT = "present"
 ABSENT = "absent"
@@ -52,6 +53,7 @@ def check_inventory(
     image: str | None = None,
     job: Mapping[str, object] | None = None,
     secret_names: Iterable[str] = (),
+    script_files: Iterable[str] = (),
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
@@ -63,8 +65,9 @@ def check_inventory(
     default true) and ``unreachable_msg``, for training ``training`` (bool), ``node_rank`` and
     ``nproc_per_node``, and ``daemon_options`` (docker_daemon_options). A host marked absent that
     does not answer is only listed in ``Report.gone``; a present one that does not answer is an
-    error. ``network_subnet``, ``image``, ``job`` (the ``job_*`` variables that are set) and
-    ``secret_names`` (the names of job_secrets) are the first manager's inventory variables.
+    error. ``network_subnet``, ``image`` (image_name, which job_image defaults to), ``job`` (the
+    ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
+    ``script_files`` (the paths of job_script_src's files) are the first manager's.
     """
     managers = list(managers)
     workers = list(workers)
@@ -169,25 +172,30 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
-    if managers and (image is not None or job or secret_names):
-        report.errors.extend(f"host {first}: {e}" for e in _job_errors(image, job or {}, secret_names))
+    if managers and (image is not None or job or secret_names or script_files):
+        errors = _job_errors(image, job or {}, secret_names, script_files)
+        report.errors.extend(f"host {first}: {e}" for e in errors)
     return report
 
 
-def _job_errors(image: str | None, variables: Mapping[str, object], secret_names: Iterable[str]) -> list[str]:
+def _job_errors(
+    image: str | None,
+    variables: Mapping[str, object],
+    secret_names: Iterable[str],
+    script_files: Iterable[str],
+) -> list[str]:
     """What the stack module would refuse in these job_* variables, before any host changes.
-    Values of the wrong type are left to the roles' argument specs, which name them already."""
-    fields = {f for f in Job.__dataclass_fields__ if f != "image"}
-    values = {k.removeprefix("job_"): v for k, v in variables.items() if k.removeprefix("job_") in fields}
-    for key in ("trainer_args", "script_args"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(str(a) for a in values[key])
-    values = {k: v for k, v in values.items() if v is not None}
-    try:
-        job = Job(image="" if image is None else image, **values)
-        errors = check_job(job, [])
-    except (TypeError, ValueError, AttributeError):
-        return []
-    if image is None:
+    ``image``: the image role's image_name, which job_image defaults to."""
+    given = from_variables(variables)
+    if image is not None:
+        given.setdefault("image", image)
+    options, errors = validated(given)
+    if errors:
+        return errors  # the checks below need values of the right types
+    name = {"name": str(variables["job_name"])} if "job_name" in variables else {}
+    job = Job(**name, **{**options, "image": options["image"] or ""})
+    errors = check_job(job, [])
+    if "image" not in given:
         errors = [e for e in errors if not e.startswith("job_image")]
+    errors += check_script_files(dict.fromkeys(script_files, ""), job.script)
     return errors + check_secret_names(secret_names, job)

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import secret_name
-
 JOB_LABEL = "io.torchswarm.job"
 NAME_LABEL = "io.torchswarm.secret"
 SALT_LABEL = "io.torchswarm.salt"
 DIGEST_LABEL = "io.torchswarm.digest"
+SALT_CHARS = 12
+
+
+def secret_name(job: str, name: str, salt: str) -> str:
+    """The swarm secret holding one value of job_secrets: a new value gets a new salt, so a new name."""
+    return f"{job}_{name}_{salt[:SALT_CHARS]}"
 
 
 def digest(salt: str, value: str) -> str:

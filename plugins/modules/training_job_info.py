@@ -138,83 +138,12 @@ logs_until:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
-    job_tasks,
-    time_key,
-)
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
-    LOG_LINE,
-    log_records,
-    since_with_margin,
-)
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     STACK_DIR,
     redacted,
-    stack_from_text,
-    stack_path,
 )
-
-
-def deployed_stack(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return redacted(stack_from_text(handle.read()))
-    except FileNotFoundError:
-        return {}
-
-
-def readable(row: dict) -> bool:
-    """A rank whose log can be read: it has a task, and its node is up."""
-    return not row["lost"] and bool(row["tasks"])
-
-
-def read_log(
-    cli: DockerCli, service: str, since: str = "", timeout: int = 20, stderr: bool = False
-) -> list[str] | None:
-    """A rank's service log lines (``docker service logs --timestamps --no-trunc``), or None when
-    the read fails or hangs (a node that died a moment ago): a later read tries again."""
-    since_args = ["--since", since_with_margin(since)] if since else []
-    try:
-        out = cli.run(
-            "service",
-            "logs",
-            "--timestamps",
-            "--no-trunc",
-            *since_args,
-            service,
-            timeout=timeout,
-            stderr=stderr,
-        )
-    except DockerCliError:
-        return None
-    return [line for line in out.splitlines() if line.strip()]
-
-
-def records_since(cli: DockerCli, since: str, rows: list, task_ids: list) -> tuple[list, str]:
-    """Rank 0's records in every readable rank's log since then, and the newest line's time."""
-    lines = [line for row in rows if readable(row) for line in read_log(cli, row["service"], since) or []]
-    records = log_records(lines, task_ids)
-    return records, max(
-        [since, *(line.split(" ", 1)[0] for line in lines if LOG_LINE.match(line))], key=time_key
-    )
-
-
-def whole_logs(cli: DockerCli, rows: list, reads: int = 5) -> dict[str, str]:
-    """Each readable rank's whole log (stdout and stderr), read until a read adds no line."""
-    logs = {}
-    for row in filter(readable, rows):
-        seen: dict[str, None] = {}
-        for attempt in range(reads):
-            lines = read_log(cli, row["service"], timeout=120, stderr=True)
-            if lines is None:
-                break
-            before = len(seen)
-            seen.update(dict.fromkeys(lines))
-            if attempt and len(seen) == before:
-                break
-        logs[row["service"]] = "\n".join(seen)
-    return logs
+from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
 
 
 def main() -> None:
@@ -227,22 +156,19 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    name, since = module.params["name"], module.params["logs_since"]
+    since = module.params["logs_since"]
+    view = SwarmView(DockerCli(module), module.params["name"], module.params["stack_dir"])
     try:
-        cli = DockerCli(module)
-        services = cli.stack_services(name)
-        task_ids = cli.lines("stack", "ps", "--quiet", "--no-trunc", name) if services else []
-        tasks = cli.inspect(task_ids)
-        result = job_tasks(name, services, tasks, cli.swarm_nodes(), cli.ready_nodes())
+        result, services = view.job()
         if since is not None:
-            result["records"], result["logs_until"] = records_since(
-                cli, since, result["services"], result["task_ids"]
+            result["records"], result["logs_until"] = view.records_since(
+                since, result["services"], result["task_ids"]
             )
         if module.params["logs"]:
-            result["logs"] = whole_logs(cli, result["services"])
+            result["logs"] = view.whole_logs(result["services"])
     except DockerCliError as exc:
         module.fail_json(msg=str(exc))
-    result["stack"] = deployed_stack(stack_path(module.params["stack_dir"], name))
+    result["stack"] = redacted(view.deployed_stack())
     labels = [s["Spec"].get("Labels") or {} for s in services]
     result["stack_hash"] = next((label[HASH_LABEL] for label in labels if HASH_LABEL in label), "")
     module.exit_json(changed=False, **result)

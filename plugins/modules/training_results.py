@@ -41,7 +41,7 @@ options:
     type: str
     default: ddp
   script:
-    description: The script the job ran, for the summary.
+    description: The script the job ran, for the summary. Empty, the one the deployed stack in O(info) runs.
     type: str
     default: ""
   info:

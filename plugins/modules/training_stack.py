@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
   - torchswarm.ddp.attributes.stack_dir
+  - torchswarm.ddp.job
 attributes:
   check_mode:
     support: full
@@ -39,7 +40,9 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The stack file as last deployed from this manager, and as rendered now, values of O(env) hidden.
+      - What differs, and only that - each service's stack hash as the swarm runs it and as rendered
+        now, and the parts of the stack file last deployed from this manager that the new one
+        changes - with values of O(job.env) hidden.
   platform:
     platforms: posix
 options:
@@ -54,13 +57,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  image:
-    description: The training image, as every node's engine knows it. Required when O(state=present).
-    type: str
   nodes:
     description:
       - The training nodes, in inventory order. Without O(nodes[].node_rank) on any of them,
-        ranks follow this order; rank 0 hosts the rendezvous.
+        ranks follow this order; rank 0 hosts the rendezvous. Required when O(state=present).
     type: list
     elements: dict
     default: []
@@ -85,64 +85,14 @@ options:
       addr:
         description:
           - The address other nodes reach this node on; rank 0's is the master address when
-            O(network_mode=host).
+            O(job.network_mode=host).
         type: str
       image_id:
         description:
-          - The ID of O(image) on this node's engine. It is part of what is deployed, so an
+          - The ID of O(job.image) on this node's engine. It is part of what is deployed, so an
             image rebuilt under the same tag redeploys the job; nodes holding different IDs
             are an error.
         type: str
-  epochs:
-    description: Total epochs, the trainer's first argument.
-    type: int
-    default: 10
-  snapshot_every:
-    description: Snapshot interval in epochs, the trainer's second argument.
-    type: int
-    default: 2
-  batch_size:
-    description: Batch size per process (C(--batch_size)).
-    type: int
-    default: 32
-  script:
-    description: The training script in the image's working directory.
-    type: str
-    default: training_code.py
-  trainer_args:
-    description: Extra arguments after the guide's, for example C([--model, gpt]).
-    type: list
-    elements: str
-    default: []
-  script_args:
-    description:
-      - The script's whole argument list, in place of the trainer's (O(epochs), O(snapshot_every),
-        C(--batch_size) and O(trainer_args)); for scripts other than the trainer, such as the
-        preflight's C(allreduce_check.py).
-    type: list
-    elements: str
-  nccl_ib_disable:
-    description:
-      - C(NCCL_IB_DISABLE) for every rank, the guide's fix for NCCL hanging on InfiniBand it cannot use.
-      - Default, V(true) on the overlay network (it carries only TCP) and NCCL's own choice on the
-        host network. O(env) overrides it.
-    type: bool
-  memlock:
-    description:
-      - Locked-memory limit of every rank (the C(memlock) ulimit), which NCCL needs for
-        InfiniBand and RoCE buffers. V(unlimited), a size such as V(64g), or an empty string for
-        Docker's default.
-      - Default, V(unlimited) with O(network_mode=host) and Docker's default on the overlay
-        network, where NCCL uses only sockets.
-    type: str
-  env:
-    description:
-      - Environment for every rank, for example C(NCCL_IB_DISABLE=1). Values reach the task byte
-        for byte (a C($) is not interpolated).
-      - Not for secrets (use O(secrets)); still, values are shown as C(<hidden>) in the module's
-        result, its diff and its logged arguments.
-    type: dict
-    default: {}
   secrets:
     description:
       - Secret values for every rank, name -> value (from Ansible Vault, say). Each becomes a
@@ -158,88 +108,30 @@ options:
       - A user's script and the files beside it, relative path -> text (the
         P(torchswarm.ddp.script_files#lookup) lookup reads job_script_src into this). Each file
         becomes a swarm config named by its content, placed read-only in the image's working
-        directory C(/workspace) in every rank's task; O(script) must be one of them. An empty
+        directory C(/workspace) in every rank's task; O(job.script) must be one of them. An empty
         file arrives as one newline (a swarm config cannot be empty).
       - A changed file makes a new config and redeploys the job; configs no stack needs any more
         are removed, and all of them with O(state=absent). The result shows digests, not texts.
     type: dict
     default: {}
-  master_port:
-    description: The rendezvous port on rank 0 (C(--master_port)).
-    type: int
-    default: 12355
-  master_addr:
-    description:
-      - The rendezvous address. Default, rank 0's service name on the overlay network, or rank 0's
-        O(nodes[].addr) on the host network.
-    type: str
-  network:
-    description: The attachable overlay network the services join.
-    type: str
-    default: ddp-net
-  network_mode:
-    description:
-      - V(overlay) joins O(network); V(host) runs on the hosts' network stacks, for NCCL over
-        InfiniBand or RoCE NICs.
-    type: str
-    choices: [overlay, host]
-    default: overlay
-  subnet:
-    description:
-      - The overlay's subnet; the trainer picks the interface in it for NCCL and Gloo
-        (C(TORCHSWARM_SUBNET)).
-    type: str
-  snapshot_volume:
-    description: The named volume for snapshots and metrics on each node. Default C(<name>-snapshots).
-    type: str
-  shm_size:
-    description: Size of the C(/dev/shm) tmpfs, for example V(1g).
-    type: str
-    default: 1g
-  restart_delay:
-    description: Delay before the swarm restarts a failed task.
-    type: str
-    default: 10s
-  restart_max_attempts:
-    description: How many times the swarm restarts a failed task before giving up.
-    type: int
-    default: 30
-  stop_grace_period:
-    description: Time between SIGTERM (the trainer snapshots) and SIGKILL.
-    type: str
-    default: 60s
-  min_nodes:
-    description:
-      - On the overlay the job is elastic; it trains in rounds over the hosts that are there,
-        agreed in a rendezvous service on the managers. This many hosts are enough to go on.
-      - Default N-1 for 3 or more training hosts, else N.
-    type: int
-  peer_timeout:
-    description: Seconds without a heartbeat after which a host counts as lost and the others
-      re-form without it (on the overlay).
-    type: int
-    default: 30
-  with_registry_auth:
-    description: Pass the manager's registry login to the nodes (C(--with-registry-auth)).
-    type: bool
-    default: false
 """
 
 EXAMPLES = r"""
 - name: Deploy the guide's job on three nodes
   torchswarm.ddp.training_stack:
-    image: torchswarm/trainer:latest
-    epochs: 10
-    snapshot_every: 2
-    batch_size: 32
-    env:
-      NCCL_IB_DISABLE: "1"
+    job:
+      image: torchswarm/trainer:latest
+      epochs: 10
+      snapshot_every: 2
+      batch_size: 32
+      env:
+        NCCL_DEBUG: INFO
     nodes:
       - {name: node0, hostname: node0}
       - {name: node1, hostname: node1}
       - {name: node2, hostname: node2}
   run_once: true
-  delegate_to: "{{ groups['managers'][0] }}"
+  delegate_to: "{{ groups['torchswarm_manager'][0] }}"
 
 - name: Remove the job, keep the snapshots
   torchswarm.ddp.training_stack:
@@ -250,7 +142,7 @@ EXAMPLES = r"""
 RETURN = r"""
 stack:
   description:
-    - The rendered stack, as deployed, with the values of O(env) shown as C(<hidden>).
+    - The rendered stack, as deployed, with the values of O(job.env) shown as C(<hidden>).
     - Empty when O(state=absent).
   returned: always
   type: dict
@@ -290,307 +182,78 @@ actions:
   sample: ["deploy stack ddp (3 services)"]
 """
 
-import json
-import os
-from dataclasses import asdict
-
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.deployer import StackDeployer, wanted
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
-    advertised_gpus,
-    overlay_gpu_engine_error,
-)
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
-    PATH_LABEL,
-    ConfigPlan,
-    check_script_files,
-    config_data,
-    config_name,
-    plan_configs,
-)
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
-    HASH_LABEL,
-    HIDDEN,
-    RENDEZVOUS_SERVICE,
-    STACK_DIR,
-    Job,
-    Node,
-    StackError,
-    assign_ranks,
-    check_job,
-    check_secret_names,
-    deployed_differs,
-    redacted,
-    render_stack,
-    stack_from_text,
-    stack_path,
-    stack_text,
-)
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import (
-    JOB_LABEL,
-    SecretPlan,
-    plan_secrets,
-)
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import StackError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import argument_spec as job_spec
+from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import config_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HIDDEN, STACK_DIR
+from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
 
-# The module options that make up the Job (the rest say how to deploy it).
-JOB_OPTIONS = set(Job.__dataclass_fields__)
-
-
-def argument_spec() -> dict:
-    return {
-        "name": {"type": "str", "default": "ddp"},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "image": {"type": "str"},
-        "nodes": {
-            "type": "list",
-            "elements": "dict",
-            "default": [],
-            "options": {
-                "name": {"type": "str", "required": True},
-                "hostname": {"type": "str", "required": True},
-                "node_rank": {"type": "int"},
-                "nproc_per_node": {"type": "int"},
-                "addr": {"type": "str"},
-                "image_id": {"type": "str"},
-            },
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "default": "ddp"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "job": {"type": "dict", "options": job_spec()},
+    "nodes": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "hostname": {"type": "str", "required": True},
+            "node_rank": {"type": "int"},
+            "nproc_per_node": {"type": "int"},
+            "addr": {"type": "str"},
+            "image_id": {"type": "str"},
         },
-        "epochs": {"type": "int", "default": 10},
-        "snapshot_every": {"type": "int", "default": 2},
-        "batch_size": {"type": "int", "default": 32},
-        "script": {"type": "str", "default": "training_code.py"},
-        "trainer_args": {"type": "list", "elements": "str", "default": []},
-        "script_args": {"type": "list", "elements": "str"},
-        "nccl_ib_disable": {"type": "bool"},
-        "memlock": {"type": "str"},
-        "env": {"type": "dict", "default": {}},
-        "secrets": {"type": "dict", "default": {}, "no_log": True},
-        "script_files": {"type": "dict", "default": {}},
-        "master_port": {"type": "int", "default": 12355},
-        "master_addr": {"type": "str"},
-        "network": {"type": "str", "default": "ddp-net"},
-        "network_mode": {"type": "str", "choices": ["overlay", "host"], "default": "overlay"},
-        "subnet": {"type": "str"},
-        "snapshot_volume": {"type": "str"},
-        "shm_size": {"type": "str", "default": "1g"},
-        "restart_delay": {"type": "str", "default": "10s"},
-        "restart_max_attempts": {"type": "int", "default": 30},
-        "stop_grace_period": {"type": "str", "default": "60s"},
-        "min_nodes": {"type": "int"},
-        "peer_timeout": {"type": "int", "default": 30},
-        "with_registry_auth": {"type": "bool", "default": False},
-        "stack_dir": {"type": "path", "default": STACK_DIR},
-    }
-
-
-def build(
-    params: dict,
-    swarm_gpus: dict[str, int],
-    engine_version: str = "",
-    secrets: dict[str, str] | None = None,
-    configs: dict[str, str] | None = None,
-) -> tuple[dict, list[Node]]:
-    """The rendered stack and the nodes in rank order; raises StackError naming every problem.
-
-    ``swarm_gpus``: every swarm node's hostname and the GPUs it advertises; ``engine_version``:
-    the manager's Docker Engine; ``secrets``: job_secrets name -> swarm secret name;
-    ``configs``: script_files path -> swarm config name.
-    """
-    values = {k: params[k] for k in JOB_OPTIONS if params.get(k) is not None}
-    values["trainer_args"] = tuple(values.get("trainer_args", ()))
-    if "script_args" in values:
-        values["script_args"] = tuple(values["script_args"])
-    job = Job(**values)
-    nodes, errors = assign_ranks([{**n, "gpus": swarm_gpus.get(n["hostname"], 0)} for n in params["nodes"]])
-    errors += check_job(job, nodes, swarm_gpus)
-    errors += check_secret_names(params.get("secrets") or {}, job)
-    errors += check_script_files(params.get("script_files") or {}, job.script)
-    if job.network_mode == "overlay" and any(n.gpus for n in nodes):
-        why = overlay_gpu_engine_error(engine_version)
-        errors += [why] if why else []
-    if errors:
-        raise StackError(errors)
-    return render_stack(job, nodes, secrets, configs), nodes
-
-
-class StackDeployer:
-    """Compares the rendered stack with the deployed one and deploys or removes it, with the
-    swarm secrets it refers to."""
-
-    def __init__(self, module: AnsibleModule, cli: DockerCli) -> None:
-        self.module, self.cli = module, cli
-        self.name = module.params["name"]
-        self.path = stack_path(module.params["stack_dir"], self.name)
-        self.actions: list[str] = []
-
-    def deployed_labels(self) -> dict[str, dict[str, str]]:
-        prefix = f"{self.name}_"
-        return {
-            s["Spec"]["Name"].removeprefix(prefix): s["Spec"].get("Labels") or {}
-            for s in self.cli.stack_services(self.name)
-        }
-
-    def previous_stack(self) -> dict:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                return stack_from_text(handle.read())
-        except FileNotFoundError:
-            return {}
-
-    def plan_secrets(self) -> SecretPlan:
-        return plan_secrets(
-            self.name, self.module.params["secrets"], self.cli.labelled("secret", f"{JOB_LABEL}={self.name}")
-        )
-
-    def create_secrets(self, plan: SecretPlan) -> bool:
-        for swarm_name, name, labels in plan.create:
-            self.actions.append(f"create swarm secret {swarm_name} for job_secrets {name}")
-            self._create("secret", swarm_name, labels, str(self.module.params["secrets"][name]))
-        return bool(plan.create)
-
-    def _create(self, kind: str, swarm_name: str, labels: dict[str, str], data: str) -> None:
-        """``docker secret|config create`` with labels, the value on stdin (never in argv)."""
-        if not self.module.check_mode:
-            label_args = [a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}")]
-            self.cli.run(kind, "create", *label_args, swarm_name, "-", data=data)
-
-    def remove_secrets(self, names: list[str], kind: str = "secret") -> bool:
-        for swarm_name in names:
-            self.actions.append(f"remove swarm {kind} {swarm_name}")
-            if not self.module.check_mode:
-                self.cli.run(kind, "rm", swarm_name)
-        return bool(names)
-
-    def plan_configs(self) -> ConfigPlan:
-        existing = self.cli.labelled("config", f"{JOB_LABEL}={self.name}")
-        return plan_configs(self.name, self.module.params["script_files"], existing)
-
-    def create_configs(self, plan: ConfigPlan) -> bool:
-        for swarm_name, path in plan.create:
-            self.actions.append(f"create swarm config {swarm_name} for job_script_src {path}")
-            labels = {JOB_LABEL: self.name, PATH_LABEL: path}
-            self._create("config", swarm_name, labels, config_data(self.module.params["script_files"][path]))
-        return bool(plan.create)
-
-    def present(self, stack: dict) -> bool:
-        if not deployed_differs(stack, self.deployed_labels()):
-            return False
-        ranks = [name for name in stack["services"] if name != RENDEZVOUS_SERVICE]
-        store = " with its rendezvous service" if len(ranks) < len(stack["services"]) else ""
-        self.actions.append(f"deploy stack {self.name} ({len(ranks)} services){store}")
-        if self.module.check_mode:
-            return True
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self._write(stack_text(stack))
-        args = ["stack", "deploy", "--compose-file", self.path, "--prune"]
-        if self.module.params["with_registry_auth"]:
-            args.append("--with-registry-auth")
-        self.cli.run(*args, self.name)
-        return True
-
-    def absent(self) -> bool:
-        changed = False
-        if self.deployed_labels():
-            changed = True
-            self.actions.append(f"remove stack {self.name}; snapshot volumes stay")
-            if not self.module.check_mode:
-                self.cli.run("stack", "rm", self.name)
-                if os.path.exists(self.path):
-                    os.remove(self.path)
-        changed = self.remove_secrets(self.plan_configs().obsolete, kind="config") or changed
-        return self.remove_secrets(self.plan_secrets().obsolete) or changed
-
-    def _write(self, text: str) -> None:
-        """Atomically and durably, readable by root only from the first byte."""
-        temp = f"{self.path}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
-        directory = os.open(os.path.dirname(self.path), os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-
-def logged_arguments(params: dict) -> dict:
-    """The module's arguments as its result shows them: names of env and secrets, values hidden;
-    script files by the config that holds them, not their text."""
-    files = params.get("script_files") or {}
-    return {
-        **params,
-        **{k: dict.fromkeys(params.get(k) or {}, HIDDEN) for k in ("env", "secrets")},
-        "script_files": {path: config_name(params["name"], path, text) for path, text in files.items()},
-    }
+    },
+    "secrets": {"type": "dict", "default": {}, "no_log": True},
+    "script_files": {"type": "dict", "default": {}},
+    "stack_dir": {"type": "path", "default": STACK_DIR},
+}
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("state", "present", ("image", "nodes"))],
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ("job", "nodes"))],
         supports_check_mode=True,
     )
     p = module.params
     invocation = {"module_args": logged_arguments(p)}
+    target = None
     try:
         cli = DockerCli(module)
-        deployer = StackDeployer(module, cli)
-        before = deployer.previous_stack()
-        stack: dict = {}
-        nodes: list[Node] = []
-        plan = SecretPlan()
+        view = SwarmView(cli, p["name"], p["stack_dir"])
+        deployer = StackDeployer(view, cli, module.check_mode, p["secrets"], p["script_files"])
         if p["state"] == "absent":
-            changed = deployer.absent()
+            deployer.remove()
         else:
-            swarm = cli.inspect(list(cli.swarm_nodes()), kind="node")
-            gpus = {n["Description"]["Hostname"]: advertised_gpus(n) for n in swarm}
-            plan, configs = deployer.plan_secrets(), deployer.plan_configs()
-            version = cli.run("version", "--format", "{{.Server.Version}}")
-            # Checked in full before anything changes; then secrets and configs, which the stack refers to.
-            stack, nodes = build(p, gpus, version, plan.refs, configs.refs)
-            created = deployer.create_secrets(plan)
-            created = deployer.create_configs(configs) or created
-            changed = deployer.present(stack) or created
-            changed = deployer.remove_secrets(plan.obsolete) or changed
-            changed = deployer.remove_secrets(configs.obsolete, kind="config") or changed
+            target = wanted(view, p["job"], p["nodes"], p["secrets"], p["script_files"])
+            deployer.apply(target)
     except StackError as exc:
-        module.fail_json(
-            msg="The training stack has problems; nothing was deployed:\n"
-            + "\n".join(f"- {e}" for e in exc.errors),
-            errors=exc.errors,
-            invocation=invocation,
+        msg = "The training stack has problems; nothing was deployed:\n" + "\n".join(
+            f"- {e}" for e in exc.errors
         )
+        module.fail_json(msg=msg, errors=exc.errors, invocation=invocation)
     except DockerCliError as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
-    services = [f"{p['name']}_{name}" for name in stack.get("services", {}) if name != RENDEZVOUS_SERVICE]
-    result = {
-        "changed": changed,
-        "stack": redacted(stack),
-        "stack_file": deployer.path,
-        "services": services,
-        "nodes": [asdict(n) for n in nodes],
-        "actions": deployer.actions,
-        "invocation": invocation,
+    module.exit_json(**deployer.result(target, module._diff), invocation=invocation)
+
+
+def logged_arguments(params: dict) -> dict:
+    """The module's arguments as its result shows them: names of job env and secrets, values
+    hidden; script files by the config that holds them, not their text."""
+    job = params.get("job")
+    files = params.get("script_files") or {}
+    return {
+        **params,
+        "job": job and {**job, "env": dict.fromkeys(job.get("env") or {}, HIDDEN)},
+        "secrets": dict.fromkeys(params.get("secrets") or {}, HIDDEN),
+        "script_files": {path: config_name(params["name"], path, text) for path, text in files.items()},
     }
-    if stack:
-        result["stack_hash"] = next(iter(stack["services"].values()))["deploy"]["labels"][HASH_LABEL]
-        result["secrets"] = plan.refs
-    if module._diff and changed:
-        result["diff"] = {
-            "before": render_text(redacted(before)) if before else "",
-            "after": render_text(redacted(stack, before)) if stack else "",
-            "before_header": deployer.path,
-            "after_header": deployer.path,
-        }
-    module.exit_json(**result)
-
-
-def render_text(stack: dict) -> str:
-    """For diffs: the stack as a person reads it (the file itself doubles every $)."""
-    return json.dumps(stack, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

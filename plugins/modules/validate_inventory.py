@@ -56,16 +56,26 @@ options:
     type: str
   image:
     description:
-      - The training job's image as the first manager sees it, checked to be a valid image name.
+      - The first manager's C(image_name), which C(job_image) defaults to; the job's image is
+        checked to be a valid image name.
     type: str
   job:
     description:
       - The C(job_*) variables set for the first manager (those of C(torchswarm.ddp.job)), checked
-        as the stack module would check them before deploy. C(job_secrets) does not belong here.
+        as M(torchswarm.ddp.training_stack) would check its O(torchswarm.ddp.training_stack#module:job)
+        before deploy, types included, each error naming the variable. C(job_secrets) does not
+        belong here.
     type: dict
     default: {}
   secret_names:
     description: The names (not the values) of C(job_secrets), checked to be environment variable names.
+    type: list
+    elements: str
+    default: []
+  script_files:
+    description:
+      - The paths of the files of C(job_script_src) (the P(torchswarm.ddp.script_files#lookup)
+        lookup's keys), checked to hold C(job_script) and to stay below the working directory.
     type: list
     elements: str
     default: []
@@ -119,13 +129,12 @@ def main() -> None:
             "image": {"type": "str"},
             "job": {"type": "dict", "default": {}},
             "secret_names": {"type": "list", "elements": "str", "default": []},
+            "script_files": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
-    report = check_inventory(
-        p["managers"], p["workers"], p["nodes"], p["network_subnet"], p["image"], p["job"], p["secret_names"]
-    )
+    report = check_inventory(**p)
     for warning in report.warnings:
         module.warn(warning)
     if report.errors:

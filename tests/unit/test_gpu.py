@@ -54,11 +54,20 @@ def test_advertised_gpus_counts_named_and_discrete_gpus_only():
 
 @pytest.mark.parametrize(
     ("version", "refused"),
-    [("20.10.24+dfsg1", True), ("23.0.1", True), ("23.0.2", False), ("26.1.5+dfsg1", False), ("27.3", False)],
+    [
+        ("20.10.24+dfsg1", True),
+        ("23.0.1", True),
+        ("23.0.2", False),
+        ("23.0.10", False),
+        ("26.1.5+dfsg1", False),
+        ("27.3", False),
+        ("28", False),
+    ],
 )
 def test_engines_before_23_0_2_reject_gpu_tasks_on_the_overlay(version, refused):
     assert (overlay_gpu_engine_error(version) is not None) == refused
 
 
-def test_an_unreadable_engine_version_is_let_through():
-    assert overlay_gpu_engine_error("dev") is None
+@pytest.mark.parametrize("version", ["dev", "", "  "])
+def test_an_unreadable_engine_version_is_let_through(version):
+    assert overlay_gpu_engine_error(version) is None

@@ -31,35 +31,51 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
 @pytest.mark.parametrize(
     ("managers", "workers", "nodes", "subnet", "expected"),
     [
-        ([], ["w1"], {"w1": node("w1", "10.0.0.11")}, None, "'managers' group is empty"),
-        (["m0"], ["m0", "w1"], GOOD_NODES, None, "host m0: it is in both"),
+        (
+            [],
+            ["w1"],
+            {"w1": node("w1", "10.0.0.11")},
+            None,
+            "the 'managers' group is empty: at least one host must be a swarm manager",
+        ),
+        (
+            ["m0"],
+            ["m0", "w1"],
+            GOOD_NODES,
+            None,
+            "host m0: it is in both the 'managers' and the 'workers' group; a node has one role, keep it in "
+            "one group",
+        ),
         (
             ["m0"],
             ["w1"],
             {"m0": node("m0", "10.0.0.10", "absent"), "w1": node("w1", "10.0.0.11")},
             None,
-            "every host of 'managers' (m0) has swarm_node_state 'absent'",
+            "every host of 'managers' (m0) has swarm_node_state 'absent'; the swarm needs a manager "
+            "that stays",
         ),
         (
             ["m0"],
             ["w1"],
             {"m0": node("m0", "10.0.0.10"), "w1": {**node("w1", "10.0.0.11"), "reachable": False}},
             None,
-            "host w1: it does not answer (unreachable); bring it back, or set swarm_node_state: absent",
+            "host w1: it does not answer (unreachable); bring it back, or set swarm_node_state: absent "
+            "for it to be removed from the swarm through a manager without reaching it",
         ),
         (
             ["m0"],
             ["w1"],
             {"m0": node("same", "10.0.0.10"), "w1": node("same", "10.0.0.11")},
             None,
-            "host w1: its hostname 'same' (fact ansible_hostname) is also the hostname of m0",
+            "host w1: its hostname 'same' (fact ansible_hostname) is also the hostname of m0; swarm "
+            "placement by node.hostname needs unique hostnames",
         ),
         (
             ["m0"],
             ["w1"],
             {"m0": node("m0", "10.0.0.10"), "w1": node("", "10.0.0.11")},
             None,
-            "host w1: its hostname (fact ansible_hostname) is empty",
+            "host w1: its hostname (fact ansible_hostname) is empty; placement constraints need it",
         ),
         (
             ["m0"],
@@ -80,7 +96,8 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
             ["w1"],
             {"m0": node("m0", "10.0.0.10"), "w1": node("w1", "")},
             None,
-            "host w1: swarm_advertise_addr is unset and the host has no default IPv4 address",
+            "host w1: swarm_advertise_addr is unset and the host has no default IPv4 address; set "
+            "swarm_advertise_addr to the address other nodes reach it on",
         ),
         (
             ["m0"],
@@ -89,9 +106,29 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
             None,
             "host w1: swarm_advertise_addr '10.0.0.10' is also the address of m0",
         ),
-        (["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.1/16", "host m0: network_subnet '10.42.0.1/16'"),
-        (["m0"], ["w1", "w2"], GOOD_NODES, "10.42.0.0", "a prefix length is required"),
-        (["m0"], ["w1", "w2"], GOOD_NODES, "ddp", "host m0: network_subnet 'ddp' is not a network"),
+        (
+            ["m0"],
+            ["w1", "w2"],
+            GOOD_NODES,
+            "10.42.0.1/16",
+            "host m0: network_subnet '10.42.0.1/16' is not a network: 10.42.0.1/16 has host bits set",
+        ),
+        (
+            ["m0"],
+            ["w1", "w2"],
+            GOOD_NODES,
+            "10.42.0.0",
+            "host m0: network_subnet '10.42.0.0' is not a network: a prefix length is required (for example "
+            "10.42.0.0/16)",
+        ),
+        (
+            ["m0"],
+            ["w1", "w2"],
+            GOOD_NODES,
+            "ddp",
+            "host m0: network_subnet 'ddp' is not a network: 'ddp' does not appear to be an IPv4 or IPv6 "
+            "network",
+        ),
     ],
     ids=[
         "no-manager",
@@ -111,7 +148,7 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
 )
 def test_each_problem_is_reported_naming_host_and_variable(managers, workers, nodes, subnet, expected):
     report = check_inventory(managers, workers, nodes, subnet)
-    assert any(expected in error for error in report.errors), report.errors
+    assert report.errors == [expected]
 
 
 def test_ipv6_addresses_are_accepted():
@@ -172,19 +209,24 @@ def training(hostname: str, addr: str, **extra) -> dict:
         (
             {"m0": training("m0", "10.0.0.10", node_rank=0), "w1": training("w1", "10.0.0.11", node_rank=3)},
             None,
-            "node_rank has a gap",
+            "node_rank has a gap: 2 training nodes need ranks 0..1, and no host has node_rank 1",
         ),
         (
             {"m0": training("m0", "10.0.0.10"), "w1": training("w1", "10.0.0.11", nproc_per_node=0)},
             None,
-            "host w1: nproc_per_node is 0",
+            "host w1: nproc_per_node is 0; it must be at least 1",
         ),
-        (GOOD_NODES, "Not/An Image", "host m0: job_image 'Not/An Image' is not a valid image name"),
+        (
+            GOOD_NODES,
+            "Not/An Image",
+            "host m0: job_image 'Not/An Image' is not a valid image name: it is not "
+            "[registry/]name[:tag][@sha256:digest] in lowercase",
+        ),
     ],
 )
 def test_training_nodes_are_checked_before_anything_changes(nodes, image, expected):
     report = check_inventory(["m0"], ["w1"], nodes, None, image)
-    assert any(expected in e for e in report.errors), report.errors
+    assert report.errors == [expected]
 
 
 def test_hosts_that_do_not_train_or_leave_need_no_rank():
@@ -213,8 +255,35 @@ def test_every_job_option_the_stack_module_checks_is_checked_first():
     ]
 
 
-def test_job_values_of_the_wrong_type_are_left_to_the_argument_specs():
-    assert check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", {"job_epochs": "ten"}).errors == []
+def test_job_values_of_the_wrong_type_are_named_and_the_rest_waits_for_them():
+    job = {"job_epochs": "ten", "job_network_mode": "bridge", "job_restart_delay": "10"}
+    assert check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", job).errors == [
+        "host m0: argument 'job_epochs' is of type str and we were unable to convert to int: "
+        "\"'ten'\" cannot be converted to an int",
+        "host m0: value of job_network_mode must be one of: overlay, host, got: bridge",
+    ]
+
+
+def test_job_values_are_checked_as_the_module_takes_them():
+    job = {"job_epochs": "0", "job_image": "Bad Image", "job_name": "my job", "job_wait": "later"}
+    assert check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", job).errors == [
+        "host m0: job_image 'Bad Image' is not a valid image name: it is not [registry/]name[:tag]"
+        "[@sha256:digest] in lowercase",
+        "host m0: job_name 'my job' may hold only letters, digits, '_' and '-'",
+        "host m0: job_epochs is 0; it must be at least 1",
+    ]
+
+
+def test_the_script_must_be_among_the_shipped_files():
+    ok = check_inventory(
+        ["m0"], ["w1"], GOOD_NODES, None, None, {"job_script": "a.py"}, [], ["a.py", "lib/b.py"]
+    )
+    assert ok.errors == []
+    report = check_inventory(["m0"], ["w1"], GOOD_NODES, None, None, {}, [], ["a.py"])
+    assert report.errors == [
+        "host m0: job_script 'training_code.py' is not among the files of job_script_src (a.py); set "
+        "job_script to the one to run"
+    ]
 
 
 def test_daemon_options_are_checked_per_host_before_anything_changes():

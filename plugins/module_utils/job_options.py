@@ -1,0 +1,232 @@
+"""The training job's options, declared once.
+
+``JOB_OPTIONS`` is the one place each option is written: the ``training_stack`` module takes
+them as its ``job`` option (its argument spec and, through the ``torchswarm.ddp.job`` doc
+fragment, its documentation), the job role passes the variables ``job_<option>`` that are set
+(the ``torchswarm.ddp.job_options`` lookup), the validate play checks those variables, and
+``Job`` is made from them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import field, make_dataclass
+from typing import Any
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+# The job role's variable for option X is job_X.
+ROLE_PREFIX = "job_"
+
+JOB_OPTIONS: dict[str, dict[str, Any]] = {
+    "image": {
+        "type": "str",
+        "required": True,
+        "description": "The training image, as every node's engine knows it.",
+    },
+    "epochs": {"type": "int", "default": 10, "description": "Total epochs, the trainer's first argument."},
+    "snapshot_every": {
+        "type": "int",
+        "default": 2,
+        "description": "Snapshot interval in epochs, the trainer's second argument.",
+    },
+    "batch_size": {"type": "int", "default": 32, "description": "Batch size per process (C(--batch_size))."},
+    "script": {
+        "type": "str",
+        "default": "training_code.py",
+        "description": (
+            "The script torchrun runs, in the image's working directory (with job_script_src, one "
+            "of its files)."
+        ),
+    },
+    "trainer_args": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "Extra arguments after the guide's, for example C([--model, gpt]).",
+    },
+    "script_args": {
+        "type": "list",
+        "elements": "str",
+        "description": (
+            "The script's whole argument list, in place of the trainer's (epochs, snapshot interval, "
+            "C(--batch_size) and trainer_args); for scripts other than the trainer, such as the "
+            "preflight's C(allreduce_check.py)."
+        ),
+    },
+    "env": {
+        "type": "dict",
+        "default": {},
+        "description": [
+            "Environment for every rank, for example C(NCCL_DEBUG=INFO). Values reach the task byte "
+            "for byte (a C($) is not interpolated).",
+            "Not for secrets (use job_secrets): values are shown as C(<hidden>) in results, diffs and "
+            "logged arguments, but kept in the stack file on the manager.",
+        ],
+    },
+    "nccl_ib_disable": {
+        "type": "bool",
+        "description": [
+            "C(NCCL_IB_DISABLE) for every rank, the guide's fix for NCCL hanging on InfiniBand it "
+            "cannot use; env overrides it.",
+            "Default, V(true) on the overlay network (it carries only TCP) and NCCL's own choice on "
+            "the host network.",
+        ],
+    },
+    "memlock": {
+        "type": "str",
+        "description": [
+            "Locked-memory limit of every rank (the C(memlock) ulimit), which NCCL needs for "
+            "InfiniBand and RoCE buffers. V(unlimited), a size such as V(64g), or an empty string "
+            "for Docker's default.",
+            "Default, V(unlimited) on the host network and Docker's default on the overlay network, "
+            "where NCCL uses only sockets.",
+        ],
+    },
+    "master_port": {
+        "type": "int",
+        "default": 12355,
+        "description": "The rendezvous port on rank 0 (C(--master_port)).",
+    },
+    "master_addr": {
+        "type": "str",
+        "default": "",
+        "description": (
+            "The rendezvous address. Empty, rank 0's service name on the overlay network, or rank "
+            "0's address on the host network."
+        ),
+    },
+    "network": {
+        "type": "str",
+        "default": "ddp-net",
+        "description": "The attachable overlay network the services join.",
+    },
+    "network_mode": {
+        "type": "str",
+        "choices": ["overlay", "host"],
+        "default": "overlay",
+        "description": (
+            "V(overlay) joins the network; V(host) runs on the hosts' network stacks, for NCCL over "
+            "InfiniBand or RoCE NICs."
+        ),
+    },
+    "subnet": {
+        "type": "str",
+        "default": "",
+        "description": (
+            "The overlay's subnet; the trainer picks the interface in it for NCCL and Gloo "
+            "(C(TORCHSWARM_SUBNET))."
+        ),
+    },
+    "snapshot_volume": {
+        "type": "str",
+        "default": "",
+        "description": (
+            "The named volume for snapshots and metrics on each node. Empty, C(<job name>-snapshots)."
+        ),
+    },
+    "shm_size": {
+        "type": "str",
+        "default": "1g",
+        "description": "Size of the C(/dev/shm) tmpfs, for example V(1g).",
+    },
+    "restart_delay": {
+        "type": "str",
+        "default": "10s",
+        "description": "Delay before the swarm restarts a failed task.",
+    },
+    "restart_max_attempts": {
+        "type": "int",
+        "default": 30,
+        "description": (
+            "How many times the swarm restarts a failed task before giving up. A lost node makes "
+            "every torchrun fail and restart, and ranks that start before node rank 0 is back fail "
+            "again: the default covers a few minutes of that."
+        ),
+    },
+    "stop_grace_period": {
+        "type": "str",
+        "default": "60s",
+        "description": "Time between SIGTERM (the trainer snapshots) and SIGKILL.",
+    },
+    "min_nodes": {
+        "type": "int",
+        "description": [
+            "On the overlay the job is elastic; it trains in rounds over the hosts that are there, "
+            "agreed in a rendezvous service on the managers. This many hosts are enough to go on.",
+            "Default N-1 for 3 or more training hosts, else N.",
+        ],
+    },
+    "peer_timeout": {
+        "type": "int",
+        "default": 30,
+        "description": (
+            "Seconds without a heartbeat after which a host counts as lost and the others re-form "
+            "without it (on the overlay)."
+        ),
+    },
+    "with_registry_auth": {
+        "type": "bool",
+        "default": False,
+        "description": "Pass the manager's registry login to the nodes (C(--with-registry-auth)).",
+    },
+}
+
+
+def argument_spec(prefix: str = "") -> dict[str, dict[str, Any]]:
+    """JOB_OPTIONS as an argument spec; with ``prefix``, under those names (the role's variables)."""
+    return {
+        prefix + name: {k: v for k, v in o.items() if k != "description"} for name, o in JOB_OPTIONS.items()
+    }
+
+
+def from_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The job options among a host's variables (``job_<option>``); a null one is unset."""
+    found = {name: variables.get(ROLE_PREFIX + name) for name in JOB_OPTIONS}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def validated(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Job options with their types checked and the defaults of the rest filled in, as the module
+    takes them, and the errors, each naming the role's variable (job_<option>); none is required."""
+    spec = {name: {**o, "required": False} for name, o in argument_spec(ROLE_PREFIX).items()}
+    result = ArgumentSpecValidator(spec).validate({ROLE_PREFIX + k: v for k, v in options.items()})
+    values = {k.removeprefix(ROLE_PREFIX): v for k, v in result.validated_parameters.items()}
+    return values, [str(error) for error in result.errors]
+
+
+def _field(option: Mapping[str, Any]):
+    if option.get("required"):
+        return field()
+    default = option.get("default")
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default))
+    return field(default=default)
+
+
+_JobOptions = make_dataclass(
+    "_JobOptions",
+    [("name", str, field(default="ddp"))] + [(name, Any, _field(o)) for name, o in JOB_OPTIONS.items()],
+    frozen=True,
+    kw_only=True,
+)
+
+
+class Job(_JobOptions):
+    """A job: its name (the stack's) and every option of JOB_OPTIONS, defaults filled in."""
+
+    @property
+    def volume(self) -> str:
+        return self.snapshot_volume or f"{self.name}-snapshots"
+
+    @property
+    def elastic(self) -> bool:
+        """Rounds over the hosts that are there need the rendezvous service's name, which only
+        the overlay resolves; on the host network the job is static (every host, always)."""
+        return self.network_mode == "overlay"
+
+    def needed_nodes(self, nodes: int) -> int:
+        if self.min_nodes is not None:
+            return self.min_nodes
+        return nodes - 1 if nodes >= 3 else nodes
