@@ -63,7 +63,8 @@ def check_inventory(
     matter here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr``,
     ``state`` (``present`` or ``absent``, for scale-in), ``reachable`` (whether it answered,
     default true) and ``unreachable_msg``, for training ``training`` (bool), ``node_rank`` and
-    ``nproc_per_node``, and ``daemon_options`` (docker_daemon_options). A host marked absent that
+    ``nproc_per_node``, ``daemon_options`` (docker_daemon_options) and ``job`` (the job options
+    set for the host, whose types are checked). A host marked absent that
     does not answer is only listed in ``Report.gone``; a present one that does not answer is an
     error. ``network_subnet``, ``image`` (image_name, which job_image defaults to), ``job`` (the
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
@@ -147,6 +148,7 @@ def check_inventory(
 
         for problem in check_daemon_options(node.get("daemon_options") or {}):
             report.errors.append(f"host {host}: docker_daemon_options: {problem}")
+        report.errors.extend(f"host {host}: {e}" for e in validated(node.get("job") or {})[1])
 
         addr = node.get("advertise_addr")
         if addr in (None, ""):
@@ -175,6 +177,8 @@ def check_inventory(
     if managers and (image is not None or job or secret_names or script_files):
         errors = _job_errors(image, job or {}, secret_names, script_files)
         report.errors.extend(f"host {first}: {e}" for e in errors)
+    # The first manager's job options are checked per host and again as the job's.
+    report.errors = list(dict.fromkeys(report.errors))
     return report
 
 

@@ -45,7 +45,9 @@ options:
         placement constraints use), C(advertise_addr) and C(state) (V(present) or V(absent)), and
         for training C(training) (whether it runs a service), C(node_rank) and C(nproc_per_node).
         Training ranks must have no duplicates or gaps. C(daemon_options), the host's
-        C(docker_daemon_options), is checked as the daemon.json module would check it.
+        C(docker_daemon_options), is checked as the daemon.json module would check it, and
+        C(job), the job options set for the host (P(torchswarm.ddp.job_options#lookup)), as the
+        stack module's argument spec would.
       - C(reachable) (default true) and C(unreachable_msg) say whether the host answered. One
         that does not is an error unless it is marked absent; then it is listed in RV(gone).
     type: dict

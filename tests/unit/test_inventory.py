@@ -264,6 +264,21 @@ def test_job_values_of_the_wrong_type_are_named_and_the_rest_waits_for_them():
     ]
 
 
+def test_each_hosts_job_options_are_typed_and_each_error_is_named_once():
+    nodes = {
+        **GOOD_NODES,
+        "m0": {**GOOD_NODES["m0"], "job": {"epochs": "ten"}},
+        "w2": {**GOOD_NODES["w2"], "job": {"epochs": 12, "peer_timeout": "soon"}},
+    }
+    report = check_inventory(["m0"], ["w1", "w2"], nodes, None, "trainer:1", {"job_epochs": "ten"})
+    assert report.errors == [
+        "host m0: argument 'job_epochs' is of type str and we were unable to convert to int: "
+        "\"'ten'\" cannot be converted to an int",
+        "host w2: argument 'job_peer_timeout' is of type str and we were unable to convert to int: "
+        "\"'soon'\" cannot be converted to an int",
+    ]
+
+
 def test_job_values_are_checked_as_the_module_takes_them():
     job = {"job_epochs": "0", "job_image": "Bad Image", "job_name": "my job", "job_wait": "later"}
     assert check_inventory(["m0"], ["w1"], GOOD_NODES, None, "trainer:1", job).errors == [

@@ -1,8 +1,27 @@
-"""Grow and shrink the swarm through the inventory: only the host that moves changes."""
+"""Grow and shrink the swarm through the inventory: only the host that moves changes. As
+community.docker's tests do: check mode first, then apply, apply again, and check mode again."""
 
 from __future__ import annotations
 
 from harness import node, run_cluster_playbook, swarm_nodes
+
+
+def test_check_mode_on_a_new_bare_host_says_what_would_change_and_changes_nothing(inventory, tmp_path):
+    inventory["workers"]["hosts"]["node3"] = {"swarm_node_labels": {"rack": "c"}}
+    admins = node("node3").file("/etc/docker/daemon.json").content_string
+    members = sorted(swarm_nodes())
+
+    run = run_cluster_playbook(inventory, tmp_path, "--check", "--diff")
+
+    assert run.rc == 0
+    assert run.recap["node3"]["changed"] > 0
+    for name in ("node0", "node1", "node2"):
+        assert run.recap[name]["changed"] == 0, (name, run.recap)
+    assert "host node3: check mode, Docker is not installed yet" in run.output
+    assert '"log-driver": "json-file"' in run.output  # the daemon.json it would write, as a diff
+    assert node("node3").run("command -v dockerd").rc != 0
+    assert node("node3").file("/etc/docker/daemon.json").content_string == admins
+    assert sorted(swarm_nodes()) == members
 
 
 def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
@@ -30,6 +49,10 @@ def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
     again = run_cluster_playbook(inventory, tmp_path)
     assert again.rc == 0
     assert all(stats["changed"] == 0 for stats in again.recap.values()), again.recap
+
+    checked = run_cluster_playbook(inventory, tmp_path, "--check")
+    assert checked.rc == 0
+    assert all(stats["changed"] == 0 for stats in checked.recap.values()), checked.recap
 
 
 def test_scale_in_drains_and_removes_only_that_host(inventory, tmp_path):

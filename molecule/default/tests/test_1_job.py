@@ -16,7 +16,9 @@ from harness import (
     png_size,
     results_of,
     run_playbook,
+    run_site_playbook,
     stack_tasks,
+    task_ids,
 )
 
 NODES = ("node0", "node1", "node2")
@@ -117,3 +119,22 @@ def test_the_stack_file_on_the_manager_is_private():
     stack_file = node("node0").file("/var/lib/torchswarm/stacks/ddp.yml")
     assert stack_file.mode == 0o600
     assert json.loads(stack_file.content_string)["services"]["node0"]["image"] == "torchswarm/trainer:latest"
+
+
+def test_a_check_run_of_the_converged_site_reports_no_change_and_touches_nothing(inventory, tmp_path):
+    before = task_ids("ddp")
+
+    run = run_site_playbook(inventory, tmp_path, "--check", "--diff")
+
+    assert run.rc == 0
+    assert all(stats["changed"] == 0 for stats in run.recap.values()), run.recap
+    assert "job ddp: nothing to deploy, the running stack is as rendered" in run.output
+    assert task_ids("ddp") == before
+
+
+def test_the_modules_check_apply_again_and_check_again_against_the_real_swarm(inventory, tmp_path):
+    run = run_playbook("check-apply.yml", inventory, tmp_path)
+
+    assert run.rc == 0
+    assert run.output.count("All assertions passed") == 2
+    assert stack_tasks("checkapply") == {}
