@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.differences import DifferenceTracker
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import checked_job
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
@@ -43,13 +42,16 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import S
 
 @dataclass
 class Wanted:
-    """The rendered stack, its nodes in rank order, and the swarm secrets and configs it needs."""
+    """The rendered stack, its nodes in rank order, and the swarm secrets and configs it needs
+    (with the values and texts of those to create)."""
 
     job: Job
     stack: dict[str, Any]
     nodes: list[Node]
     secrets: SecretPlan
     configs: ConfigPlan
+    secret_values: Mapping[str, str]
+    script_files: Mapping[str, str]
 
 
 def wanted(
@@ -65,20 +67,12 @@ def wanted(
     job = Job(name=view.name, **options)
     ranked = checked_job(job, nodes, view.node_gpus(), view.engine_version(), secrets, script_files)
     stack = render_stack(job, ranked, secret_plan.refs, config_plan.refs)
-    return Wanted(job, stack, ranked, secret_plan, config_plan)
+    return Wanted(job, stack, ranked, secret_plan, config_plan, secrets, script_files)
 
 
 class StackDeployer:
-    def __init__(
-        self,
-        view: SwarmView,
-        cli: DockerCli,
-        check_mode: bool,
-        secrets: Mapping[str, str],
-        script_files: Mapping[str, str],
-    ) -> None:
-        self.view, self.cli, self.check_mode = view, cli, check_mode
-        self.secrets, self.script_files = secrets, script_files
+    def __init__(self, view: SwarmView, check_mode: bool) -> None:
+        self.view, self.cli, self.check_mode = view, view.cli, check_mode
         self.actions: list[str] = []
         self.differences = DifferenceTracker()
 
@@ -86,11 +80,11 @@ class StackDeployer:
         """Secrets and configs first (the stack refers to them), the ones no stack needs last."""
         for swarm_name, name, labels in wanted.secrets.create:
             self.actions.append(f"create swarm secret {swarm_name} for job_secrets {name}")
-            self._create("secret", swarm_name, labels, str(self.secrets[name]))
+            self._create("secret", swarm_name, labels, str(wanted.secret_values[name]))
         for swarm_name, path in wanted.configs.create:
             self.actions.append(f"create swarm config {swarm_name} for job_script_src {path}")
             labels = {JOB_LABEL: self.view.name, PATH_LABEL: path}
-            self._create("config", swarm_name, labels, config_data(self.script_files[path]))
+            self._create("config", swarm_name, labels, config_data(wanted.script_files[path]))
         self._deploy(wanted.stack, wanted.job.with_registry_auth)
         self._remove("secret", wanted.secrets.obsolete)
         self._remove("config", wanted.configs.obsolete)

@@ -61,7 +61,7 @@ EXAMPLES = r"""
     name: ddp
     timeout: 7200
     epochs: 10
-  delegate_to: "{{ groups['managers'][0] }}"
+  delegate_to: "{{ groups['torchswarm_manager'][0] }}"
   run_once: true
   register: job_info
 """

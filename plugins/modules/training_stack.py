@@ -225,9 +225,8 @@ def main() -> None:
     invocation = {"module_args": logged_arguments(p)}
     target = None
     try:
-        cli = DockerCli(module)
-        view = SwarmView(cli, p["name"], p["stack_dir"])
-        deployer = StackDeployer(view, cli, module.check_mode, p["secrets"], p["script_files"])
+        view = SwarmView(DockerCli(module), p["name"], p["stack_dir"])
+        deployer = StackDeployer(view, module.check_mode)
         if p["state"] == "absent":
             deployer.remove()
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from harness import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes
+from harness import epochs_of, metrics, node, run_site_playbook, stack_tasks, swarm_nodes, task_ids
 
 
 def node_ranks(stack: str) -> dict[str, str]:
@@ -15,6 +15,23 @@ def node_ranks(stack: str) -> dict[str, str]:
     out = node("node0").check_output(f"docker service inspect --format '{fmt}' {' '.join(services)}")
     pairs = [line.split(" ", 1) for line in out.splitlines()]
     return {name: rank for name, rank in pairs if not name.endswith("_rendezvous")}
+
+
+def test_check_mode_names_the_new_host_the_job_would_grow_to_and_changes_nothing(inventory, tmp_path):
+    inventory["workers"]["hosts"]["node3"] = {}
+    inventory["all"]["vars"]["job_epochs"] = 14
+    before = task_ids("ddp")
+
+    run = run_site_playbook(inventory, tmp_path, "--check", "--diff")
+
+    assert run.rc == 0
+    assert run.recap["node3"]["changed"] > 0
+    assert (
+        "hosts without Docker yet (node3) are left out here; a run adds them and deploys again" in run.output
+    )
+    assert "deploy stack ddp (3 services)" in run.output  # the new epoch count, on the hosts there
+    assert node("node3").run("command -v dockerd").rc != 0
+    assert task_ids("ddp") == before and "node3" not in swarm_nodes()
 
 
 def test_a_fourth_node_joins_and_the_job_resumes_with_world_size_4(inventory, tmp_path):
