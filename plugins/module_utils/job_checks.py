@@ -39,7 +39,9 @@ class StackError(ValueError):
     """Bad input; ``errors`` holds one message per problem."""
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
+        super().__init__(
+            "The training stack has problems; nothing was deployed:\n" + "\n".join(f"- {e}" for e in errors)
+        )
         self.errors = errors
 
 

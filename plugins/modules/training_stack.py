@@ -217,26 +217,20 @@ ARGUMENT_SPEC = {
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_if=[("state", "present", ("job", "nodes"))],
-        supports_check_mode=True,
+        ARGUMENT_SPEC, required_if=[("state", "present", ("job", "nodes"))], supports_check_mode=True
     )
     p = module.params
     invocation = {"module_args": logged_arguments(p)}
-    target = None
+    view = SwarmView(DockerCli(module), p["name"], p["stack_dir"])
+    deployer, target = StackDeployer(view, module.check_mode), None
     try:
-        view = SwarmView(DockerCli(module), p["name"], p["stack_dir"])
-        deployer = StackDeployer(view, module.check_mode)
         if p["state"] == "absent":
             deployer.remove()
         else:
             target = wanted(view, p["job"], p["nodes"], p["secrets"], p["script_files"])
             deployer.apply(target)
     except StackError as exc:
-        msg = "The training stack has problems; nothing was deployed:\n" + "\n".join(
-            f"- {e}" for e in exc.errors
-        )
-        module.fail_json(msg=msg, errors=exc.errors, invocation=invocation)
+        module.fail_json(msg=str(exc), errors=exc.errors, invocation=invocation)
     except DockerCliError as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
     module.exit_json(**deployer.result(target, module._diff), invocation=invocation)
