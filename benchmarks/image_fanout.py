@@ -50,7 +50,10 @@ def write_inventory(path: Path, nodes: list[str], **variables) -> Path:
         json.dumps(
             {
                 "all": {
-                    "hosts": {n: {} for n in nodes},
+                    "children": {
+                        "managers": {"hosts": {nodes[0]: {}}},
+                        "workers": {"hosts": {n: {} for n in nodes[1:]}},
+                    },
                     "vars": {
                         "ansible_connection": "community.docker.docker",
                         "docker_package_source": "distribution",
@@ -65,7 +68,9 @@ def write_inventory(path: Path, nodes: list[str], **variables) -> Path:
 
 
 def playbook(path: Path, role: str) -> Path:
-    path.write_text(f"- hosts: all\n  gather_facts: true\n  roles: [torchswarm.ddp.{role}]\n")
+    """The role on every host, after the validate role (which notes each host's address)."""
+    validate = "- hosts: all\n  gather_facts: false\n  roles: [torchswarm.ddp.validate]\n"
+    path.write_text(f"{validate}- hosts: all\n  gather_facts: false\n  roles: [torchswarm.ddp.{role}]\n")
     return path
 
 
