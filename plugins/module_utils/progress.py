@@ -24,6 +24,8 @@ LOG_LINE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\S+)\s+(?P<service>[^\s.]+)\.(?P<slot>\d+)\.(?P<task>[0-9a-z]+)"
     r"@(?P<node>\S+)\s*\|\s?(?P<text>.*)$"
 )
+# What log_records adds to each record: when its line was logged, and which service logged it.
+LOG_KEYS = ("time", "service")
 # Keys of an epoch record that the progress line writes out itself; any other number shows as key=value.
 KNOWN = {
     "event",
@@ -34,8 +36,7 @@ KNOWN = {
     "world_size",
     "elapsed_s",
     "steps",
-    "time",
-    "service",
+    *LOG_KEYS,
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import summarize_metrics, time_key
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import parse_log_line
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG_KEYS, parse_log_line
 
 LAST_LINES = 20  # of rank 0's log, in summary.json
 PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports no metrics
@@ -20,7 +20,11 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def records_text(records: Iterable[Mapping[str, Any]]) -> str:
-    return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+    """metrics.jsonl: each record as the script printed it, without where and when the log had it,
+    so the trainer's own file and rank 0's log give the same file (a re-run rewrites nothing)."""
+    return "".join(
+        json.dumps({k: v for k, v in r.items() if k not in LOG_KEYS}, sort_keys=True) + "\n" for r in records
+    )
 
 
 def in_time_order(lines: Iterable[str]) -> list[str]:

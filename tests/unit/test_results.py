@@ -7,9 +7,11 @@ import json
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     plot_series,
+    records_text,
     run_dir_name,
     run_summary,
     summary_lines,
@@ -127,3 +129,17 @@ def test_stdout_and_stderr_of_a_service_log_merge_in_time_order():
     err = "2026-11-26T22:00:01.75Z ddp_node0.1.abc@node0    | torchswarm: a\nno stamp\n"
     merged = in_time_order((out + "\n" + err).splitlines())
     assert [line.rsplit("| ", 1)[-1] for line in merged] == ["torchswarm: a", "{}", "b", "no stamp"]
+
+
+def test_the_trainers_file_and_rank0s_log_give_the_same_metrics_file():
+    """A waited run reads the trainer's metrics.jsonl, results.yml rank 0's log: one file either way."""
+    printed = [epoch(0, 1.0, 10), {"event": "summary", "epochs": 1, "final_loss": 1.0, "world_size": 3}]
+    trainer_file = "".join(json.dumps(r) + "\n" for r in printed)
+    log = [
+        f"2026-12-01T13:03:5{i}.49056Z ddp_node0.1.abc123@node0    | {json.dumps(r)}"
+        for i, r in enumerate(printed)
+    ]
+    from_log = log_records(log)
+    assert [r["service"] for r in from_log] == ["ddp_node0", "ddp_node0"]
+    assert records_text(from_log) == records_text(metrics_records(trainer_file))
+    assert json.loads(records_text(from_log).splitlines()[0]) == printed[0]
