@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    as_printed,
     in_time_order,
     log_text,
     of_tasks,
@@ -59,8 +60,8 @@ class ActionModule(ActionBase):
             for name, text in args["logs"].items()
         }
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
-        records = metrics_records(args["metrics"]) or log_records(
-            line for lines in logs.values() for line in lines
+        records = metrics_records(args["metrics"]) or as_printed(
+            log_records(line for lines in logs.values() for line in lines)
         )
         rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")
         script = args["script"] or script_of(info.get("stack", {}))

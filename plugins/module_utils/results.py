@@ -19,12 +19,14 @@ PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def as_printed(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records read from a log, without where and when the log had them: as the script printed
+    them, so rank 0's log and the trainer's own file give the same results (a re-run rewrites nothing)."""
+    return [{k: v for k, v in r.items() if k not in LOG_KEYS} for r in records]
+
+
 def records_text(records: Iterable[Mapping[str, Any]]) -> str:
-    """metrics.jsonl: each record as the script printed it, without where and when the log had it,
-    so the trainer's own file and rank 0's log give the same file (a re-run rewrites nothing)."""
-    return "".join(
-        json.dumps({k: v for k, v in r.items() if k not in LOG_KEYS}, sort_keys=True) + "\n" for r in records
-    )
+    return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
 
 
 def in_time_order(lines: Iterable[str]) -> list[str]:

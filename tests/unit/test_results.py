@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+    as_printed,
     in_time_order,
     plot_series,
     records_text,
@@ -131,8 +132,8 @@ def test_stdout_and_stderr_of_a_service_log_merge_in_time_order():
     assert [line.rsplit("| ", 1)[-1] for line in merged] == ["torchswarm: a", "{}", "b", "no stamp"]
 
 
-def test_the_trainers_file_and_rank0s_log_give_the_same_metrics_file():
-    """A waited run reads the trainer's metrics.jsonl, results.yml rank 0's log: one file either way."""
+def test_the_trainers_file_and_rank0s_log_give_the_same_results():
+    """A waited run reads the trainer's metrics.jsonl, results.yml rank 0's log: the same files either way."""
     printed = [epoch(0, 1.0, 10), {"event": "summary", "epochs": 1, "final_loss": 1.0, "world_size": 3}]
     trainer_file = "".join(json.dumps(r) + "\n" for r in printed)
     log = [
@@ -141,5 +142,9 @@ def test_the_trainers_file_and_rank0s_log_give_the_same_metrics_file():
     ]
     from_log = log_records(log)
     assert [r["service"] for r in from_log] == ["ddp_node0", "ddp_node0"]
-    assert records_text(from_log) == records_text(metrics_records(trainer_file))
-    assert json.loads(records_text(from_log).splitlines()[0]) == printed[0]
+    from_file = metrics_records(trainer_file)
+    assert as_printed(from_log) == from_file == printed
+    assert records_text(as_printed(from_log)) == records_text(from_file)
+    summary = run_summary("ddp", "training_code.py", {}, as_printed(from_log), {}, [])
+    assert summary == run_summary("ddp", "training_code.py", {}, from_file, {}, [])
+    assert summary["last_epoch"] == printed[0]

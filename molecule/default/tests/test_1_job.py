@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 from harness import (
     controller,
@@ -67,8 +68,14 @@ def test_the_results_on_the_controller_hold_the_run_its_logs_and_readable_plots(
         assert png_size(run / name) == (800, 450)
 
 
-def test_the_results_playbook_writes_them_again_from_the_managers_logs(inventory, tmp_path):
+def test_the_results_playbook_writes_the_same_results_from_the_managers_logs(inventory, tmp_path):
+    """The wait saved the trainer's metrics file; results.yml reads rank 0's log: the same files."""
     kept = results_of("ddp")
+    waited = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+
+    again = run_playbook("results.yml", inventory, tmp_path)
+
+    assert again.rc == 0 and all(r["changed"] == 0 for r in again.recap.values()), again.recap
     shutil.rmtree(kept)
 
     run = run_playbook("results.yml", inventory, tmp_path)
@@ -76,7 +83,10 @@ def test_the_results_playbook_writes_them_again_from_the_managers_logs(inventory
     assert run.rc == 0 and f"results: {kept}" in run.output
     summary = json.loads((kept / "summary.json").read_text())
     assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == list(range(10))
-    assert png_size(kept / "loss.png") == (800, 450)
+    rewritten = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    assert set(rewritten) == set(waited)
+    for name in ("summary.json", "metrics.jsonl", "loss.png", "throughput.png"):
+        assert rewritten[Path(name)] == waited[Path(name)], f"{name} differs"
 
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():
