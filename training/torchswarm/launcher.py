@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, netif, record, say
+from torchswarm.worker import exit_code, exit_without_finalization
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
@@ -301,4 +302,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The rendezvous' store client is torch's: its threads can abort the interpreter's teardown
+    # (SIGABRT instead of the exit code the swarm should see), as in a worker.
+    try:
+        code = main()
+    except SystemExit as stopped:  # a stop between rounds
+        code = exit_code(stopped.code)
+    exit_without_finalization(code)

@@ -54,11 +54,16 @@ def run(argv: list[str]) -> int:
 
 
 def finish(code: int) -> NoReturn:
-    """Record a finished rank, run atexit handlers, flush, and exit without finalization."""
+    """Record a finished rank, then exit without finalization."""
     finished_file = os.environ.get("TORCHSWARM_FINISHED_FILE")
     if code == 0 and finished_file:
         with open(finished_file, "a", encoding="utf-8") as handle:
             handle.write(f"{os.environ.get('RANK', '?')} {os.environ.get('WORLD_SIZE', '?')}\n")
+    exit_without_finalization(code)
+
+
+def exit_without_finalization(code: int) -> NoReturn:
+    """Run atexit handlers, flush, and exit before torch's C++ threads can abort the finalization."""
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
