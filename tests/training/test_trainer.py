@@ -58,7 +58,7 @@ def test_a_run_killed_mid_training_resumes_and_every_epoch_runs_once(snapdir):
 def test_epochs_trained_after_the_last_snapshot_are_counted_once_after_the_resume(snapdir):
     """Snapshots every 2 epochs: a kill after epoch 2's line sends the run back to epoch 2, and
     its first line must not stay in the metrics next to the retrained one."""
-    args = ["6", "2", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]
+    args = ["6", "2", "--dataset_size", "32768", "--snapshot_dir", str(snapdir)]
     proc = torchrun(args)
     wait_for(lambda: 2 in epochs_of(metrics(snapdir)))
     kill_tree(proc.pid)

@@ -194,7 +194,8 @@ def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_
         job_name=stack,
         job_wait=False,
         job_restart_delay="2s",
-        job_trainer_args=["--dataset_size", "65536"],
+        # Long enough epochs that the signal lands mid-run (7 of 10 epochs left), no longer.
+        job_trainer_args=["--dataset_size", "32768"],
     )
     assert run_site_playbook(inventory, tmp_path).rc == 0
     wait_for(lambda: 2 in epochs_of(metrics(stack)), 300, "epoch 2 to finish")

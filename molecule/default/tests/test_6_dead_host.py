@@ -16,7 +16,7 @@ def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inven
         group = "managers" if host == "node0" else "workers"
         inventory[group]["hosts"][host] = {"job_node_rank": rank}
     inventory["all"]["vars"].update(
-        job_epochs=22, job_wait=False, job_trainer_args=["--dataset_size", "65536"]
+        job_epochs=22, job_wait=False, job_trainer_args=["--dataset_size", "32768"]
     )
     assert run_site_playbook(inventory, tmp_path).rc == 0
     wait_for(lambda: 17 in epochs_of(metrics("ddp", rank0="node3")), 300, "epoch 17 to finish")

@@ -36,7 +36,7 @@ def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inve
         job_epochs=14,
         job_snapshot_every=1,
         job_peer_timeout=10,
-        job_trainer_args=["--dataset_size", "65536"],
+        job_trainer_args=["--dataset_size", "32768"],
     )
     assert run_site_playbook(inventory, tmp_path).rc == 0
     wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node1")), 300, "epoch 2 to finish")
