@@ -68,10 +68,14 @@ def test_the_results_on_the_controller_hold_the_run_its_logs_and_readable_plots(
         assert png_size(run / name) == (800, 450)
 
 
+def files_in(folder: Path) -> dict[Path, bytes]:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def test_the_results_playbook_writes_the_same_results_from_the_managers_logs(inventory, tmp_path):
     """The wait saved the trainer's metrics file; results.yml reads rank 0's log: the same files."""
     kept = results_of("ddp")
-    waited = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    waited = files_in(kept)
 
     again = run_playbook("results.yml", inventory, tmp_path)
 
@@ -83,7 +87,7 @@ def test_the_results_playbook_writes_the_same_results_from_the_managers_logs(inv
     assert run.rc == 0 and f"results: {kept}" in run.output
     summary = json.loads((kept / "summary.json").read_text())
     assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == list(range(10))
-    rewritten = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    rewritten = files_in(kept)
     assert set(rewritten) == set(waited)
     for name in ("summary.json", "metrics.jsonl", "loss.png", "throughput.png"):
         assert rewritten[Path(name)] == waited[Path(name)], f"{name} differs"
