@@ -128,6 +128,23 @@ class PlaybookRun:
             for m in RECAP.finditer(self.output)
         }
 
+    def streamed(self) -> dict[str, tuple[int, int]]:
+        """Each node the image role streamed to: (layers it held already, the image's layers)."""
+        text = re.sub(r"\s+", " ", self.output)  # the YAML callback wraps long messages
+        found = re.findall(
+            r"ok: \[(\S+)\] => msg: \S+ \S+ from \S+ in .*? image ID checked; (\d+) of (\d+) layers", text
+        )
+        return {host: (int(held), int(total)) for host, held, total in found}
+
+    def assert_unchanged(self, *hosts: str) -> None:
+        """Each of ``hosts`` has a PLAY RECAP line, and no host changed anything. Hosts are named
+        because a run that died before Ansible reported (no recap at all) changed nothing too."""
+        recap = self.recap
+        missing = sorted(set(hosts) - set(recap))
+        assert not missing, f"no PLAY RECAP line for {missing}: the run ended before reporting on them"
+        changed = {host: stats["changed"] for host, stats in recap.items() if stats["changed"]}
+        assert not changed, f"changed on {changed}"
+
 
 # A run that hangs (a job that never finishes) fails its test instead of CI's time budget.
 PLAYBOOK_TIMEOUT = 1200

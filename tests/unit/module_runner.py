@@ -1,10 +1,15 @@
 """Run a module's main() in-process, the way kubernetes.core's unit tests do.
 
-exit_json and fail_json are patched to raise, so a test gets the result dict back.
+run_module patches exit_json and fail_json to raise, so a test gets the result dict back;
+run_module_as_ansible_does keeps them, so what the module prints is what Ansible would receive
+(no_log values masked by AnsibleModule itself).
 """
 
 from __future__ import annotations
 
+import io
+import json
+from contextlib import redirect_stdout
 from typing import Any
 from unittest import mock
 
@@ -38,4 +43,16 @@ def run_module(main, args: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             main()
         except ModuleExit as done:
             return done.result, done.failed
+    raise AssertionError("the module returned without exit_json or fail_json")
+
+
+def run_module_as_ansible_does(main, args: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Return (the JSON the module printed, its exit status), through the real exit_json and
+    fail_json, which mask every no_log value before anything leaves the module."""
+    out = io.StringIO()
+    with patch_module_args(args), redirect_stdout(out):
+        try:
+            main()
+        except SystemExit as done:
+            return json.loads(out.getvalue()), int(done.code or 0)
     raise AssertionError("the module returned without exit_json or fail_json")

@@ -10,7 +10,7 @@ from ansible_collections.torchswarm.ddp.plugins.modules import (
     image_relay,
     validate_inventory,
 )
-from module_runner import run_module
+from module_runner import run_module, run_module_as_ansible_does
 
 
 def daemon_config(path, options, **extra):
@@ -211,16 +211,17 @@ def test_image_relay_send_needs_an_address_and_a_failure_hides_the_token(monkeyp
     result, failed = run_module(image_relay.main, args)
     assert failed and "address" in result["msg"]
 
-    def refuse(*_args):
-        raise image_relay.StreamError("cannot connect to 10.0.0.9:29600 within 120 s: refused")
+    def refuse(_address, _port, token, *_args):
+        # An error that carries the token, as a receiver's echo of a bad header would.
+        raise image_relay.StreamError(f"10.0.0.9:29600 refused the header 'TSW1 {token} zstd'")
 
     monkeypatch.setattr(image_relay, "send", refuse)
-    result, failed = run_module(image_relay.main, {**args, "address": "10.0.0.9"})
-    assert failed
+    result, status = run_module_as_ansible_does(image_relay.main, {**args, "address": "10.0.0.9"})
+    assert status == 1 and result["failed"]
     assert result["msg"] == (
-        "image_relay send of img on port 29600: cannot connect to 10.0.0.9:29600 within 120 s: refused"
+        "image_relay send of img on port 29600: 10.0.0.9:29600 refused the header 'TSW1 ******** zstd'"
     )
-    assert "t0k3n-s3cret" not in str(result)
+    assert "t0k3n-s3cret" not in json.dumps(result)
 
 
 def test_image_push_masks_the_password_in_its_error(monkeypatch):

@@ -48,11 +48,11 @@ def test_scale_out_adds_only_the_new_host(inventory, tmp_path):
 
     again = run_cluster_playbook(inventory, tmp_path)
     assert again.rc == 0
-    assert all(stats["changed"] == 0 for stats in again.recap.values()), again.recap
+    again.assert_unchanged("node0", "node1", "node2", "node3")
 
     checked = run_cluster_playbook(inventory, tmp_path, "--check")
     assert checked.rc == 0
-    assert all(stats["changed"] == 0 for stats in checked.recap.values()), checked.recap
+    checked.assert_unchanged("node0", "node1", "node2", "node3")
 
 
 def test_scale_in_drains_and_removes_only_that_host(inventory, tmp_path):
@@ -70,4 +70,4 @@ def test_scale_in_drains_and_removes_only_that_host(inventory, tmp_path):
 
     again = run_cluster_playbook(inventory, tmp_path)
     assert again.rc == 0
-    assert all(stats["changed"] == 0 for stats in again.recap.values()), again.recap
+    again.assert_unchanged("node0", "node1", "node2", "node3")
