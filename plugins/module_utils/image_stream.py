@@ -1,19 +1,23 @@
 """Stream an image between two Docker engines over one TCP connection, checked by its ID.
 
-The sender runs ``docker save`` (and zstd) into the socket; the receiver runs the socket into
-(zstd -d and) ``docker load``. Nothing is written to disk on either side but what docker load
-itself stores. The protocol lines come from fanout.py.
+The sender says which layers the image has and the receiver which of them its engine holds;
+the sender then runs ``docker save`` without those layers (image_layers.py) (and zstd) into the
+socket, the receiver the socket into (zstd -d and) ``docker load``. Nothing is written to disk on
+either side but what docker load itself stores. The protocol lines come from fanout.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout
+from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers
 
 CHUNK = 1 << 20
 
@@ -22,11 +26,18 @@ class StreamError(Exception):
     """A transfer that did not end with the receiver holding the expected image ID."""
 
 
+# A LAYERS or HAVE line: at most 127 layers (overlay2's limit is 128) of 72 characters.
+LAYERS_LIMIT = 16 << 10
+
+
 @dataclass
 class Transfer:
     bytes: int
     seconds: float
     peer: str
+    # The image's layers, and how many of them the receiver held already (not sent).
+    layers: int = 0
+    layers_held: int = 0
 
     def as_dict(self) -> dict:
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
@@ -35,6 +46,8 @@ class Transfer:
             "seconds": round(self.seconds, 2),
             "mb_per_s": round(rate, 1),
             "peer": self.peer,
+            "layers": self.layers,
+            "layers_held": self.layers_held,
         }
 
 
@@ -47,6 +60,29 @@ def image_id(image: str) -> str | None:
         check=False,
     )
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _docker_lines(*args: str) -> list[str]:
+    out = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines() if out.returncode == 0 else []
+
+
+def diff_ids(image: str) -> list[str]:
+    """The image's layers, bottom first, as the local engine lists them."""
+    lines = _docker_lines("image", "inspect", "--format", "{{json .RootFS.Layers}}", image)
+    return json.loads(lines[0]) if lines else []
+
+
+def held_chains() -> set[str]:
+    """The chain ID of every layer the local engine holds (of any image). None are claimed on an
+    engine that keeps images in containerd, whose load needs every layer in the archive."""
+    if "io.containerd.snapshotter" in "".join(_docker_lines("info", "--format", "{{json .DriverStatus}}")):
+        return set()
+    ids = sorted(set(_docker_lines("image", "ls", "--quiet", "--no-trunc")))
+    if not ids:
+        return set()
+    layers = _docker_lines("image", "inspect", "--format", "{{json .RootFS.Layers}}", *ids)
+    return image_layers.held_chains(json.loads(line) for line in layers)
 
 
 def _pipeline(commands: list[list[str]], stdin=None, stdout=None) -> list[subprocess.Popen]:
@@ -138,6 +174,11 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout):
                 refused.append(f"{peer}: {problem}")
                 continue
             start = time.monotonic()
+            chains = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "LAYERS")
+            if chains is None:
+                raise StreamError(f"{peer} sent no list of the image's layers after its header")
+            held = held_chains()
+            conn.sendall(image_layers.held_line(c for c in chains if c in held))
             received, problem = _load(conn, compression)
             loaded = image_id(image)
             if problem is None and loaded != expected_id:
@@ -145,7 +186,8 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout):
             conn.sendall(fanout.reply(loaded, problem))
             if problem:
                 raise StreamError(problem)
-            return Transfer(received, time.monotonic() - start, peer)
+            kept = len(set(chains) & held)
+            return Transfer(received, time.monotonic() - start, peer, len(chains), kept)
 
 
 def _load(conn: socket.socket, compression: str) -> tuple[int, str | None]:
@@ -170,34 +212,76 @@ def send(
     address: str, port: int, token: str, expected_id: str, image: str, compression: str, wait: float, timeout
 ):
     """Stream ``image`` to a receiver at ``address``:``port`` (retrying the connection for up to
-    ``wait`` seconds while it starts listening) and wait for its answer."""
+    ``wait`` seconds while it starts listening), without the layers it holds, and wait for its
+    answer."""
     have = image_id(image)
     if have != expected_id:
         raise StreamError(f"this host's {image} is {have or 'missing'}, not {expected_id}")
+    layers = diff_ids(image)
     conn = _connect(address, port, wait)
     with conn:
         conn.settimeout(timeout)
         start = time.monotonic()
         conn.sendall(fanout.header(token, compression))
-        procs = _pipeline(fanout.save_commands(image, compression), stdout=subprocess.PIPE)
-        sent = 0
-        try:
-            while chunk := procs[-1].stdout.read(CHUNK):
-                conn.sendall(chunk)
-                sent += len(chunk)
-        except OSError as e:
-            _stop(procs)
+        conn.sendall(image_layers.layers_line(image_layers.chain_ids(layers)))
+        held = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "HAVE")
+        if held is None:
             raise StreamError(
-                f"sending to {address}:{port} broke after {sent} bytes: {e}{_last_word(conn)}"
-            ) from e
-        problem = _finish(procs)
-        if problem:
-            raise StreamError(problem)
+                f"{address}:{port} closed the connection without an answer to the image's layers"
+                " (a wrong token, or another version of this collection there)"
+            )
+        kept = image_layers.LayerFilter(layers, set(held))
+        sent = _stream(conn, image, compression, kept, address, port)
         conn.shutdown(socket.SHUT_WR)
         problem = fanout.reply_problem(_read_line(conn, 4096), expected_id)
         if problem:
             raise StreamError(f"{address}:{port}: {problem}")
-        return Transfer(sent, time.monotonic() - start, address)
+        return Transfer(sent, time.monotonic() - start, address, len(layers), len(held))
+
+
+def _stream(
+    conn: socket.socket, image: str, compression: str, kept: image_layers.LayerFilter, address: str, port: int
+) -> int:
+    """docker save, without the layers the receiver holds, (zstd,) into the connection; the
+    bytes sent."""
+    save = _pipeline([fanout.save_command(image)], stdout=subprocess.PIPE)
+    read_end, write_end = os.pipe()
+    compress = _pipeline(fanout.compress_commands(compression), stdin=read_end, stdout=subprocess.PIPE)
+    if compress:
+        os.close(read_end)  # zstd's now
+    source = compress[-1].stdout if compress else os.fdopen(read_end, "rb")
+    procs = save + compress
+    filtered = os.fdopen(write_end, "wb")
+    failure: list[BaseException] = []
+
+    def drop_held_layers() -> None:
+        try:
+            image_layers.drop_layers(save[0].stdout, filtered, kept)
+        except (OSError, ValueError, image_layers.tarfile.TarError) as e:
+            failure.append(e)
+        finally:
+            with contextlib.suppress(OSError):
+                filtered.close()
+
+    thread = threading.Thread(target=drop_held_layers, daemon=True)
+    thread.start()
+    sent = 0
+    try:
+        while chunk := source.read(CHUNK):
+            conn.sendall(chunk)
+            sent += len(chunk)
+    except OSError as e:
+        _stop(procs)
+        raise StreamError(
+            f"sending to {address}:{port} broke after {sent} bytes: {e}{_last_word(conn)}"
+        ) from e
+    finally:
+        source.close()
+    thread.join()
+    problem = _finish(procs)
+    if problem or failure:
+        raise StreamError(problem or f"reading docker save's archive failed: {failure[0]}")
+    return sent
 
 
 def _last_word(conn: socket.socket) -> str:

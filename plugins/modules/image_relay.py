@@ -17,6 +17,10 @@ description:
   - The receiver loads the stream with C(docker load) and answers only once O(image) names
     O(image_id) on its engine; a sender that presents a wrong O(token) is refused, since a
     loaded archive could retag any image on the host.
+  - Layers the receiver's engine already holds (the same layer on top of the same layers, as an
+    image built FROM one the host has shares them) are left out of the stream; C(docker load)
+    takes them from the engine. An engine that keeps its images in containerd is sent every
+    layer.
   - The torchswarm.ddp.image role runs it in rounds in which every host that holds the image
     sends it to one that does not.
   - Needs the C(docker) CLI, and C(zstd) when O(compression=zstd), on both hosts.
@@ -118,6 +122,16 @@ peer:
   returned: success
   type: str
   sample: 10.0.0.11
+layers:
+  description: The image's layers.
+  returned: success
+  type: int
+  sample: 14
+layers_held:
+  description: Layers the receiver held already, which were not sent.
+  returned: success
+  type: int
+  sample: 12
 """
 
 from ansible.module_utils.basic import AnsibleModule

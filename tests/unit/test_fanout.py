@@ -54,8 +54,8 @@ def test_the_header_is_accepted_only_with_the_token_and_compression_it_was_made_
     assert fanout.header_problem(line, "other", "zstd") == "wrong token"
     assert fanout.header_problem(line, "s3cret", "none") == "compression zstd, expected none"
     assert fanout.header_problem(b"GET / HTTP/1.1\r\n", "s3cret", "zstd") == "not a torchswarm image stream"
-    assert fanout.header_problem(b"TORCHSWARM-IMAGE 2 zstd s3cret\n", "s3cret", "zstd").startswith(
-        "protocol version 2"
+    assert fanout.header_problem(b"TORCHSWARM-IMAGE 1 zstd s3cret\n", "s3cret", "zstd").startswith(
+        "protocol version 1"
     )
 
 
@@ -70,7 +70,8 @@ def test_the_receivers_answer_must_name_the_expected_id():
 
 
 def test_pipelines_compress_only_when_asked():
-    assert fanout.save_commands("img:1", "none") == [["docker", "save", "img:1"]]
-    assert fanout.save_commands("img:1", "zstd")[1][0] == "zstd"
+    assert fanout.save_command("img:1") == ["docker", "save", "img:1"]
+    assert fanout.compress_commands("none") == []
+    assert fanout.compress_commands("zstd")[0][0] == "zstd"
     assert fanout.load_commands("zstd")[0][:2] == ["zstd", "-d"]
     assert fanout.load_commands("none") == [["docker", "load", "--quiet"]]

@@ -1,16 +1,19 @@
 """image_stream over real sockets, real pipes and real zstd; only the docker CLI is a stand-in.
 
-The stand-in `docker` is content-addressed, as the engine is: `save` writes the bytes of this
-host's image, `load` stores what arrives, and the image's ID is the sha256 of what is stored,
-so a stream that loses or changes a byte ends with the wrong ID.
+The stand-in `docker` keeps images as the engine does: layers by chain ID, an image's ID is the
+digest of its config (which lists its layers' diff IDs), `save` writes an archive in Docker 25's
+layout and `load` refuses an archive that lacks a layer the engine does not hold. So a stream
+that loses or changes a byte, or leaves out a layer the receiver needs, ends without the image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,32 +22,94 @@ import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import image_stream
 
-STAND_IN_DOCKER = r"""#!/bin/sh
-# STAND-IN docker CLI: one image per "host" directory ($DOCKER_HOST_DIR/image).
-case "$1" in
-  save) cat "$DOCKER_HOST_DIR/image" ;;
-  load) cat > "$DOCKER_HOST_DIR/image.new" && mv "$DOCKER_HOST_DIR/image.new" "$DOCKER_HOST_DIR/image" ;;
-  image) [ -f "$DOCKER_HOST_DIR/image" ] || exit 1
-         sum="$(sha256sum "$DOCKER_HOST_DIR/image")"; echo "sha256:${sum%% *}" ;;
-esac
+STAND_IN_DOCKER = r"""
+# STAND-IN docker CLI over one "host" directory ($DOCKER_HOST_DIR): tags.json (name -> image
+# ID), configs/<hex> (an image's config), layers/<diff hex> and chains/<chain hex> (held layers).
+import hashlib, io, json, os, sys, tarfile
+from pathlib import Path
+
+host = Path(os.environ["DOCKER_HOST_DIR"])
+tags_file = host / "tags.json"
+tags = json.loads(tags_file.read_text()) if tags_file.exists() else {}
+
+def chains(diff_ids):
+    out = []
+    for d in diff_ids:
+        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+def config(ref):
+    image = tags.get(ref, ref)
+    path = host / "configs" / image.removeprefix("sha256:")
+    return image, json.loads(path.read_text()) if path.exists() else None
+
+args = sys.argv[1:]
+if args[0] == "save":
+    image, cfg = config(args[1])
+    blobs = {d: (host / "layers" / d[7:]).read_bytes() for d in cfg["rootfs"]["diff_ids"]}
+    blobs[image] = (host / "configs" / image[7:]).read_bytes()
+    manifest = [{"Config": f"blobs/sha256/{image[7:]}", "RepoTags": [args[1]],
+                 "Layers": [f"blobs/sha256/{d[7:]}" for d in cfg["rootfs"]["diff_ids"]]}]
+    members = {f"blobs/sha256/{d[7:]}": body for d, body in sorted(blobs.items())}
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+elif args[0] == "load":
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    [entry] = json.loads(members["manifest.json"])
+    body = members[entry["Config"]]
+    image = "sha256:" + hashlib.sha256(body).hexdigest()
+    diff_ids = json.loads(body)["rootfs"]["diff_ids"]
+    for diff_id, chain, path in zip(diff_ids, chains(diff_ids), entry["Layers"]):
+        if (host / "chains" / chain[7:]).exists():
+            continue
+        if path not in members or "sha256:" + hashlib.sha256(members[path]).hexdigest() != diff_id:
+            sys.exit(f"open {path}: no such file or directory")
+        for sub, data in (("layers", members[path]), ("chains", b"")):
+            (host / sub).mkdir(exist_ok=True)
+            (host / sub / (diff_id if sub == "layers" else chain)[7:]).write_bytes(data)
+    (host / "configs").mkdir(exist_ok=True)
+    (host / "configs" / image[7:]).write_bytes(body)
+    tags.update(dict.fromkeys(entry["RepoTags"], image))
+    tags_file.write_text(json.dumps(tags))
+elif args[:2] == ["image", "inspect"]:
+    for ref in args[4:]:
+        image, cfg = config(ref)
+        if cfg is None:
+            sys.exit(f"Error: No such image: {ref}")
+        print(image if args[3] == "{{.Id}}" else json.dumps(cfg["rootfs"]["diff_ids"]))
+elif args[:2] == ["image", "ls"]:
+    print("\n".join(sorted(set(tags.values()))))
+elif args[0] == "info":
+    print('[["driver-type","io.containerd.snapshotter.v1"]]' if (host / "containerd").exists() else "[]")
 """
 
 needs_zstd = pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed")
 
+# The bundled image's layers, and one a user's image FROM it adds.
+BASE = [os.urandom(1 << 20), b"layer " * 350_000]
+USER = b"print('my script')\n" * 100
+
 
 @pytest.fixture
 def hosts(tmp_path, monkeypatch):
-    """Two 'hosts' (directories); the sender's holds a 3 MB image. Both ends run in this process,
-    so DOCKER_HOST_DIR is chosen per thread by a wrapper of subprocess.Popen (run calls it too)."""
+    """Two 'hosts' (directories); the sender's engine holds the base image and a user's image
+    FROM it. Both ends run in this process, so DOCKER_HOST_DIR is chosen per thread by a wrapper
+    of subprocess.Popen (run calls it too)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "docker").write_text(STAND_IN_DOCKER)
+    (bin_dir / "docker").write_text(f"#!{sys.executable}\n{STAND_IN_DOCKER}")
     (bin_dir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     sender, receiver = tmp_path / "sender", tmp_path / "receiver"
     sender.mkdir()
     receiver.mkdir()
-    (sender / "image").write_bytes(os.urandom(1 << 20) + b"layer " * 350_000)
+    add_image(sender, "base", BASE)
+    add_image(sender, "img", [*BASE, USER])
     where = threading.local()
     popen = image_stream.subprocess.Popen
 
@@ -55,13 +120,47 @@ def hosts(tmp_path, monkeypatch):
     return where, sender, receiver
 
 
-def image_id(directory: Path) -> str:
-    return "sha256:" + hashlib.sha256((directory / "image").read_bytes()).hexdigest()
+def digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def add_image(host: Path, name: str, layers: list[bytes]) -> str:
+    """Put an image into a stand-in engine directly, as a build would."""
+    diff_ids = [digest(layer) for layer in layers]
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}, "name": name}).encode()
+    chain = ""
+    for layer, diff_id in zip(layers, diff_ids, strict=True):
+        chain = diff_id if not chain else digest(f"{chain} {diff_id}".encode())
+        for sub, path, body in (("layers", diff_id, layer), ("chains", chain, b"")):
+            (host / sub).mkdir(exist_ok=True)
+            (host / sub / path[7:]).write_bytes(body)
+    (host / "configs").mkdir(exist_ok=True)
+    (host / "configs" / digest(config)[7:]).write_bytes(config)
+    tags_file = host / "tags.json"
+    tags = json.loads(tags_file.read_text()) if tags_file.exists() else {}
+    tags_file.write_text(json.dumps({**tags, name: digest(config)}))
+    return digest(config)
+
+
+def image_id(host: Path, name: str = "img") -> str | None:
+    """The ID a stand-in engine gives an image, None without it."""
+    tags_file = host / "tags.json"
+    return json.loads(tags_file.read_text()).get(name) if tags_file.exists() else None
 
 
 def transfer(
-    hosts, port, token="t0ken", sent_token="t0ken", compression="none", expected=None, wait=10, timeout=10
+    hosts,
+    port,
+    token="t0ken",
+    sent_token="t0ken",
+    compression="none",
+    expected=None,
+    wait=10,
+    timeout=10,
+    receiver_expects=None,
 ):
+    """One transfer between the two hosts; both ends expect ``expected`` (the sender's image ID)
+    unless ``receiver_expects`` gives the receiver another one."""
     where, sender, receiver = hosts
     expected = expected or image_id(sender)
     result = {}
@@ -70,7 +169,7 @@ def transfer(
         where.dir = receiver
         try:
             result["received"] = image_stream.receive(
-                port, token, expected, "img", compression, wait=wait, timeout=10
+                port, token, receiver_expects or expected, "img", compression, wait=wait, timeout=10
             )
         except image_stream.StreamError as e:
             result["receive_error"] = str(e)
@@ -100,29 +199,81 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
     _, sender, receiver = hosts
     assert "send_error" not in result and "receive_error" not in result, result
     assert image_id(receiver) == image_id(sender)
-    assert result["sent"].bytes == result["received"].bytes
-    size = (sender / "image").stat().st_size
+    sent, received = result["sent"], result["received"]
+    assert sent.bytes == received.bytes
+    assert (sent.layers, sent.layers_held) == (received.layers, received.layers_held) == (3, 0)
+    size = sum(len(layer) for layer in [*BASE, USER])
     if compression == "zstd":
-        assert result["sent"].bytes < size * 0.7  # the repeated layer text compresses
+        assert sent.bytes < size * 0.7  # the repeated layer text compresses
     else:
-        assert result["sent"].bytes == size
+        assert size < sent.bytes < size + 64 * 1024  # every layer, and the archive around them
+
+
+def test_a_receiver_that_holds_the_base_image_gets_only_the_layer_the_users_image_adds(hosts):
+    _, sender, receiver = hosts
+    add_image(receiver, "base", BASE)
+
+    result = transfer(hosts, free_port())
+
+    assert "send_error" not in result and "receive_error" not in result, result
+    assert image_id(receiver) == image_id(sender)
+    assert (result["received"].layers, result["received"].layers_held) == (3, 2)
+    assert len(USER) < result["sent"].bytes < len(USER) + 64 * 1024
+
+
+def test_the_same_content_in_another_chain_is_sent_again(hosts):
+    """A layer counts as held only on top of the same layers: its content alone is not enough."""
+    _, sender, receiver = hosts
+    add_image(receiver, "other", [BASE[1]])
+
+    result = transfer(hosts, free_port())
+
+    assert image_id(receiver) == image_id(sender)
+    assert result["received"].layers_held == 0
+    assert result["sent"].bytes > sum(len(layer) for layer in BASE)
+
+
+def test_an_engine_that_keeps_images_in_containerd_is_sent_every_layer(hosts):
+    """Its docker load needs every layer in the archive, so it claims none."""
+    _, sender, receiver = hosts
+    add_image(receiver, "base", BASE)
+    (receiver / "containerd").touch()
+
+    result = transfer(hosts, free_port())
+
+    assert image_id(receiver) == image_id(sender)
+    assert result["received"].layers_held == 0
+    assert result["sent"].bytes > sum(len(layer) for layer in BASE)
 
 
 def test_a_sender_with_the_wrong_token_is_refused_and_the_receiver_keeps_waiting(hosts):
     result = transfer(hosts, free_port(), sent_token="guess", wait=3)
     assert "without an answer" in result["send_error"] or "broke" in result["send_error"]
     assert "wrong token" in result["receive_error"] and "no sender connected" in result["receive_error"]
-    assert not (hosts[2] / "image").exists()  # nothing was loaded
+    assert image_id(hosts[2]) is None  # nothing was loaded
+
+
+def test_a_sender_whose_copy_is_not_the_expected_image_sends_nothing(hosts):
+    _, sender, receiver = hosts
+    # The sender's tag points at other content than the ID the controller expects.
+    result = transfer(hosts, free_port(), expected="sha256:" + "0" * 64, wait=2)
+    assert f"this host's img is {image_id(sender)}, not sha256:000" in result["send_error"]
+    assert "no sender connected" in result["receive_error"]
+    assert image_id(receiver) is None
 
 
 def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
-    _, sender, _ = hosts
-    # The sender's tag points at other content than the ID the controller expects.
-    result = transfer(hosts, free_port(), expected=image_id(sender))
-    assert "sent" in result
-    (sender / "image").write_bytes(b"another image")
-    result = transfer(hosts, free_port(), expected="sha256:" + "0" * 64, wait=2)
-    assert "not sha256:000" in result["send_error"]  # the sender checks its own copy first
+    """The receiver's own check after docker load: what arrived is not the ID it was told to
+    expect (a sender that holds another image under the same ID claim, or a stream changed on
+    the way), and the sender reports the receiver's answer."""
+    _, sender, receiver = hosts
+    wanted = "sha256:" + "0" * 64
+    port = free_port()
+    result = transfer(hosts, port, receiver_expects=wanted)
+    problem = f"after docker load, img is {image_id(sender)}, expected {wanted}"
+    assert result["receive_error"] == problem
+    assert result["send_error"] == f"127.0.0.1:{port}: {problem}"
+    assert image_id(receiver) == image_id(sender)  # it did load: the ID check is what refused it
 
 
 def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_through(hosts):
