@@ -1,0 +1,112 @@
+#!/usr/bin/python
+"""Read which packages, services and GPUs a host has, in one call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: host_state
+short_description: Read which packages, services and GPUs a host has, in one call
+version_added: 0.4.0
+description:
+  - Reads, and changes nothing, which of O(packages) dpkg has installed, whether each of
+    O(services) is enabled and running under systemd, and what C(nvidia-smi -L) lists.
+  - The docker role calls it once per host at the start of the Docker play and installs,
+    starts or lists only what is missing, so a re-run against a host that has everything asks
+    it nothing more (no apt cache update, no service call, no second C(nvidia-smi)).
+  - The result is also set as the fact C(torchswarm_host), which the nvidia role reads.
+author:
+  - torchswarm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+  - torchswarm.ddp.attributes
+attributes:
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+options:
+  packages:
+    description: Debian package names to look up.
+    type: list
+    elements: str
+    default: []
+  services:
+    description: systemd units to look up.
+    type: list
+    elements: str
+    default: []
+  nvidia_smi:
+    description: The C(nvidia-smi) to run with C(-L); empty, none is run.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Read what this host has of Docker
+  torchswarm.ddp.host_state:
+    packages: [docker.io, python3-docker]
+    services: [docker]
+    nvidia_smi: nvidia-smi
+
+- name: Install Docker only where a package is missing
+  ansible.builtin.apt:
+    name: [docker.io, python3-docker]
+  when: torchswarm_host.packages.values() | select('eq', '') | list | length > 0
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The host's state, as the fact C(torchswarm_host).
+  returned: always
+  type: dict
+  contains:
+    torchswarm_host:
+      description: The host's state.
+      type: dict
+      contains:
+        packages:
+          description: Each package's installed version; an empty string when it is not installed.
+          type: dict
+          sample: {docker.io: 20.10.24+dfsg1-1+deb12u1, python3-docker: ""}
+        services:
+          description: Each unit's state.
+          type: dict
+          sample: {docker: {enabled: true, active: true}}
+        nvidia_smi:
+          description: What C(nvidia-smi -L) said; C(rc) is 2 when it is not installed.
+          type: dict
+          returned: when O(nvidia_smi) is set
+          sample: {rc: 0, stdout: "GPU 0: NVIDIA H100 (UUID: GPU-5eed...)", stderr: ""}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import read
+
+ARGUMENT_SPEC = {
+    "packages": {"type": "list", "elements": "str", "default": []},
+    "services": {"type": "list", "elements": "str", "default": []},
+    "nvidia_smi": {"type": "str", "default": ""},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        return module.run_command(argv, handle_exceptions=False)
+
+    state = read(run, p["packages"], p["services"], p["nvidia_smi"])
+    module.exit_json(changed=False, ansible_facts={"torchswarm_host": state})
+
+
+if __name__ == "__main__":
+    main()

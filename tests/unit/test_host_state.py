@@ -1,0 +1,90 @@
+"""A host's packages, units and GPUs read in one call, from what the real tools print.
+
+The dpkg-query and systemctl outputs below were printed by a Debian 12 node container (systemd,
+docker.io installed); the runner stands in for the module's run_command at its boundary.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils import host_state
+from ansible_collections.torchswarm.ddp.plugins.modules import host_state as host_state_module
+from module_runner import run_module
+
+DPKG = "docker.io\tii \t20.10.24+dfsg1-1+deb12u1+b6\npython3-docker\tii \t5.0.3-1\nzstd\trc \t1.5.4+dfsg2-5\n"
+SMI = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-3b9a1c2d-0000-1111-2222-333344445555)\n"
+
+
+def runner(outputs: dict[str, tuple[int, str, str]], calls: list[list[str]]):
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        if argv[0] not in outputs:
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        return outputs[argv[0]]
+
+    return run
+
+
+def test_installed_means_dpkg_says_ii_and_the_rest_read_as_missing():
+    versions = host_state.installed_packages(DPKG, ["docker.io", "python3-docker", "zstd", "nosuchpkg"])
+    assert versions == {
+        "docker.io": "20.10.24+dfsg1-1+deb12u1+b6",
+        "python3-docker": "5.0.3-1",
+        "zstd": "",  # removed, its configuration left ("rc")
+        "nosuchpkg": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("enabled", "active", "state"),
+    [
+        ("enabled\n", "active\n", {"enabled": True, "active": True}),
+        ("disabled\n", "inactive\n", {"enabled": False, "active": False}),
+        ("", "inactive\n", {"enabled": False, "active": False}),  # no such unit: stderr only
+        ("enabled\n", "failed\n", {"enabled": True, "active": False}),
+    ],
+)
+def test_a_unit_counts_as_enabled_and_running_only_when_systemctl_says_so(enabled, active, state):
+    assert host_state.unit_states(["docker"], enabled, active) == {"docker": state}
+
+
+def test_systemctl_stopping_at_an_unknown_unit_reads_as_nothing_known():
+    """`systemctl is-enabled docker nosuch ssh` prints one line and stops: no line is trusted."""
+    states = host_state.unit_states(["docker", "nosuch", "ssh"], "enabled\n", "active\ninactive\nactive\n")
+    assert [s["enabled"] for s in states.values()] == [False, False, False]
+
+
+def test_one_call_reads_packages_units_and_gpus_and_missing_tools_read_as_absent():
+    calls: list[list[str]] = []
+    outputs = {"dpkg-query": (0, DPKG, ""), "systemctl": (0, "enabled\n", "")}
+    state = host_state.read(runner(outputs, calls), ["docker.io"], ["docker"], "nvidia-smi")
+    assert state["packages"] == {"docker.io": "20.10.24+dfsg1-1+deb12u1+b6"}
+    assert state["services"] == {"docker": {"enabled": True, "active": False}}
+    assert state["nvidia_smi"]["rc"] == host_state.NOT_FOUND  # as the command module says it
+    assert [c[:2] for c in calls] == [
+        ["dpkg-query", "--show"],
+        ["systemctl", "is-enabled"],
+        ["systemctl", "is-active"],
+        ["nvidia-smi", "-L"],
+    ]
+
+
+def test_nothing_asked_runs_nothing_and_gpus_are_listed_when_nvidia_smi_is_there():
+    calls: list[list[str]] = []
+    assert host_state.read(runner({}, calls), [], [], "") == {"packages": {}, "services": {}}
+    assert calls == []
+    state = host_state.read(
+        runner({"/usr/bin/nvidia-smi": (0, SMI, "")}, calls), [], [], "/usr/bin/nvidia-smi"
+    )
+    assert state["nvidia_smi"] == {"rc": 0, "stdout": SMI, "stderr": ""}
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian machine")
+def test_the_module_asks_this_machines_dpkg_and_sets_the_fact_without_a_change():
+    result, failed = run_module(host_state_module.main, {"packages": ["dpkg", "nosuchpkg-torchswarm"]})
+    assert not failed and result["changed"] is False
+    packages = result["ansible_facts"]["torchswarm_host"]["packages"]
+    assert packages["dpkg"] and packages["nosuchpkg-torchswarm"] == ""
