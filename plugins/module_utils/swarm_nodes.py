@@ -1,7 +1,9 @@
-"""Which swarm nodes are which inventory hosts, from the manager's node list alone.
+"""Which swarm nodes are which inventory hosts, and what a node lacks, from the manager's node
+list alone.
 
-Pure: ``docker node inspect`` dicts in, node IDs out. A host that is down cannot say its own
-node ID, so the swarm role labels every node with its inventory hostname when it joins.
+Pure: ``docker node inspect`` dicts in, node IDs and differences out. A host that is down cannot
+say its own node ID, so the swarm role labels every node with its inventory hostname when it
+joins.
 """
 
 from __future__ import annotations
@@ -27,3 +29,24 @@ def node_ids_of_hosts(nodes: Iterable[Mapping[str, Any]], hosts: Iterable[str]) 
             n["ID"] for n in nodes if not label(n) and (n.get("Description") or {}).get("Hostname") == host
         ]
     return found
+
+
+def spec_changes(
+    nodes: Iterable[Mapping[str, Any]],
+    node_id: str,
+    role: str,
+    labels: Mapping[str, str],
+    labels_absent: Iterable[str] = (),
+) -> list[str]:
+    """What setting ``role`` and merging ``labels`` (removing ``labels_absent``) would change on
+    the node ``node_id``; empty when it has them already, so the swarm role asks the manager
+    for nothing more."""
+    node = next((n for n in nodes if n.get("ID") == node_id), None)
+    if node is None:
+        return [f"node {node_id or '(none)'} is not in the node list"]
+    spec = node.get("Spec") or {}
+    have = spec.get("Labels") or {}
+    changes = [f"role {spec.get('Role')} -> {role}"] if spec.get("Role") != role else []
+    changes += [f"label {k}={v}" for k, v in labels.items() if have.get(k) != str(v)]
+    changes += [f"label {k} removed" for k in labels_absent if k in have]
+    return changes

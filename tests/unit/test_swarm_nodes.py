@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_nodes import HOST_LABEL, node_ids_of_hosts
+import pytest
+
+from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_nodes import (
+    HOST_LABEL,
+    node_ids_of_hosts,
+    spec_changes,
+)
 
 
 def swarm_node(node_id: str, hostname: str, host_label: str | None = None) -> dict:
@@ -19,3 +25,27 @@ def test_hosts_are_found_by_their_label_first_and_by_hostname_without_one():
     assert node_ids_of_hosts(nodes, ["old-node"]) == ["id2"]
     assert node_ids_of_hosts(nodes, ["ip-10-0-0-11"]) == []  # the label wins over the hostname
     assert node_ids_of_hosts(nodes, []) == []
+
+
+WORKER = {"ID": "id1", "Spec": {"Role": "worker", "Labels": {"rack": "a", HOST_LABEL: "node1", "admin": "x"}}}
+
+
+@pytest.mark.parametrize(
+    ("role", "labels", "absent", "changes"),
+    [
+        ("worker", {"rack": "a", HOST_LABEL: "node1"}, [], []),
+        ("worker", {}, [], []),  # merged: labels set by others stay
+        ("manager", {"rack": "a"}, [], ["role worker -> manager"]),
+        ("worker", {"rack": "b"}, [], ["label rack=b"]),
+        ("worker", {"gpu": 2}, [], ["label gpu=2"]),
+        ("worker", {}, ["admin", "never-set"], ["label admin removed"]),
+    ],
+    ids=["as-wanted", "nothing-wanted", "promote", "relabel", "new-label-as-text", "remove"],
+)
+def test_a_nodes_role_and_labels_are_set_only_when_they_differ(role, labels, absent, changes):
+    assert spec_changes([WORKER], "id1", role, labels, absent) == changes
+
+
+def test_a_node_missing_from_the_list_needs_setting():
+    assert spec_changes([WORKER], "id9", "worker", {}) == ["node id9 is not in the node list"]
+    assert spec_changes([], "", "worker", {}) == ["node (none) is not in the node list"]
