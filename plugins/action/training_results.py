@@ -32,6 +32,7 @@ ARGUMENT_SPEC = {
     "completion": {"type": "dict", "default": {}},
     "logs": {"type": "dict", "default": {}},
     "plots": {"type": "bool", "default": True},
+    "kept_only": {"type": "bool", "default": False},
 }
 PLOTS = (
     ("loss.png", "loss", "loss"),
@@ -54,6 +55,8 @@ class ActionModule(ActionBase):
         # the swarm reaps them (at a time of its choosing, which would change a re-run's files).
         tasks = set(info["task_ids"]) if "task_ids" in info else None
         path = os.path.join(args["dest"], run_dir_name(args["name"], info.get("stack_hash", "")))
+        if args["kept_only"]:
+            return {**result, "changed": False, "path": path, **self._kept(path)}
         # What an earlier read of this run saved stays: a read can miss a remote node's lines.
         logs = {
             name: of_tasks(in_time_order(self._saved(path, f"logs/{name}.log") + text.splitlines()), tasks)
@@ -97,6 +100,22 @@ class ActionModule(ActionBase):
             "summary": summary,
             "lines": summary_lines(summary),
         }
+
+    @staticmethod
+    def _kept(path: str) -> dict:
+        """The results kept in ``path``, if they are of a complete run (a finished run's results
+        do not change); files named from the directory as it is."""
+        try:
+            with open(os.path.join(path, "summary.json"), encoding="utf-8") as handle:
+                summary = json.load(handle)
+        except (FileNotFoundError, ValueError):
+            return {"kept": False, "files": [], "written": [], "summary": {}, "lines": []}
+        files = sorted(
+            os.path.relpath(os.path.join(d, f), path) for d, _, names in os.walk(path) for f in names
+        )
+        kept = summary.get("state") == "complete"
+        lines = summary_lines(summary) if kept else []
+        return {"kept": kept, "files": files, "written": [], "summary": summary, "lines": lines}
 
     @staticmethod
     def _saved(directory: str, name: str) -> list[str]:

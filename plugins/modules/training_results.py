@@ -67,6 +67,13 @@ options:
     description: Draw the plots (needs matplotlib on the controller).
     type: bool
     default: true
+  kept_only:
+    description:
+      - Write nothing; return the results already kept for the run in O(info) (RV(kept) says
+        whether there are any of a complete run). A finished run's results do not change, so
+        the job role reads no log again on a re-run whose run the controller keeps complete.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -109,4 +116,8 @@ lines:
   type: list
   elements: str
   sample: ["job ddp: 10 epochs, final loss 0.0213", "world size 3 on 3 nodes (cpu)"]
+kept:
+  description: With O(kept_only), whether the controller keeps this run's results, of a complete run.
+  returned: when O(kept_only=true)
+  type: bool
 """
