@@ -12,11 +12,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collec
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
-MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait \
+MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait host_state \
   training_results image_relay image_push
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
-  preflight_problems image_fanout_rounds image_registry
+  preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
@@ -45,7 +45,18 @@ help:
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
 
-test: lint unit trainer build-check image-test molecule-cluster molecule-default molecule-registry molecule-gpu
+# Each target is timed (tests/harness/timings.py); the table at the end holds every target, every
+# molecule step and every check, whether all passed or one failed (then nothing after it runs).
+TEST_TARGETS := lint unit trainer build-check image-test molecule-cluster molecule-default molecule-registry \
+  molecule-gpu
+TIMINGS := $(CURDIR)/.cache/timings/records.tsv
+test: venv
+	@rm -f $(TIMINGS); status=0; \
+	for target in $(TEST_TARGETS); do \
+	  TORCHSWARM_TIMINGS=$(TIMINGS) python tests/harness/timings.py run $$target -- $(MAKE) $$target \
+	    || { status=$$?; echo "make test: $$target failed (exit $$status)"; break; }; \
+	done; \
+	TORCHSWARM_TIMINGS=$(TIMINGS) python tests/harness/timings.py report; exit $$status
 
 demo: venv
 	bash tests/harness/demo.sh

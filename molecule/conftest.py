@@ -4,6 +4,7 @@ harness; the converged inventory as a fixture; and the figures the checks measur
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,3 +27,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("figures")
         for line in FIGURES:
             terminalreporter.write_line(line)
+
+
+_PHASES: dict[str, list] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Each check's wall time (setup, call and teardown) for the table that make test prints at
+    its end (tests/harness/timings.py sets TORCHSWARM_TIMINGS to its records)."""
+    phases = _PHASES.setdefault(report.nodeid, [])
+    phases.append(report)
+    path = os.environ.get("TORCHSWARM_TIMINGS")
+    if report.when != "teardown" or not path:
+        return
+    outcome = next((r.outcome for r in phases if r.outcome != "passed"), "passed")
+    seconds = sum(r.duration for r in phases)
+    scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "?")
+    check = report.nodeid.rsplit("/", 1)[-1]
+    with open(path, "a") as records:
+        records.write(f"check\t{scenario}: {check}\t{seconds:.1f}\t{outcome}\n")

@@ -1,0 +1,97 @@
+"""Wall times of everything `make test` runs, printed as one table at its end (CI keeps its log).
+
+    timings.py run NAME -- COMMAND...   run COMMAND, echo its output, record NAME's wall time;
+                                        for molecule, also each step of the scenario
+    timings.py report                   print the table of what was recorded
+
+Records go to $TORCHSWARM_TIMINGS (default .cache/timings/records.tsv), one line each:
+kind, name, seconds, status. molecule/conftest.py adds each check's time there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RECORDS = Path(os.environ.get("TORCHSWARM_TIMINGS", ".cache/timings/records.tsv"))
+# molecule's step lines: "default ➜ converge: Executing" ... "default ➜ converge: Executed: ..."
+STEP = re.compile(r"(?P<scenario>[\w-]+) ➜ (?P<step>[\w-]+): (?P<what>Executing|Executed)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def record(kind: str, name: str, seconds: float, status: str) -> None:
+    RECORDS.parent.mkdir(parents=True, exist_ok=True)
+    with RECORDS.open("a") as f:
+        f.write(f"{kind}\t{name}\t{seconds:.1f}\t{status}\n")
+
+
+def run(name: str, command: list[str]) -> int:
+    env = dict(os.environ, TORCHSWARM_TIMINGS=str(RECORDS.resolve()))
+    started = time.monotonic()
+    step_started: dict[str, float] = {}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for raw in proc.stdout:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        match = STEP.search(ANSI.sub("", raw.decode(errors="replace")))
+        if not match:
+            continue
+        key = f"{match['scenario']}: {match['step']}"
+        if match["what"] == "Executing":
+            step_started[key] = time.monotonic()
+        elif key in step_started:
+            record("step", key, time.monotonic() - step_started.pop(key), "ok")
+    rc = proc.wait()
+    for key, began in step_started.items():  # a step that never finished is where it failed
+        record("step", key, time.monotonic() - began, "unfinished")
+    record("target", name, time.monotonic() - started, "ok" if rc == 0 else f"rc {rc}")
+    return rc
+
+
+def report() -> None:
+    rows = [line.split("\t") for line in RECORDS.read_text().splitlines()] if RECORDS.exists() else []
+    width = max([len(r[1]) for r in rows] + [20]) + 6
+
+    def line(name: str, seconds: str, status: str, indent: int = 0) -> None:
+        print(f"{' ' * indent + name:<{width}}{seconds:>8}  {status}")
+
+    print()
+    line("make test: wall times", "s", "status")
+    total = 0.0
+    for kind, name, seconds, status in rows:
+        if kind != "target":
+            continue
+        total += float(seconds)
+        line(name, seconds, status)
+        # A scenario's steps follow its target (molecule-<scenario>), its checks under verify.
+        mine = [r for r in rows if r[0] != "target" and f"molecule-{r[1].split(':', 1)[0]}" == name]
+        steps = [r for r in mine if r[0] == "step"]
+        checks = [r for r in mine if r[0] == "check"]
+        for _, step, s, st in steps:
+            line(step, s, st, 2)
+            if step.endswith(": verify"):
+                for _, check, cs, cst in checks:
+                    line(check, cs, cst, 4)
+        if not any(step.endswith(": verify") for _, step, _, _ in steps):
+            for _, check, cs, cst in checks:
+                line(check, cs, cst, 4)
+    line("total", f"{total:.1f}", "")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and "--" in argv:
+        split = argv.index("--")
+        return run(argv[1], argv[split + 1 :])
+    if argv == ["report"]:
+        report()
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
