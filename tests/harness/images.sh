@@ -4,6 +4,9 @@
 #   torchswarm/trixie-base    Debian 13 minbase, the same way
 #   torchswarm/node           the base plus systemd and sshd: a bare test host (Debian 12)
 #   torchswarm/node-trixie    the same on Debian 13 (its docker.io is 26.x)
+#   torchswarm/node-docker, torchswarm/node-trixie-docker
+#                             the same with docker.io, the Docker SDK and zstd installed, not
+#                             started: for scenarios where the install is not what is tested
 #   torchswarm/registry       the base plus Debian's docker-registry (the CNCF distribution registry)
 #   torchswarm/probe          busybox alone, loaded into node engines for overlay checks
 set -euo pipefail
@@ -12,6 +15,8 @@ base=torchswarm/bookworm-base:latest
 trixie_base=torchswarm/trixie-base:latest
 node=torchswarm/node:latest
 node_trixie=torchswarm/node-trixie:latest
+node_docker=torchswarm/node-docker:latest
+node_trixie_docker=torchswarm/node-trixie-docker:latest
 registry=torchswarm/registry:latest
 probe=torchswarm/probe:latest
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -49,6 +54,11 @@ debian_base "$trixie_base" trixie
 # docker's layer cache makes this a no-op when the Dockerfile has not changed.
 docker build -q -t "$node" --build-arg BASE_IMAGE="$base" "$here/node" >/dev/null
 docker build -q -t "$node_trixie" --build-arg BASE_IMAGE="$trixie_base" "$here/node" >/dev/null
+preinstall="docker.io python3-docker zstd"
+docker build -q -t "$node_docker" --build-arg BASE_IMAGE="$base" --build-arg PREINSTALL="$preinstall" \
+  "$here/node" >/dev/null
+docker build -q -t "$node_trixie_docker" --build-arg BASE_IMAGE="$trixie_base" \
+  --build-arg PREINSTALL="$preinstall" "$here/node" >/dev/null
 docker build -q -t "$registry" --build-arg BASE_IMAGE="$base" "$here/registry" >/dev/null
 
 if ! have_image "$probe"; then
@@ -61,4 +71,5 @@ if ! have_image "$probe"; then
   tar -C "$dir" -c . | docker import -c 'CMD ["/bin/sh"]' - "$probe" >/dev/null
   rm -rf "$dir"
 fi
-echo "images.sh: $base, $trixie_base, $node, $node_trixie, $registry and $probe are ready"
+echo "images.sh: $base, $trixie_base, $node, $node_trixie, $node_docker, $node_trixie_docker, $registry and" \
+  "$probe are ready"
