@@ -47,15 +47,23 @@ help:
 
 # Each target is timed (tests/harness/timings.py); the table at the end holds every target, every
 # molecule step and every check, whether all passed or one failed (then nothing after it runs).
+# A target still running after its limit (seconds) is stopped and named: a hang fails in minutes,
+# not at CI's limit. The limits are about twice what each takes on CI's slowest machines.
 TEST_TARGETS := lint unit trainer build-check image-test molecule-cluster molecule-default molecule-registry \
   molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
+LIMIT_trainer := 1200
+LIMIT_image-test := 1200
+LIMIT_molecule-cluster := 1800
+LIMIT_molecule-default := 2700
+LIMIT_molecule-registry := 1200
+LIMIT_molecule-gpu := 1200
+limit = $(or $(LIMIT_$(1)),600)
 test: venv
 	@rm -f $(TIMINGS); status=0; \
-	for target in $(TEST_TARGETS); do \
-	  TORCHSWARM_TIMINGS=$(TIMINGS) python tests/harness/timings.py run $$target -- $(MAKE) $$target \
-	    || { status=$$?; echo "make test: $$target failed (exit $$status)"; break; }; \
-	done; \
+	$(foreach t,$(TEST_TARGETS),[ $$status != 0 ] || TORCHSWARM_TIMINGS=$(TIMINGS) \
+	  python tests/harness/timings.py run $(t) --limit $(call limit,$(t)) -- $(MAKE) $(t) \
+	  || { status=$$?; echo "make test: $(t) failed (exit $$status)"; };) \
 	TORCHSWARM_TIMINGS=$(TIMINGS) python tests/harness/timings.py report; exit $$status
 
 demo: venv
@@ -118,7 +126,7 @@ benchmark-image: venv images trainer-image
 	python benchmarks/image_fanout.py
 
 benchmark-site: venv images trainer-image
-	python benchmarks/site_vs_by_hand.py
+	python benchmarks/site_vs_by_hand.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))
 
 build-check: venv
 	bash tests/collection/build_check.sh

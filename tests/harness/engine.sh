@@ -22,7 +22,8 @@ fi
 
 log=/var/log/torchswarm-dockerd.log
 echo "engine.sh: starting dockerd (log: $log)"
-nohup dockerd >"$log" 2>&1 &
+# In a session of its own: a timed target stopped with its process group (make test) leaves it.
+nohup setsid dockerd >"$log" 2>&1 &
 
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then

@@ -1,7 +1,9 @@
 """Wall times of everything `make test` runs, printed as one table at its end (CI keeps its log).
 
-    timings.py run NAME -- COMMAND...   run COMMAND, echo its output, record NAME's wall time;
-                                        for molecule, also each step of the scenario
+    timings.py run NAME [--limit S] -- COMMAND...
+                                        run COMMAND, echo its output, record NAME's wall time;
+                                        for molecule, also each step of the scenario; after S
+                                        seconds stop it (and what it started), naming it
     timings.py report                   print the table of what was recorded
 
 Records go to $TORCHSWARM_TIMINGS (default .cache/timings/records.tsv), one line each:
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,11 +33,27 @@ def record(kind: str, name: str, seconds: float, status: str) -> None:
         f.write(f"{kind}\t{name}\t{seconds:.1f}\t{status}\n")
 
 
-def run(name: str, command: list[str]) -> int:
+def run(name: str, command: list[str], limit: float = 0) -> int:
     env = dict(os.environ, TORCHSWARM_TIMINGS=str(RECORDS.resolve()))
     started = time.monotonic()
     step_started: dict[str, float] = {}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        print(f"\ntimings.py: {name} ran past its limit of {limit:.0f} s: stopping it", flush=True)
+        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(10)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(limit, stop) if limit else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     for raw in proc.stdout:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
@@ -46,9 +66,14 @@ def run(name: str, command: list[str]) -> int:
         elif key in step_started:
             record("step", key, time.monotonic() - step_started.pop(key), "ok")
     rc = proc.wait()
+    if timer:
+        timer.cancel()
+    if timed_out.is_set():
+        rc = 124
     for key, began in step_started.items():  # a step that never finished is where it failed
         record("step", key, time.monotonic() - began, "unfinished")
-    record("target", name, time.monotonic() - started, "ok" if rc == 0 else f"rc {rc}")
+    status = f"timed out after {limit:.0f} s" if timed_out.is_set() else "ok" if rc == 0 else f"rc {rc}"
+    record("target", name, time.monotonic() - started, status)
     return rc
 
 
@@ -85,7 +110,9 @@ def report() -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and "--" in argv:
         split = argv.index("--")
-        return run(argv[1], argv[split + 1 :])
+        options = argv[2:split]
+        limit = float(options[1]) if options[:1] == ["--limit"] and len(options) == 2 else 0
+        return run(argv[1], argv[split + 1 :], limit)
     if argv == ["report"]:
         report()
         return 0

@@ -35,7 +35,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
     inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
     inventory["all"]["vars"].update(
         job_name=STACK,
-        job_wait_timeout=1200,
+        job_wait_timeout=480,
         job_wait_interval=1,
         job_epochs=20,
         job_snapshot_every=1,
@@ -71,7 +71,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
         rejoined = next(t for t, w in first_steps_after(STACK, HOSTS, back) if w == 3)
         figure(f"host back: it trains again {rejoined - back:.1f} s after its container started")
 
-        wait_for(lambda: ranks_complete(STACK, 3), 900, f"{STACK} to complete")
+        wait_for(lambda: ranks_complete(STACK, 3), 420, f"{STACK} to complete")
         records = metrics(STACK, rank0="node3")
         assert epochs_of(records) == list(range(20)), "an epoch was counted twice or lost"
         assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}

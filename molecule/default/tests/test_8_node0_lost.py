@@ -63,7 +63,7 @@ def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inve
     )
     assert "node down: rank lost" in status.output
 
-    wait_for(lambda: ranks_complete(STACK, 3, lost=("node0",)), 900, f"{STACK} to complete")
+    wait_for(lambda: ranks_complete(STACK, 3, lost=("node0",)), 420, f"{STACK} to complete")
     records = metrics(STACK, rank0="node1")
     assert epochs_of(records) == list(range(14)), "an epoch was counted twice or lost"
     assert [r for r in records if r["event"] == "summary"][-1]["world_size"] == 2
