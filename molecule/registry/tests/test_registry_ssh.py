@@ -106,5 +106,10 @@ def test_the_image_streams_from_the_controller_over_ssh_node0_serving_node1(inve
     assert "round 2 of 2: node1 <- node0" in run.output
     want = image_id(controller(), "torchswarm/trainer:latest")
     assert [image_id(node(n), "torchswarm/trainer:latest") for n in NODES] == [want, want]
+    # The registry gave the nodes this image under its own name: every layer was there already,
+    # and only the archive's config and manifest travelled.
+    inspect = "docker image inspect -f '{{json .RootFS.Layers}}' torchswarm/trainer:latest"
+    layers = len(json.loads(controller().check_output(inspect)))
+    assert run.streamed() == {"node0": (layers, layers), "node1": (layers, layers)}, run.streamed()
     again = run_playbook("converge-image.yml", inventory, tmp_path)
     assert again.rc == 0 and "round 1 of" not in again.output
