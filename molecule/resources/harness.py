@@ -23,6 +23,11 @@ from PIL import Image  # Pillow comes with matplotlib, which draws the results' 
 
 RESOURCES = Path(__file__).resolve().parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The image role's line for each node it streamed to (what it held already, of how many layers).
+STREAMED = re.compile(
+    r'ok: \[(\S+)\] => \{? ?"?msg"?: "?\S+ \S+ from \S+ in [^;]*? image ID checked; '
+    r"(\d+) of (\d+) layers"
+)
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -132,10 +137,7 @@ class PlaybookRun:
         """Each node the image role streamed to: (layers it held already, the image's layers)."""
         text = re.sub(r"\s+", " ", self.output)  # long messages are wrapped
         # As the default callback shows a result in YAML (msg: ...) or JSON ({"msg": "..."}).
-        found = re.findall(
-            r'ok: \[(\S+)\] => \{? ?"?msg"?: "?\S+ \S+ from \S+ in [^;]*? image ID checked; (\d+) of (\d+) layers',
-            text,
-        )
+        found = re.findall(STREAMED, text)
         return {host: (int(held), int(total)) for host, held, total in found}
 
     def assert_unchanged(self, *hosts: str) -> None:
@@ -194,6 +196,18 @@ def run_site_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> Play
 
 def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
     return run_playbook("converge-cluster.yml", inventory, tmp_path, *extra_args)
+
+
+def power_off(name: str) -> None:
+    """A host lost as to a power cut: its node container killed, so every process in it dies at
+    once and its network goes with it; no service stops, no connection closes (docker stop would
+    shut systemd down, which stops Docker's tasks with SIGTERM: a clean exit, not a loss)."""
+    subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+
+
+def power_on(name: str) -> None:
+    """The host's power back: its node container boots again (systemd, then its Docker engine)."""
+    subprocess.run(["docker", "start", name], check=True, capture_output=True)
 
 
 def docker_json(host: testinfra.host.Host, *args: str):

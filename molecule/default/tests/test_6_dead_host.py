@@ -1,13 +1,12 @@
-"""A training host dies (its node container stopped) and is marked absent: the re-run removes it
+"""A training host dies (its node container killed: a power cut) and is marked absent: the re-run removes it
 through the manager without reaching it, re-renders the job for the others, and the job resumes
 from the snapshot. Runs after test_5 (ddp on node3, node0, node1, node2 as ranks 0-3)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 
-from harness import epochs_of, figure, metrics, run_site_playbook, swarm_nodes, wait_for
+from harness import epochs_of, figure, metrics, power_off, run_site_playbook, swarm_nodes, wait_for
 
 
 def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inventory, tmp_path):
@@ -21,7 +20,7 @@ def test_a_dead_training_host_marked_absent_is_removed_and_the_job_resumes(inven
     assert run_site_playbook(inventory, tmp_path).rc == 0
     wait_for(lambda: 17 in epochs_of(metrics("ddp", rank0="node3")), 300, "epoch 17 to finish")
 
-    subprocess.run(["docker", "stop", "node2"], check=True, capture_output=True)  # the host's power
+    power_off("node2")
     lost = time.monotonic()
     inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
     inventory["all"]["vars"]["job_wait"] = True

@@ -1,4 +1,4 @@
-"""A host dies mid-training (its node container stopped: no RST, no goodbye) and nobody touches
+"""A host dies mid-training (its node container killed: no RST, no goodbye) and nobody touches
 the inventory: the others notice its silence, re-form without it and train on; when the host
 comes back it rejoins the running job and the world size grows back; site.yml waits through it
 all, printing the loss and the return, and keeps plots that show both world sizes. Runs after
@@ -7,7 +7,6 @@ test_6 (node2 is gone; node3, node0 and node1 remain, node3 as node rank 0)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 from harness import (
@@ -17,6 +16,8 @@ from harness import (
     first_steps_after,
     metrics,
     png_size,
+    power_off,
+    power_on,
     ranks_complete,
     results_of,
     start_playbook,
@@ -48,7 +49,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
     try:
         wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node3")), 300, "epoch 2 to finish")
 
-        subprocess.run(["docker", "stop", "node1"], check=True, capture_output=True)  # the host's power
+        power_off("node1")
         lost = time.time()
         steps: list[tuple[float, int]] = []
         wait_for(
@@ -63,7 +64,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
             return any(r["world_size"] == 2 for r in records if r["event"] == "epoch")
 
         wait_for(trained_by_two, 240, "an epoch trained whole without node1")
-        subprocess.run(["docker", "start", "node1"], check=True, capture_output=True)  # power back
+        power_on("node1")
         back = time.time()
         wait_for(
             lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)), 300, "node1 to rejoin"

@@ -6,7 +6,6 @@ and shows the lost rank. Runs last: node0 stays stopped (node2 is gone since tes
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 
 from harness import (
@@ -16,6 +15,7 @@ from harness import (
     first_steps_after,
     metrics,
     node,
+    power_off,
     ranks_complete,
     run_playbook,
     run_site_playbook,
@@ -44,7 +44,7 @@ def test_node0_lost_with_three_managers_the_job_finishes_and_status_says_so(inve
         f"docker service ps {STACK}_rendezvous --filter desired-state=running --format '{{{{.Node}}}}'"
     )
 
-    subprocess.run(["docker", "stop", "node0"], check=True, capture_output=True)
+    power_off("node0")
     lost = time.time()
     MANAGER["name"] = "node1"
     steps: list[tuple[float, int]] = []
