@@ -45,12 +45,16 @@ help:
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
 
-# Each target is timed (tests/harness/timings.py); the table at the end holds every target, every
-# molecule step and every check, whether all passed or one failed (then nothing after it runs).
-# A target still running after its limit (seconds) is stopped and named: a hang fails in minutes,
-# not at CI's limit. The limits are about twice what each takes on CI's slowest machines.
-TEST_TARGETS := lint unit trainer build-check image-test molecule-cluster molecule-default molecule-registry \
-  molecule-gpu
+# make test: the quick checks one after another, then the molecule scenarios in two lanes side by
+# side (the default scenario, the longest, beside the other three; each scenario has containers,
+# storage and a network of its own, molecule/resources/vars/nodes.yml). Each target is timed
+# (tests/harness/timings.py), its output lines tagged with its name; the table at the end holds
+# every target, every molecule step and every check. A failed target ends its lane. A target
+# still running after its limit (seconds) is stopped and named: a hang fails in minutes, not at
+# CI's limit. The limits are about twice what each takes on CI's slowest machines.
+TEST_FIRST := lint unit trainer build-check image-test
+LANE_A := molecule-default
+LANE_B := molecule-cluster molecule-registry molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
 LIMIT_trainer := 1200
 LIMIT_image-test := 1200
@@ -59,11 +63,18 @@ LIMIT_molecule-default := 2700
 LIMIT_molecule-registry := 1200
 LIMIT_molecule-gpu := 1200
 limit = $(or $(LIMIT_$(1)),600)
+# Shell: run these targets in order while $$status is 0 (a failure sets it); $(2) tags their lines.
+in_order = $(foreach t,$(1),[ $$status != 0 ] || TORCHSWARM_TIMINGS=$(TIMINGS) \
+  python tests/harness/timings.py run $(t) --limit $(call limit,$(t)) $(if $(2),--tag) \
+  -- $(MAKE) --no-print-directory $(t) || { status=$$?; echo "make test: $(t) failed (exit $$status)"; };)
 test: venv
 	@rm -f $(TIMINGS); status=0; \
-	$(foreach t,$(TEST_TARGETS),[ $$status != 0 ] || TORCHSWARM_TIMINGS=$(TIMINGS) \
-	  python tests/harness/timings.py run $(t) --limit $(call limit,$(t)) -- $(MAKE) $(t) \
-	  || { status=$$?; echo "make test: $(t) failed (exit $$status)"; };) \
+	$(call in_order,$(TEST_FIRST)) \
+	if [ $$status = 0 ]; then \
+	  ( $(call in_order,$(LANE_A),tag) exit $$status ) & lane_a=$$!; \
+	  $(call in_order,$(LANE_B),tag) \
+	  wait $$lane_a; lane_a_status=$$?; [ $$status != 0 ] || status=$$lane_a_status; \
+	fi; \
 	TORCHSWARM_TIMINGS=$(TIMINGS) python tests/harness/timings.py report; exit $$status
 
 demo: venv

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,4 +46,4 @@ def pytest_runtest_logreport(report) -> None:
     scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "?")
     check = report.nodeid.rsplit("/", 1)[-1]
     with open(path, "a") as records:
-        records.write(f"check\t{scenario}: {check}\t{seconds:.1f}\t{outcome}\n")
+        records.write(f"check\t{scenario}: {check}\t{seconds:.1f}\t{outcome}\t{time.time() - seconds:.1f}\n")

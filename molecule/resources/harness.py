@@ -39,8 +39,18 @@ RECAP = re.compile(
 MANAGER = {"name": "node0"}
 
 
+# Each scenario's node containers are <scenario>-<node>, the node's name its hostname inside
+# (molecule/resources/vars/nodes.yml), so that scenarios can run side by side.
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
+
+
+def container(name: str) -> str:
+    """The container of this scenario's node ``name``."""
+    return f"{SCENARIO}-{name}" if SCENARIO else name
+
+
 def node(name: str) -> testinfra.host.Host:
-    return testinfra.get_host(f"docker://{name}")
+    return testinfra.get_host(f"docker://{container(name)}")
 
 
 def controller() -> testinfra.host.Host:
@@ -86,6 +96,8 @@ def base_inventory(scenario: Path) -> dict:
         "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
     }
     inventory["all"]["vars"]["ansible_connection"] = "community.docker.docker"
+    # Every host, those a check adds included, reached as its scenario's container.
+    inventory["all"]["vars"]["ansible_host"] = container("{{ inventory_hostname }}")
     host_vars = config["provisioner"]["inventory"].get("host_vars", {})
     for platform in config["platforms"]:
         for group in platform["groups"]:
@@ -105,6 +117,7 @@ def scenario_inventory(scenario: Path) -> dict:
     if not any("identity_file" in i for i in config):
         return inventory
     del inventory["all"]["vars"]["ansible_connection"]
+    del inventory["all"]["vars"]["ansible_host"]
     reach = {
         i["instance"]: {
             "ansible_connection": "ssh",
@@ -202,12 +215,12 @@ def power_off(name: str) -> None:
     """A host lost as to a power cut: its node container killed, so every process in it dies at
     once and its network goes with it; no service stops, no connection closes (docker stop would
     shut systemd down, which stops Docker's tasks with SIGTERM: a clean exit, not a loss)."""
-    subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+    subprocess.run(["docker", "kill", container(name)], check=True, capture_output=True)
 
 
 def power_on(name: str) -> None:
     """The host's power back: its node container boots again (systemd, then its Docker engine)."""
-    subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    subprocess.run(["docker", "start", container(name)], check=True, capture_output=True)
 
 
 def docker_json(host: testinfra.host.Host, *args: str):
@@ -227,7 +240,8 @@ def load_probe_image(*names: str) -> None:
         if node(name).run("docker image inspect torchswarm/probe:latest").rc == 0:
             continue
         save = subprocess.Popen(["docker", "save", "torchswarm/probe:latest"], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "exec", "-i", name, "docker", "load"], stdin=save.stdout, check=True)
+        load = ["docker", "exec", "-i", container(name), "docker", "load"]
+        subprocess.run(load, stdin=save.stdout, check=True)
         save.wait()
 
 

@@ -1,13 +1,15 @@
 """Wall times of everything `make test` runs, printed as one table at its end (CI keeps its log).
 
-    timings.py run NAME [--limit S] -- COMMAND...
-                                        run COMMAND, echo its output, record NAME's wall time;
-                                        for molecule, also each step of the scenario; after S
-                                        seconds stop it (and what it started), naming it
+    timings.py run NAME [--limit S] [--tag] -- COMMAND...
+                                        run COMMAND, echo its output (each line tagged [NAME]
+                                        with --tag, for targets that run side by side), record
+                                        NAME's wall time; for molecule, also each step of the
+                                        scenario; after S seconds stop it (and what it started),
+                                        naming it
     timings.py report                   print the table of what was recorded
 
 Records go to $TORCHSWARM_TIMINGS (default .cache/timings/records.tsv), one line each:
-kind, name, seconds, status. molecule/conftest.py adds each check's time there.
+kind, name, seconds, status, start (epoch seconds). molecule/conftest.py adds each check's time.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def record(kind: str, name: str, seconds: float, status: str) -> None:
+    """One line (appended whole, so that two lanes' lines do not mix), with when it began."""
     RECORDS.parent.mkdir(parents=True, exist_ok=True)
     with RECORDS.open("a") as f:
-        f.write(f"{kind}\t{name}\t{seconds:.1f}\t{status}\n")
+        f.write(f"{kind}\t{name}\t{seconds:.1f}\t{status}\t{time.time() - seconds:.1f}\n")
 
 
-def run(name: str, command: list[str], limit: float = 0) -> int:
+def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> int:
     env = dict(os.environ, TORCHSWARM_TIMINGS=str(RECORDS.resolve()))
     started = time.monotonic()
     step_started: dict[str, float] = {}
@@ -54,8 +57,9 @@ def run(name: str, command: list[str], limit: float = 0) -> int:
     if timer:
         timer.daemon = True
         timer.start()
+    prefix = f"[{name}] ".encode() if tag else b""
     for raw in proc.stdout:
-        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.write(prefix + raw)  # one write a line: lines of two lanes do not mix
         sys.stdout.flush()
         match = STEP.search(ANSI.sub("", raw.decode(errors="replace")))
         if not match:
@@ -79,7 +83,7 @@ def run(name: str, command: list[str], limit: float = 0) -> int:
 
 def report() -> None:
     rows = [line.split("\t") for line in RECORDS.read_text().splitlines()] if RECORDS.exists() else []
-    width = max([len(r[1]) for r in rows] + [20]) + 6
+    width = max([len(r[1]) for r in rows] + [50]) + 6
 
     def line(name: str, seconds: str, status: str, indent: int = 0) -> None:
         print(f"{' ' * indent + name:<{width}}{seconds:>8}  {status}")
@@ -87,7 +91,7 @@ def report() -> None:
     print()
     line("make test: wall times", "s", "status")
     total = 0.0
-    for kind, name, seconds, status in rows:
+    for kind, name, seconds, status, _ in rows:
         if kind != "target":
             continue
         total += float(seconds)
@@ -96,23 +100,31 @@ def report() -> None:
         mine = [r for r in rows if r[0] != "target" and f"molecule-{r[1].split(':', 1)[0]}" == name]
         steps = [r for r in mine if r[0] == "step"]
         checks = [r for r in mine if r[0] == "check"]
-        for _, step, s, st in steps:
+        for _, step, s, st, _ in steps:
             line(step, s, st, 2)
             if step.endswith(": verify"):
-                for _, check, cs, cst in checks:
+                for _, check, cs, cst, _ in checks:
                     line(check, cs, cst, 4)
-        if not any(step.endswith(": verify") for _, step, _, _ in steps):
-            for _, check, cs, cst in checks:
+        if not any(step[1].endswith(": verify") for step in steps):
+            for _, check, cs, cst, _ in checks:
                 line(check, cs, cst, 4)
-    line("total", f"{total:.1f}", "")
+    line("total of the targets (side by side lanes overlap)", f"{total:.1f}", "")
+    targets = [r for r in rows if r[0] == "target"]
+    if targets:
+        wall = max(float(r[4]) + float(r[2]) for r in targets) - min(float(r[4]) for r in targets)
+        line("wall time of make test", f"{wall:.1f}", "")
+    outcomes = [r[3] for r in rows if r[0] == "check"]
+    if outcomes:
+        passed = outcomes.count("passed")
+        print(f"molecule checks: {passed} passed, {len(outcomes) - passed} failed")
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and "--" in argv:
         split = argv.index("--")
         options = argv[2:split]
-        limit = float(options[1]) if options[:1] == ["--limit"] and len(options) == 2 else 0
-        return run(argv[1], argv[split + 1 :], limit)
+        limit = float(options[options.index("--limit") + 1]) if "--limit" in options else 0
+        return run(argv[1], argv[split + 1 :], limit, "--tag" in options)
     if argv == ["report"]:
         report()
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import node, run_cluster_playbook, swarm_nodes
+from harness import container, node, run_cluster_playbook, swarm_nodes
 
 
 def with_spare(inventory: dict, **spare_vars) -> dict:
@@ -61,7 +61,7 @@ def bad_subnet(inv):
 
 def duplicate_hostname(inv):
     # Two inventory entries for the same machine: same hostname, same address.
-    inv["workers"]["hosts"]["node3-again"] = {"ansible_host": "node3"}
+    inv["workers"]["hosts"]["node3-again"] = {"ansible_host": container("node3")}
     return inv
 
 
