@@ -174,7 +174,11 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout):
                 refused.append(f"{peer}: {problem}")
                 continue
             start = time.monotonic()
-            chains = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "LAYERS")
+            try:
+                chains = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "LAYERS")
+            except OSError as e:
+                refused.append(f"{peer}: {e}")
+                continue
             if chains is None:
                 raise StreamError(f"{peer} sent no list of the image's layers after its header")
             held = held_chains()
@@ -224,7 +228,10 @@ def send(
         start = time.monotonic()
         conn.sendall(fanout.header(token, compression))
         conn.sendall(image_layers.layers_line(image_layers.chain_ids(layers)))
-        held = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "HAVE")
+        try:
+            held = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "HAVE")
+        except OSError:  # a refusal can come as a reset: the LAYERS line was still unread there
+            held = None
         if held is None:
             raise StreamError(
                 f"{address}:{port} closed the connection without an answer to the image's layers"
