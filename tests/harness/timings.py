@@ -24,8 +24,12 @@ import time
 from pathlib import Path
 
 RECORDS = Path(os.environ.get("TORCHSWARM_TIMINGS", ".cache/timings/records.tsv"))
-# molecule's step lines: "default ➜ converge: Executing" ... "default ➜ converge: Executed: ..."
-STEP = re.compile(r"(?P<scenario>[\w-]+) ➜ (?P<step>[\w-]+): (?P<what>Executing|Executed)")
+# molecule's step lines: "default ➜ converge: Executing" ... "default ➜ converge: Executed: ...",
+# or without a terminal (CI) "[default > converge] Executing" ... "[default > converge] Executed: ..."
+STEP = re.compile(
+    r"(?:(?P<scenario>[\w-]+) ➜ (?P<step>[\w-]+):|\[(?P<scenario_>[\w-]+) > (?P<step_>[\w-]+)\]) "
+    r"(?P<what>Executing|Executed)"
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -64,7 +68,7 @@ def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> i
         match = STEP.search(ANSI.sub("", raw.decode(errors="replace")))
         if not match:
             continue
-        key = f"{match['scenario']}: {match['step']}"
+        key = f"{match['scenario'] or match['scenario_']}: {match['step'] or match['step_']}"
         if match["what"] == "Executing":
             step_started[key] = time.monotonic()
         elif key in step_started:
