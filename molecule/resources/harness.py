@@ -96,8 +96,6 @@ def base_inventory(scenario: Path) -> dict:
         "all": {"vars": copy.deepcopy(config["provisioner"]["inventory"]["group_vars"]["all"])}
     }
     inventory["all"]["vars"]["ansible_connection"] = "community.docker.docker"
-    # Every host, those a check adds included, reached as its scenario's container.
-    inventory["all"]["vars"]["ansible_host"] = container("{{ inventory_hostname }}")
     host_vars = config["provisioner"]["inventory"].get("host_vars", {})
     for platform in config["platforms"]:
         for group in platform["groups"]:
@@ -117,7 +115,6 @@ def scenario_inventory(scenario: Path) -> dict:
     if not any("identity_file" in i for i in config):
         return inventory
     del inventory["all"]["vars"]["ansible_connection"]
-    del inventory["all"]["vars"]["ansible_host"]
     reach = {
         i["instance"]: {
             "ansible_connection": "ssh",
@@ -168,11 +165,23 @@ class PlaybookRun:
 PLAYBOOK_TIMEOUT = 480
 
 
+def reaching_containers(inventory: dict) -> dict:
+    """The inventory with each host that a check put in it (added ones too) reached as its
+    scenario's container, where hosts are reached through Docker. Per host: a group-wide
+    ansible_host templated from inventory_hostname would name the wrong host under delegate_to."""
+    inventory = copy.deepcopy(inventory)
+    if inventory["all"]["vars"].get("ansible_connection") == "community.docker.docker":
+        for group in inventory.values():
+            for name, host_vars in (group.get("hosts") or {}).items():
+                host_vars.setdefault("ansible_host", container(name))
+    return inventory
+
+
 def start_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> subprocess.Popen:
     """ansible-playbook on one of molecule/resources' playbooks, with this inventory, running on
     while the caller does something to the cluster; finish_playbook collects it."""
     path = tmp_path / f"inventory-{time.monotonic_ns()}.yml"
-    path.write_text(yaml.safe_dump(inventory))
+    path.write_text(yaml.safe_dump(reaching_containers(inventory)))
     env = dict(
         os.environ,
         ANSIBLE_NOCOLOR="1",
