@@ -1,12 +1,15 @@
-"""What a host has of what the collection sets up: packages, systemd units, its GPUs.
+"""What a host has of what the collection sets up: packages, systemd units, its GPUs, and its
+Docker engine's swarm state.
 
 Read in one module call at the start of the Docker play, so that a host with everything in
-place is asked nothing more (no apt cache update, no service call, no second nvidia-smi).
-The commands are run through ``run``, the module's run_command; parsing is pure.
+place is asked nothing more (no apt cache update, no service call, no second nvidia-smi, no
+second read of its swarm state). The commands are run through ``run``, the module's
+run_command; parsing is pure.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 Run = Callable[[list[str]], tuple[int, str, str]]
@@ -41,10 +44,32 @@ def unit_states(names: Sequence[str], enabled_output: str, active_output: str) -
     }
 
 
-def read(run: Run, packages: Sequence[str], services: Sequence[str], nvidia_smi: str) -> dict:
-    """The host's state: ``packages`` (name -> version), ``services`` (name -> enabled, active)
-    and, when ``nvidia_smi`` names the tool, what ``nvidia-smi -L`` said (rc, stdout, stderr).
-    A tool that is not there (no dpkg, no systemd) reads as nothing installed or running."""
+# What the swarm role reads of docker info's Swarm (a manager's also holds the cluster's spec and
+# CA certificate, which nothing here needs).
+SWARM_KEYS = ("NodeID", "NodeAddr", "LocalNodeState", "ControlAvailable", "Error", "RemoteManagers")
+
+
+def swarm_state(rc: int, docker_info_swarm: str) -> dict | None:
+    """The engine's swarm state from ``docker info --format '{{json .Swarm}}'`` (SWARM_KEYS);
+    None when no engine answered."""
+    if rc != 0:
+        return None
+    try:
+        swarm = json.loads(docker_info_swarm)
+    except ValueError:
+        return None
+    if not isinstance(swarm, dict) or "LocalNodeState" not in swarm:
+        return None
+    return {k: swarm[k] for k in SWARM_KEYS if k in swarm}
+
+
+def read(
+    run: Run, packages: Sequence[str], services: Sequence[str], nvidia_smi: str, engine: bool = False
+) -> dict:
+    """The host's state: ``packages`` (name -> version), ``services`` (name -> enabled, active),
+    when ``nvidia_smi`` names the tool what ``nvidia-smi -L`` said (rc, stdout, stderr), and with
+    ``engine`` the Docker engine's ``swarm`` state (None when no engine answers). A tool that is
+    not there (no dpkg, no systemd, no docker) reads as nothing installed or running."""
 
     def output(argv: list[str]) -> tuple[int, str, str]:
         try:
@@ -65,4 +90,7 @@ def read(run: Run, packages: Sequence[str], services: Sequence[str], nvidia_smi:
     if nvidia_smi:
         rc, out, err = output([nvidia_smi, "-L"])
         state["nvidia_smi"] = {"rc": rc, "stdout": out, "stderr": err}
+    if engine:
+        rc, out, _ = output(["docker", "info", "--format", "{{json .Swarm}}"])
+        state["swarm"] = swarm_state(rc, out)
     return state

@@ -10,11 +10,13 @@ short_description: Read which packages, services and GPUs a host has, in one cal
 version_added: 0.4.0
 description:
   - Reads, and changes nothing, which of O(packages) dpkg has installed, whether each of
-    O(services) is enabled and running under systemd, and what C(nvidia-smi -L) lists.
+    O(services) is enabled and running under systemd, what C(nvidia-smi -L) lists and, with
+    O(engine), the Docker engine's swarm state (as C(docker info) shows it; no join tokens).
   - The docker role calls it once per host at the start of the Docker play and installs,
     starts or lists only what is missing, so a re-run against a host that has everything asks
-    it nothing more (no apt cache update, no service call, no second C(nvidia-smi)).
-  - The result is also set as the fact C(torchswarm_host), which the nvidia role reads.
+    it nothing more (no apt cache update, no service call, no second C(nvidia-smi), no second
+    read of the swarm state).
+  - The result is the fact C(torchswarm_host), which the nvidia and swarm roles read.
 author:
   - torchswarm maintainers
 extends_documentation_fragment:
@@ -46,6 +48,10 @@ options:
     description: The C(nvidia-smi) to run with C(-L); empty, none is run.
     type: str
     default: ""
+  engine:
+    description: Read the Docker engine's swarm state too (C(docker info)).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -84,6 +90,11 @@ ansible_facts:
           type: dict
           returned: when O(nvidia_smi) is set
           sample: {rc: 0, stdout: "GPU 0: NVIDIA H100 (UUID: GPU-5eed...)", stderr: ""}
+        swarm:
+          description: The engine's swarm state (C(docker info)'s C(Swarm)); null when no engine answers.
+          type: dict
+          returned: when O(engine=true)
+          sample: {NodeID: 2x9k..., LocalNodeState: active, ControlAvailable: true, RemoteManagers: []}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -94,6 +105,7 @@ ARGUMENT_SPEC = {
     "packages": {"type": "list", "elements": "str", "default": []},
     "services": {"type": "list", "elements": "str", "default": []},
     "nvidia_smi": {"type": "str", "default": ""},
+    "engine": {"type": "bool", "default": False},
 }
 
 
@@ -104,7 +116,7 @@ def main() -> None:
     def run(argv: list[str]) -> tuple[int, str, str]:
         return module.run_command(argv, handle_exceptions=False)
 
-    state = read(run, p["packages"], p["services"], p["nvidia_smi"])
+    state = read(run, p["packages"], p["services"], p["nvidia_smi"], p["engine"])
     module.exit_json(changed=False, ansible_facts={"torchswarm_host": state})
 
 

@@ -72,6 +72,47 @@ def test_one_call_reads_packages_units_and_gpus_and_missing_tools_read_as_absent
     ]
 
 
+# docker info --format '{{json .Swarm}}' as Debian 12's engine (20.10) printed it in a swarm's
+# worker, outside a swarm, and as the client printed it with no engine running; a manager's adds
+# the cluster's spec and CA certificate ("Cluster"), which is not kept.
+SWARM = (
+    '{"NodeID":"5rhxpg5vuni4yldtl12hu9tyd","NodeAddr":"172.30.0.5","LocalNodeState":"active",'
+    '"ControlAvailable":false,"Error":"","RemoteManagers":[{"NodeID":"sqxx2mpykjo9ljbm0fxnmi8hi",'
+    '"Addr":"172.30.0.2:2377"}]}\n'
+)
+INACTIVE = (
+    '{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"",'
+    '"RemoteManagers":null}\n'
+)
+NO_ENGINE = (
+    'template: :1:7: executing "" at <.Swarm>: reflect: indirection through nil pointer to embedded '
+    "struct field Info\n"
+)
+
+
+def test_the_swarm_state_is_read_where_an_engine_answers_and_none_where_not():
+    state = host_state.swarm_state(0, SWARM)
+    assert state["LocalNodeState"] == "active" and state["NodeID"] == "5rhxpg5vuni4yldtl12hu9tyd"
+    assert state["ControlAvailable"] is False
+    assert host_state.swarm_state(0, INACTIVE)["LocalNodeState"] == "inactive"
+    manager = SWARM.replace(
+        '"RemoteManagers"', '"Cluster":{"TLSInfo":{"TrustRoot":"-----BEGIN"}},"RemoteManagers"'
+    )
+    assert "Cluster" not in host_state.swarm_state(0, manager)
+    assert host_state.swarm_state(1, NO_ENGINE) is None
+    assert host_state.swarm_state(0, "") is None
+    assert host_state.swarm_state(0, "null") is None
+
+
+def test_the_engine_is_asked_only_when_wanted():
+    calls: list[list[str]] = []
+    state = host_state.read(runner({"docker": (0, SWARM, "")}, calls), [], [], "", engine=True)
+    assert state["swarm"]["RemoteManagers"][0]["Addr"] == "172.30.0.2:2377"
+    assert calls == [["docker", "info", "--format", "{{json .Swarm}}"]]
+    assert "swarm" not in host_state.read(runner({}, calls), [], [], "")
+    assert host_state.read(runner({}, calls), [], [], "", engine=True)["swarm"] is None  # no docker CLI
+
+
 def test_nothing_asked_runs_nothing_and_gpus_are_listed_when_nvidia_smi_is_there():
     calls: list[list[str]] = []
     assert host_state.read(runner({}, calls), [], [], "") == {"packages": {}, "services": {}}
