@@ -34,7 +34,7 @@ help:
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
-	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: fan-out rounds vs star"
+	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: chain, rounds, star"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand on 3, 6 and 12 fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"

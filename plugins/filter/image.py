@@ -6,8 +6,8 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.engine_push import 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.fanout import fanout_rounds
 
 
-def image_fanout_rounds(missing, holders, fanout=True):
-    return fanout_rounds(missing or [], holders or [], fanout=bool(fanout))
+def image_fanout_rounds(missing, holders, plan="chain"):
+    return fanout_rounds(missing or [], holders or [], plan=plan)
 
 
 class FilterModule:

@@ -1,12 +1,22 @@
-"""One image onto many hosts: who sends to whom in each round, and what travels on the wire.
+"""One image onto many hosts: who sends to whom, and what travels on the wire.
 
-Pure: host names and strings in, plans and argv lists out. The image role plans the rounds with
-``fanout_rounds``; the image_relay module speaks the small protocol below between a sender (a
+Pure: host names and strings in, plans and argv lists out. The image role plans the transfers
+with ``fanout_rounds``; the image_relay module speaks the small protocol below between a sender (a
 host that holds the image, or the controller) and a receiver (a host that does not).
 
-Every host that holds the image sends it to one host that does not, so the number of holders
-doubles each round: N hosts have it after ceil(log2(N+1)) rounds and the controller's uplink
-carries it once. The receiver checks the image ID before the host counts as a holder.
+Three plans (``PLANS``), each a list of rounds that run one after another; a round maps each
+receiving host to the host it gets the image from:
+
+- ``chain`` (the default): one round. The hosts that lack the image form a chain from a node
+  that holds it (from the controller when none does); each receiver passes the stream on to the
+  next one as it arrives, so N hosts hold the image in about one link-time plus a short delay
+  per hop, and every link carries it once.
+- ``rounds``: every host that holds the image sends it to one that does not, so the holders
+  double each round: N hosts have it after ceil(log2(N+1)) rounds.
+- ``star``: the controller sends to every host itself, in one round (for hosts that cannot reach
+  each other).
+
+In every plan the receiver checks the image ID before the host counts as a holder.
 """
 
 from __future__ import annotations
@@ -23,22 +33,36 @@ COMPRESSIONS = ("zstd", "none")
 HEADER_LIMIT = 512
 
 
+PLANS = ("chain", "rounds", "star")
+
+
 def fanout_rounds(
-    missing: Sequence[str], holders: Sequence[str], controller: str = "localhost", fanout: bool = True
+    missing: Sequence[str], holders: Sequence[str], controller: str = "localhost", plan: str = "chain"
 ) -> list[dict[str, str]]:
-    """The rounds that get the image onto ``missing``: each round maps a receiving host to the
-    host that sends to it.
+    """The rounds that get the image onto ``missing`` by ``plan`` (PLANS): each round maps a
+    receiving host to the host that sends to it. In a chain, a receiver's sender is the host
+    before it in the same round, which passes the stream on as it arrives.
 
     ``holders`` are hosts that already hold the image ID; they serve before the controller,
-    whose uplink is the one to spare. Without ``fanout`` the controller sends to every host
-    itself, in one round (for hosts that cannot reach each other).
+    whose uplink is the one to spare (in a chain, each heads a chain of its own).
     """
+    if plan not in PLANS:
+        raise ValueError(f"plan {plan!r}: expected one of {', '.join(PLANS)}")
     missing = list(dict.fromkeys(missing))
     if not missing:
         return []
-    if not fanout:
+    if plan == "star":
         return [dict.fromkeys(missing, controller)]
     nodes = [h for h in dict.fromkeys(holders) if h not in missing and h != controller]
+    if plan == "chain":
+        heads = nodes[: len(missing)] or [controller]
+        chain: dict[str, str] = {}
+        for i, head in enumerate(heads):
+            previous = head
+            for host in missing[i :: len(heads)]:
+                chain[host] = previous
+                previous = host
+        return [chain]
     rounds: list[dict[str, str]] = []
     while missing:
         senders = [*nodes, controller]
@@ -46,6 +70,11 @@ def fanout_rounds(
         rounds.append(dict(zip(batch, senders[: len(batch)], strict=True)))
         nodes += batch
     return rounds
+
+
+def forwards_to(round_: dict[str, str], host: str) -> str | None:
+    """The receiver ``host`` passes the stream on to in a chain's round, or None."""
+    return next((receiver for receiver, sender in round_.items() if sender == host), None)
 
 
 def header(token: str, compression: str) -> bytes:

@@ -1,9 +1,14 @@
-"""Stream an image between two Docker engines over one TCP connection, checked by its ID.
+"""Stream an image between Docker engines over TCP, checked by its ID.
 
 The sender says which layers the image has and the receiver which of them its engine holds;
 the sender then runs ``docker save`` without those layers (image_layers.py) (and zstd) into the
 socket, the receiver the socket into (zstd -d and) ``docker load``. Nothing is written to disk on
 either side but what docker load itself stores. The protocol lines come from fanout.py.
+
+A receiver in a chain (``forward``) is also the next receiver's sender: it asks the next one
+which layers it holds before it answers (so that only layers held all down the chain are left
+out), writes each chunk both to its own docker load and on to the next host as it arrives, and
+answers once the next host has answered it, so the head's answer means the whole chain is done.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class Transfer:
     # The image's layers, and how many of them the receiver held already (not sent).
     layers: int = 0
     layers_held: int = 0
+    # A receiver's first and last byte (epoch seconds), and the host it passed the stream on to.
+    first_byte: float = 0.0
+    last_byte: float = 0.0
+    forwarded_to: str = ""
 
     def as_dict(self) -> dict:
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
@@ -48,6 +57,9 @@ class Transfer:
             "peer": self.peer,
             "layers": self.layers,
             "layers_held": self.layers_held,
+            "first_byte": round(self.first_byte, 3),
+            "last_byte": round(self.last_byte, 3),
+            "forwarded_to": self.forwarded_to,
         }
 
 
@@ -138,19 +150,81 @@ def _read_line(conn: socket.socket, limit: int) -> bytes:
 
 
 def receive(
-    port: int, token: str, expected_id: str, image: str, compression: str, wait: float, timeout: float
+    port: int,
+    token: str,
+    expected_id: str,
+    image: str,
+    compression: str,
+    wait: float,
+    timeout: float,
+    forward: tuple[str, int] | None = None,
 ):
     """Accept the first sender that presents ``token`` within ``wait`` seconds, load its stream
-    and answer it; returns the Transfer, raises StreamError when the image is not ``expected_id``.
+    (passing it on to the receiver at ``forward``, an address and port, as it arrives) and answer
+    it; returns the Transfer, raises StreamError when the image is not ``expected_id`` here or the
+    stream could not be passed on.
     """
     server = socket.create_server(("", port), reuse_port=False)
     try:
-        return _serve_one(server, token, expected_id, image, compression, wait, timeout)
+        return _serve_one(server, token, expected_id, image, compression, wait, timeout, forward)
     finally:
         server.close()
 
 
-def _serve_one(server, token, expected_id, image, compression, wait, timeout):
+class _Next:
+    """The next receiver of a chain, as this receiver sends to it: connected and asked which
+    layers it holds before the stream starts; given each chunk; asked for its answer at the end.
+    A failure is kept (``problem``) and stops the passing on, never this host's own load."""
+
+    def __init__(self, forward, token, compression, chains, wait, timeout):
+        self.name = f"{forward[0]}:{forward[1]}"
+        self.conn: socket.socket | None = None
+        self.held: set[str] = set()
+        self.problem: str | None = None
+        try:
+            self.conn = _connect(*forward, wait)
+            self.conn.settimeout(timeout)
+            self.conn.sendall(fanout.header(token, compression) + image_layers.layers_line(chains))
+            held = image_layers.parse_line(_read_line(self.conn, LAYERS_LIMIT), "HAVE")
+        except (OSError, StreamError) as e:
+            self._fail(f"{e}")
+            return
+        if held is None:
+            self._fail("it closed the connection without an answer to the image's layers")
+        else:
+            self.held = set(held)
+
+    def _fail(self, problem: str) -> None:
+        self.problem = self.problem or problem
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def send(self, chunk: bytes, sent: int) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.sendall(chunk)
+        except OSError as e:
+            self._fail(f"passing the stream on broke after {sent} bytes: {e}{_last_word(self.conn)}")
+
+    def answer(self, image_id: str) -> None:
+        """Wait for the next receiver's answer (once it has loaded and checked the image)."""
+        if self.conn is None:
+            return
+        try:
+            self.conn.shutdown(socket.SHUT_WR)
+            problem = fanout.reply_problem(_read_line(self.conn, 4096), image_id)
+        except OSError as e:
+            problem = f"no answer: {e}"
+        if problem:
+            self._fail(problem)
+        elif self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _serve_one(server, token, expected_id, image, compression, wait, timeout, forward=None):
     deadline = time.monotonic() + wait
     refused: list[str] = []
     while True:
@@ -181,35 +255,62 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout):
                 continue
             if chains is None:
                 raise StreamError(f"{peer} sent no list of the image's layers after its header")
+            after = _Next(forward, token, compression, chains, wait, timeout) if forward else None
             held = held_chains()
-            conn.sendall(image_layers.held_line(c for c in chains if c in held))
-            received, problem = _load(conn, compression)
+            # Left out of the stream: what this host holds and, down a chain, every host after it.
+            conn.sendall(
+                image_layers.held_line(c for c in chains if c in held and (not after or c in after.held))
+            )
+            received, times, problem = _load(conn, compression, after)
             loaded = image_id(image)
             if problem is None and loaded != expected_id:
                 problem = f"after docker load, {image} is {loaded or 'missing'}, expected {expected_id}"
+            if after:
+                after.answer(expected_id)
             conn.sendall(fanout.reply(loaded, problem))
             if problem:
                 raise StreamError(problem)
+            if after and after.problem:
+                raise StreamError(
+                    f"the image loaded here, but passing it on to {after.name} failed: {after.problem}"
+                )
             kept = len(set(chains) & held)
-            return Transfer(received, time.monotonic() - start, peer, len(chains), kept)
+            return Transfer(
+                received,
+                time.monotonic() - start,
+                peer,
+                len(chains),
+                kept,
+                *times,
+                after.name if after else "",
+            )
 
 
-def _load(conn: socket.socket, compression: str) -> tuple[int, str | None]:
+def _load(conn: socket.socket, compression: str, after: _Next | None = None):
+    """The stream into docker load (and on to ``after``): the bytes received, the times of the
+    first and last byte, and why the load failed (None when it did not)."""
     procs = _pipeline(fanout.load_commands(compression), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    received = 0
+    received, first, loading = 0, 0.0, True
     try:
         while chunk := conn.recv(CHUNK):
-            procs[0].stdin.write(chunk)
+            first = first or time.time()
+            if loading:
+                try:
+                    procs[0].stdin.write(chunk)
+                except BrokenPipeError:
+                    loading = False  # the loader stopped early: its exit status says why
+            if after:
+                after.send(chunk, received)  # the hosts after this one need it all the same
             received += len(chunk)
-    except BrokenPipeError:
-        pass  # the loader stopped early: its exit status says why
+            if not loading and (after is None or after.problem):
+                break
     except OSError as e:
         _stop(procs)
-        return received, f"the stream broke after {received} bytes: {e}"
+        return received, (first, time.time()), f"the stream broke after {received} bytes: {e}"
     finally:
         with contextlib.suppress(BrokenPipeError):
             procs[0].stdin.close()
-    return received, _finish(procs)
+    return received, (first, time.time()), _finish(procs)
 
 
 def send(

@@ -21,8 +21,12 @@ description:
     image built FROM one the host has shares them) are left out of the stream; C(docker load)
     takes them from the engine. An engine that keeps its images in containerd is sent every
     layer.
-  - The torchswarm.ddp.image role runs it in rounds in which every host that holds the image
-    sends it to one that does not.
+  - With O(forward), a receiver is one link of a chain; it passes the stream on to the receiver
+    at O(forward) as it arrives (while loading it itself), so that a chain of hosts holds the
+    image in about the time one transfer takes. It answers its sender once the next host has
+    answered it, and fails when passing the stream on failed (after loading the image itself).
+  - The torchswarm.ddp.image role runs it along the plan its C(image_fanout) names (a chain by
+    default).
   - Needs the C(docker) CLI, and C(zstd) when O(compression=zstd), on both hosts.
 author:
   - torchswarm maintainers
@@ -56,6 +60,12 @@ options:
   address:
     description: The receiver's address. Required with O(mode=send).
     type: str
+  forward:
+    description:
+      - With O(mode=receive), the address of the next receiver of a chain (listening on O(port)),
+        to pass the stream on to as it arrives. Empty, none.
+    type: str
+    default: ""
   port:
     description: The TCP port the receiver listens on.
     type: int
@@ -132,6 +142,21 @@ layers_held:
   returned: success
   type: int
   sample: 12
+first_byte:
+  description: When the first byte of the stream arrived (seconds since the epoch); 0 on a sender.
+  returned: success
+  type: float
+  sample: 1796381234.512
+last_byte:
+  description: When the stream ended (seconds since the epoch); 0 on a sender.
+  returned: success
+  type: float
+  sample: 1796381245.907
+forwarded_to:
+  description: The address and port the receiver passed the stream on to (O(forward)); empty when none.
+  returned: success
+  type: str
+  sample: 10.0.0.13:29600
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -143,6 +168,7 @@ ARGUMENT_SPEC = {
     "image": {"type": "str", "required": True},
     "image_id": {"type": "str", "required": True},
     "address": {"type": "str"},
+    "forward": {"type": "str", "default": ""},
     "port": {"type": "int", "default": 29600},
     "token": {"type": "str", "required": True, "no_log": True},
     "compression": {"type": "str", "choices": ["zstd", "none"], "default": "zstd"},
@@ -156,7 +182,10 @@ def main() -> None:
     p = module.params
     common = (p["port"], p["token"], p["image_id"], p["image"], p["compression"], p["wait"], p["timeout"])
     try:
-        transfer = receive(*common) if p["mode"] == "receive" else send(p["address"], *common)
+        if p["mode"] == "receive":
+            transfer = receive(*common, forward=(p["forward"], p["port"]) if p["forward"] else None)
+        else:
+            transfer = send(p["address"], *common)
     except (StreamError, OSError) as exc:
         module.fail_json(msg=f"image_relay {p['mode']} of {p['image']} on port {p['port']}: {exc}")
     module.exit_json(changed=p["mode"] == "receive", **transfer.as_dict())

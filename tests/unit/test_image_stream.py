@@ -311,3 +311,85 @@ def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_throu
     assert seen.get("closed_by_receiver"), seen
     assert seen["received"].bytes == sent.bytes
     assert image_id(receiver) == expected
+
+
+def chain(hosts, tmp_path, ports, forwards, wait=10):
+    """The sender streams to the first of ``len(ports)`` receivers (hosts named r0, r1, ...
+    under tmp_path, each on its port), each passing it on to ``forwards[i]`` (a port, or None).
+    Returns the sender's and each receiver's Transfer or error."""
+    where, sender, _ = hosts
+    expected, results = image_id(sender), {}
+    dirs = [tmp_path / f"r{i}" for i in range(len(ports))]
+
+    def receive(i):
+        dirs[i].mkdir(exist_ok=True)
+        where.dir = dirs[i]
+        forward = ("127.0.0.1", forwards[i]) if forwards[i] else None
+        try:
+            results[i] = image_stream.receive(
+                ports[i], "t0ken", expected, "img", "none", wait=wait, timeout=10, forward=forward
+            )
+        except image_stream.StreamError as e:
+            results[i] = str(e)
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(len(ports))]
+    for thread in threads:
+        thread.start()
+    where.dir = sender
+    try:
+        results["sent"] = image_stream.send("127.0.0.1", ports[0], "t0ken", expected, "img", "none", 10, 10)
+    except image_stream.StreamError as e:
+        results["sent"] = str(e)
+    for thread in threads:
+        thread.join()
+    return results, dirs
+
+
+def test_a_chain_passes_the_stream_on_as_it_arrives_and_every_host_ends_with_the_image(
+    hosts, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(image_stream, "CHUNK", 64 << 10)  # many chunks, so that they can overlap
+    ports = [free_port() for _ in range(3)]
+    results, dirs = chain(hosts, tmp_path, ports, [ports[1], ports[2], None])
+
+    assert all(isinstance(r, image_stream.Transfer) for r in results.values()), results
+    assert [image_id(d) for d in dirs] == [image_id(hosts[1])] * 3
+    first, second, third = results[0], results[1], results[2]
+    assert results["sent"].bytes == first.bytes == second.bytes == third.bytes
+    assert (first.forwarded_to, second.forwarded_to, third.forwarded_to) == (
+        f"127.0.0.1:{ports[1]}",
+        f"127.0.0.1:{ports[2]}",
+        "",
+    )
+    # Pipelined, not stored and forwarded: the last host had bytes before the first had them all.
+    assert third.first_byte < first.last_byte, (third.first_byte, first.last_byte)
+    # The head answered once the hosts after it had: the sender's return means all are done.
+    assert max(r.last_byte for r in (first, second, third)) <= time.time()
+
+
+@pytest.mark.parametrize("holders", [("r0",), ("r0", "r1")])
+def test_a_chain_leaves_out_only_the_layers_every_host_down_it_holds(hosts, tmp_path, holders):
+    ports = [free_port() for _ in range(2)]
+    for name in holders:
+        (tmp_path / name).mkdir()
+        add_image(tmp_path / name, "base", BASE)
+
+    results, dirs = chain(hosts, tmp_path, ports, [ports[1], None])
+
+    assert [image_id(d) for d in dirs] == [image_id(hosts[1])] * 2, results
+    assert [results[0].layers_held, results[1].layers_held] == [2, 2 if "r1" in holders else 0]
+    if "r1" in holders:
+        assert len(USER) < results["sent"].bytes < len(USER) + 64 * 1024  # only the user's layer
+    else:
+        assert results["sent"].bytes > sum(len(layer) for layer in BASE)  # r1 needed them all
+
+
+def test_a_hop_that_cannot_be_reached_fails_the_host_before_it_after_its_own_load(hosts, tmp_path):
+    port, nobody = free_port(), free_port()
+    results, dirs = chain(hosts, tmp_path, [port], [nobody], wait=2)
+
+    assert isinstance(results["sent"], image_stream.Transfer)  # its own image arrived and checked
+    assert image_id(dirs[0]) == image_id(hosts[1])
+    assert results[0].startswith(
+        f"the image loaded here, but passing it on to 127.0.0.1:{nobody} failed: cannot connect"
+    ), results[0]

@@ -4,9 +4,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from harness import epochs_of, metrics, node, run_site_playbook, stack_tasks, standin_gpus, task_ids
+from harness import (
+    controller,
+    epochs_of,
+    first_converge_log,
+    image_id,
+    metrics,
+    node,
+    run_site_playbook,
+    stack_tasks,
+    standin_gpus,
+    task_ids,
+)
 
 STANDIN_GPUS = standin_gpus(Path(__file__).resolve().parents[1])
 
@@ -17,6 +29,16 @@ def task_container(name: str) -> dict:
         f"docker ps --all --quiet --filter label=com.docker.swarm.service.name=ddp_{name}"
     )
     return json.loads(host.check_output(f"docker inspect {ids.split()[0]}"))[0]
+
+
+def test_the_image_went_out_in_log2_rounds_node0_serving_in_the_second_and_every_id_matches():
+    """image_fanout: rounds (molecule.yml), across Debian 13's engine and Debian 12's."""
+    text = first_converge_log()
+    assert re.search(r"round 1 of 2: node0 <- localhost\b", text), "no first round from the controller"
+    assert re.search(r"round 2 of 2: node1 <- node0, node2 <- localhost\b", text), "node0 did not serve"
+    assert "passed on to" not in text  # nobody forwards in rounds
+    want = image_id(controller(), "torchswarm/trainer:latest")
+    assert [image_id(node(n), "torchswarm/trainer:latest") for n in ("node0", "node1", "node2")] == [want] * 3
 
 
 def test_processes_default_to_one_per_gpu_and_the_job_completes_with_world_size_5():
