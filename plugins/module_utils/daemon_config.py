@@ -18,6 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+# Where docker_daemon_config records the keys each owner set (<owner>.json): its record_dir.
+RECORD_DIR = "/var/lib/torchswarm/daemon-json"
+
 
 class DaemonConfigError(ValueError):
     """daemon.json exists but cannot be used."""
@@ -141,3 +144,25 @@ def check_daemon_options(options: Mapping[str, Any], tlsverify: bool | None = No
 def render_daemon_config(config: Mapping[str, Any]) -> str:
     """The file's text: stable key order, so that equal configs give equal files."""
     return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def record_path(record_dir: str, owner: str) -> str:
+    """The file that holds what ``owner`` set last time."""
+    return f"{record_dir.rstrip('/')}/{owner}.json"
+
+
+def unchanged(state: Mapping[str, Any] | None, owner: str, wanted: Mapping[str, Any]) -> bool:
+    """Whether setting ``wanted`` as ``owner`` would leave daemon.json and the owner's record as
+    they are, from what host_state read of them (``state``: the file's ``path`` and ``text``,
+    each owner's record's text in ``records``; None or unreadable: not known, so False)."""
+    if not state:
+        return False
+    try:
+        current = parse_daemon_config(state.get("text") or "", state.get("path", "daemon.json"))
+        previous = parse_daemon_config((state.get("records") or {}).get(owner) or "", owner)
+    except DaemonConfigError:
+        return False  # docker_daemon_config says what is wrong with it
+    return (
+        merge_daemon_config(drop_unwanted(current, previous, wanted), wanted) == current
+        and previous == wanted
+    )

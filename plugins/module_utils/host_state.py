@@ -1,15 +1,16 @@
-"""What a host has of what the collection sets up: packages, systemd units, its GPUs, and its
-Docker engine's swarm state.
+"""What a host has of what the collection sets up: packages, systemd units, its GPUs, its
+Docker engine's swarm state, and its daemon.json with what each owner set in it.
 
 Read in one module call at the start of the Docker play, so that a host with everything in
 place is asked nothing more (no apt cache update, no service call, no second nvidia-smi, no
-second read of its swarm state). The commands are run through ``run``, the module's
-run_command; parsing is pure.
+second read of its swarm state, no daemon.json step that would change nothing). The commands
+are run through ``run``, the module's run_command; parsing is pure.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 
 Run = Callable[[list[str]], tuple[int, str, str]]
@@ -63,13 +64,54 @@ def swarm_state(rc: int, docker_info_swarm: str) -> dict | None:
     return {k: swarm[k] for k in SWARM_KEYS if k in swarm}
 
 
+# daemon.json and the records are a few hundred bytes; more than this is not read (and then
+# counts as unknown).
+FILE_LIMIT = 1 << 20
+
+
+def _text(path: str) -> str | None:
+    """A small file's text; None when it does not exist. Raises OSError or ValueError when it
+    cannot be read whole as UTF-8."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(FILE_LIMIT + 1)
+    except FileNotFoundError:
+        return None
+    if len(text) > FILE_LIMIT:
+        raise ValueError(f"{path} is larger than {FILE_LIMIT} bytes")
+    return text
+
+
+def daemon_config_files(path: str, record_dir: str) -> dict | None:
+    """daemon.json's ``text`` (None: no file) and each owner's record in ``record_dir``
+    (docker_daemon_config's), as ``records``; None when one of them cannot be read."""
+    try:
+        names = sorted(n for n in os.listdir(record_dir) if n.endswith(".json"))
+    except FileNotFoundError:
+        names = []
+    except OSError:
+        return None
+    try:
+        records = {name[: -len(".json")]: _text(os.path.join(record_dir, name)) for name in names}
+        return {"path": path, "text": _text(path), "records": records}
+    except (OSError, ValueError):
+        return None
+
+
 def read(
-    run: Run, packages: Sequence[str], services: Sequence[str], nvidia_smi: str, engine: bool = False
+    run: Run,
+    packages: Sequence[str],
+    services: Sequence[str],
+    nvidia_smi: str,
+    engine: bool = False,
+    daemon_config: str = "",
+    record_dir: str = "",
 ) -> dict:
     """The host's state: ``packages`` (name -> version), ``services`` (name -> enabled, active),
-    when ``nvidia_smi`` names the tool what ``nvidia-smi -L`` said (rc, stdout, stderr), and with
-    ``engine`` the Docker engine's ``swarm`` state (None when no engine answers). A tool that is
-    not there (no dpkg, no systemd, no docker) reads as nothing installed or running."""
+    when ``nvidia_smi`` names the tool what ``nvidia-smi -L`` said (rc, stdout, stderr), with
+    ``engine`` the Docker engine's ``swarm`` state (None when no engine answers), and with
+    ``daemon_config`` (its path) daemon.json and the owners' records in ``record_dir``. A tool
+    that is not there (no dpkg, no systemd, no docker) reads as nothing installed or running."""
 
     def output(argv: list[str]) -> tuple[int, str, str]:
         try:
@@ -93,4 +135,6 @@ def read(
     if engine:
         rc, out, _ = output(["docker", "info", "--format", "{{json .Swarm}}"])
         state["swarm"] = swarm_state(rc, out)
+    if daemon_config:
+        state["daemon_config"] = daemon_config_files(daemon_config, record_dir)
     return state

@@ -99,11 +99,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import (
+    RECORD_DIR,
     DaemonConfigError,
     check_daemon_options,
     drop_unwanted,
     merge_daemon_config,
     parse_daemon_config,
+    record_path,
     render_daemon_config,
 )
 
@@ -149,7 +151,7 @@ class DaemonConfig:
         p = module.params
         self.module = module
         self.path = os.path.realpath(p["path"])  # write through a symlink, never replace it
-        self.record = os.path.join(p["record_dir"], f"{p['owner']}.json")
+        self.record = record_path(p["record_dir"], p["owner"])
         self.wanted = p["options"]
         self.current = parse_daemon_config(read_bytes(self.path), p["path"])
         previous = parse_daemon_config(read_bytes(self.record), self.record)
@@ -180,7 +182,7 @@ def main() -> None:
             "path": {"type": "path", "default": "/etc/docker/daemon.json"},
             "options": {"type": "dict", "required": True},
             "owner": {"type": "str", "default": "torchswarm.ddp.docker"},
-            "record_dir": {"type": "path", "default": "/var/lib/torchswarm/daemon-json"},
+            "record_dir": {"type": "path", "default": RECORD_DIR},
             "validate": {"type": "bool", "default": True},
         },
         supports_check_mode=True,

@@ -11,11 +11,12 @@ version_added: 0.4.0
 description:
   - Reads, and changes nothing, which of O(packages) dpkg has installed, whether each of
     O(services) is enabled and running under systemd, what C(nvidia-smi -L) lists and, with
-    O(engine), the Docker engine's swarm state (as C(docker info) shows it; no join tokens).
+    O(engine), the Docker engine's swarm state (as C(docker info) shows it; no join tokens) and,
+    with O(daemon_config), Docker's C(daemon.json) with what each owner set in it.
   - The docker role calls it once per host at the start of the Docker play and installs,
     starts or lists only what is missing, so a re-run against a host that has everything asks
     it nothing more (no apt cache update, no service call, no second C(nvidia-smi), no second
-    read of the swarm state).
+    read of the swarm state, no C(daemon.json) step that would change nothing).
   - The result is the fact C(torchswarm_host), which the nvidia and swarm roles read.
 author:
   - torchswarm maintainers
@@ -52,6 +53,18 @@ options:
     description: Read the Docker engine's swarm state too (C(docker info)).
     type: bool
     default: false
+  daemon_config:
+    description:
+      - The path of Docker's C(daemon.json) to read, with what each owner of
+        M(torchswarm.ddp.docker_daemon_config) recorded in O(record_dir); empty, none is read.
+      - The docker and nvidia roles run that module only where the filter
+        filter C(torchswarm.ddp.daemon_config_unchanged) says it would change something.
+    type: path
+    default: ""
+  record_dir:
+    description: Where M(torchswarm.ddp.docker_daemon_config) records what each owner set (its O(record_dir)).
+    type: path
+    default: /var/lib/torchswarm/daemon-json
 """
 
 EXAMPLES = r"""
@@ -95,10 +108,21 @@ ansible_facts:
           type: dict
           returned: when O(engine=true)
           sample: {NodeID: 2x9k..., LocalNodeState: active, ControlAvailable: true, RemoteManagers: []}
+        daemon_config:
+          description:
+            - C(daemon.json)'s text (null when there is none) and each owner's record, by owner;
+              null when one of them could not be read.
+          type: dict
+          returned: when O(daemon_config) is set
+          sample:
+            path: /etc/docker/daemon.json
+            text: '{"log-driver": "local"}'
+            records: {torchswarm.ddp.docker: '{"log-driver": "local"}'}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import RECORD_DIR
 from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import read
 
 ARGUMENT_SPEC = {
@@ -106,6 +130,8 @@ ARGUMENT_SPEC = {
     "services": {"type": "list", "elements": "str", "default": []},
     "nvidia_smi": {"type": "str", "default": ""},
     "engine": {"type": "bool", "default": False},
+    "daemon_config": {"type": "path", "default": ""},
+    "record_dir": {"type": "path", "default": RECORD_DIR},
 }
 
 
@@ -116,7 +142,9 @@ def main() -> None:
     def run(argv: list[str]) -> tuple[int, str, str]:
         return module.run_command(argv, handle_exceptions=False)
 
-    state = read(run, p["packages"], p["services"], p["nvidia_smi"], p["engine"])
+    state = read(
+        run, p["packages"], p["services"], p["nvidia_smi"], p["engine"], p["daemon_config"], p["record_dir"]
+    )
     module.exit_json(changed=False, ansible_facts={"torchswarm_host": state})
 
 

@@ -129,3 +129,30 @@ def test_the_module_asks_this_machines_dpkg_and_sets_the_fact_without_a_change()
     assert not failed and result["changed"] is False
     packages = result["ansible_facts"]["torchswarm_host"]["packages"]
     assert packages["dpkg"] and packages["nosuchpkg-torchswarm"] == ""
+
+
+def test_daemon_json_and_each_owners_record_are_read_and_what_cannot_be_read_is_unknown(
+    tmp_path, monkeypatch
+):
+    path, records = tmp_path / "daemon.json", tmp_path / "records"
+    assert host_state.daemon_config_files(str(path), str(records)) == {
+        "path": str(path),
+        "text": None,
+        "records": {},
+    }
+    records.mkdir()
+    path.write_text('{"log-driver": "local"}')
+    (records / "torchswarm.ddp.docker.json").write_text('{"log-driver": "local"}\n')
+    (records / "notes.txt").write_text("not a record")
+    state = host_state.read(runner({}, []), [], [], "", daemon_config=str(path), record_dir=str(records))
+    assert state["daemon_config"] == {
+        "path": str(path),
+        "text": '{"log-driver": "local"}',
+        "records": {"torchswarm.ddp.docker": '{"log-driver": "local"}\n'},
+    }
+    assert host_state.daemon_config_files(str(tmp_path), str(records)) is None  # a directory
+    path.write_bytes(b'{"labels": ["\xff"]}')
+    assert host_state.daemon_config_files(str(path), str(records)) is None  # not UTF-8
+    monkeypatch.setattr(host_state, "FILE_LIMIT", 8)
+    path.write_text('{"log-driver": "local"}')
+    assert host_state.daemon_config_files(str(path), str(records)) is None  # too large to be ours

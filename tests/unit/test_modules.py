@@ -236,3 +236,43 @@ def test_image_push_masks_the_password_in_its_error(monkeypatch):
     assert result["msg"].startswith(
         "push of 10.0.0.5:5000/team/trainer:1 to 10.0.0.5:5000 failed: unauthorized"
     )
+
+
+def test_host_states_read_of_daemon_json_says_unchanged_exactly_where_the_module_changes_nothing(tmp_path):
+    """The roles skip docker_daemon_config where daemon_config_unchanged says so, from what
+    host_state read: the two must agree, step by step, as owners come and go."""
+    from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import unchanged
+    from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import daemon_config_files
+
+    path = tmp_path / "daemon.json"
+    records = tmp_path / "records"
+    steps = [
+        ("torchswarm.ddp.docker", {"log-driver": "local"}),  # no file yet
+        ("torchswarm.ddp.docker", {"log-driver": "local"}),  # in place
+        ("torchswarm.ddp.nvidia", {}),  # an owner that wants nothing and never set anything
+        ("torchswarm.ddp.nvidia", {"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}),
+        ("torchswarm.ddp.docker", {"log-driver": "local"}),  # the other owner's keys do not matter
+        ("torchswarm.ddp.nvidia", {"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}),
+        ("torchswarm.ddp.nvidia", {}),  # no GPUs any more: its keys go
+        ("torchswarm.ddp.docker", {"log-driver": "local", "debug": True}),
+        ("torchswarm.ddp.docker", {"log-driver": "local"}),  # a key it no longer wants goes
+        ("torchswarm.ddp.docker", {"log-driver": "local"}),
+    ]
+    seen = []
+    for owner, options in steps:
+        said = unchanged(daemon_config_files(str(path), str(records)), owner, options)
+        result, failed = daemon_config(path, options, owner=owner, _ansible_check_mode=True)
+        assert not failed, result
+        assert said is not result["changed"], (owner, options, path.read_text() if path.exists() else None)
+        seen.append(said)
+        daemon_config(path, options, owner=owner)
+    assert seen == [False, True, True, False, True, True, False, False, False, True]
+
+    path.write_text('{"log-driver": "local", "debug": true}')  # an admin sets the key it dropped
+    state = daemon_config_files(str(path), str(records))
+    assert unchanged(state, "torchswarm.ddp.docker", {"log-driver": "local"})  # theirs now
+    path.write_text('{"log-driver": "local",')  # broken: the module must run and say so
+    assert not unchanged(
+        daemon_config_files(str(path), str(records)), "torchswarm.ddp.docker", {"log-driver": "local"}
+    )
+    assert not unchanged(None, "torchswarm.ddp.docker", {})  # not read
