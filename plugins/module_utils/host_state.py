@@ -59,7 +59,8 @@ def swarm_state(rc: int, docker_info_swarm: str) -> dict | None:
         swarm = json.loads(docker_info_swarm)
     except ValueError:
         return None
-    if not isinstance(swarm, dict) or "LocalNodeState" not in swarm:
+    # Docker 26's CLI with no engine to ask prints an empty Swarm, and exits 0.
+    if not isinstance(swarm, dict) or not swarm.get("LocalNodeState"):
         return None
     return {k: swarm[k] for k in SWARM_KEYS if k in swarm}
 

@@ -88,6 +88,11 @@ NO_ENGINE = (
     'template: :1:7: executing "" at <.Swarm>: reflect: indirection through nil pointer to embedded '
     "struct field Info\n"
 )
+# Debian 13's CLI (26.1.5) with no engine running: an empty Swarm, exit status 0.
+NO_ENGINE_26 = (
+    '{"NodeID":"","NodeAddr":"","LocalNodeState":"","ControlAvailable":false,"Error":"",'
+    '"RemoteManagers":null}\n'
+)
 
 
 def test_the_swarm_state_is_read_where_an_engine_answers_and_none_where_not():
@@ -100,6 +105,7 @@ def test_the_swarm_state_is_read_where_an_engine_answers_and_none_where_not():
     )
     assert "Cluster" not in host_state.swarm_state(0, manager)
     assert host_state.swarm_state(1, NO_ENGINE) is None
+    assert host_state.swarm_state(0, NO_ENGINE_26) is None
     assert host_state.swarm_state(0, "") is None
     assert host_state.swarm_state(0, "null") is None
 
