@@ -27,9 +27,13 @@ NODES = ("node0", "node1", "node2")
 
 def test_the_image_went_out_along_a_chain_each_node_passing_it_on_and_every_id_matches():
     text = re.sub(r"\s+", " ", first_converge_log())  # long messages are wrapped
-    # Play order node0, node1, node2: the controller sends once, each node passes it on.
-    assert re.search(r"round 1 of 1: node0 <- localhost, node1 <- node0, node2 <- node1\b", text), "no chain"
-    for name, sender, after in (("node0", "localhost", "node1"), ("node1", "node0", "node2")):
+    # One round: the controller sends once, to the chain's head; each node passes it on to the
+    # next. The play's host order (which the chain follows) is the order the hosts were grouped in.
+    chain = re.search(r"round 1 of 1: (node\d) <- localhost, (node\d) <- \1, (node\d) <- \2\b", text)
+    assert chain, "no chain of the three nodes from the controller"
+    head, middle, tail = chain.groups()
+    assert sorted(chain.groups()) == list(NODES)
+    for name, sender, after in ((head, "localhost", middle), (middle, head, tail)):
         said = rf"ok: \[{name}\] .{{0,300}}? from {sender} in .{{0,200}}? passed on to {after} as it arrived"
         assert re.search(said, text), f"{name} did not say that it passed the image on to {after}"
     want = image_id(controller(), "torchswarm/trainer:latest")
