@@ -146,6 +146,13 @@ def render_daemon_config(config: Mapping[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def merged_config(
+    current: Mapping[str, Any], previous: Mapping[str, Any], wanted: Mapping[str, Any]
+) -> dict[str, Any]:
+    """daemon.json after an owner that set ``previous`` last time sets ``wanted``."""
+    return merge_daemon_config(drop_unwanted(current, previous, wanted), wanted)
+
+
 def record_path(record_dir: str, owner: str) -> str:
     """The file that holds what ``owner`` set last time."""
     return f"{record_dir.rstrip('/')}/{owner}.json"
@@ -162,7 +169,4 @@ def unchanged(state: Mapping[str, Any] | None, owner: str, wanted: Mapping[str, 
         previous = parse_daemon_config((state.get("records") or {}).get(owner) or "", owner)
     except DaemonConfigError:
         return False  # docker_daemon_config says what is wrong with it
-    return (
-        merge_daemon_config(drop_unwanted(current, previous, wanted), wanted) == current
-        and previous == wanted
-    )
+    return merged_config(current, previous, wanted) == current and previous == wanted

@@ -102,8 +102,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config impor
     RECORD_DIR,
     DaemonConfigError,
     check_daemon_options,
-    drop_unwanted,
-    merge_daemon_config,
+    merged_config,
     parse_daemon_config,
     record_path,
     render_daemon_config,
@@ -155,9 +154,11 @@ class DaemonConfig:
         self.wanted = p["options"]
         self.current = parse_daemon_config(read_bytes(self.path), p["path"])
         previous = parse_daemon_config(read_bytes(self.record), self.record)
-        kept = drop_unwanted(self.current, previous, self.wanted)
-        self.removed = sorted(k for k, v in self.current.items() if k not in self.wanted and kept.get(k) != v)
-        self.merged = merge_daemon_config(kept, self.wanted)
+        self.merged = merged_config(self.current, previous, self.wanted)
+        # The merge leaves keys not wanted as they are: one that changed was removed.
+        self.removed = sorted(
+            k for k, v in self.current.items() if k not in self.wanted and self.merged.get(k) != v
+        )
         self.record_stale = previous != self.wanted
 
     def problems(self) -> list[str]:
