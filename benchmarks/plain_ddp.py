@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--dataset_size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on CUDA")
     args = p.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -50,7 +51,8 @@ def main() -> None:
         start, steps = time.monotonic(), 0
         for source, target in loader:
             opt.zero_grad(set_to_none=True)
-            loss = work.loss_fn(model(source.to(device)), target.to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda and args.precision == "bf16"):
+                loss = work.loss_fn(model(source.to(device)), target.to(device))
             loss.backward()
             opt.step()
             steps += 1

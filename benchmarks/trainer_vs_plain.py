@@ -58,12 +58,13 @@ def main() -> None:
         "--dataset_size",
         str(args.dataset_size),
     ]
+    if cuda:
+        common += ["--precision", "bf16"]  # both loops, so that the ratio compares like with like
     with tempfile.TemporaryDirectory() as snapdir:
         ours = torchrun(
             nproc,
             ROOT / "training" / "training_code.py",
-            [str(args.epochs), str(args.epochs), *common, "--snapshot_dir", snapdir]
-            + (["--precision", "bf16"] if cuda else []),
+            [str(args.epochs), str(args.epochs), *common, "--snapshot_dir", snapdir],
             ROOT / "training",
         )
     plain = torchrun(nproc, ROOT / "benchmarks" / "plain_ddp.py", [str(args.epochs), *common], ROOT)
