@@ -65,6 +65,22 @@ def swarm_state(rc: int, docker_info_swarm: str) -> dict | None:
     return {k: swarm[k] for k in SWARM_KEYS if k in swarm}
 
 
+IMAGE_LS = ["docker", "image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]
+
+
+def image_ids(rc: int, docker_image_ls: str) -> dict[str, str] | None:
+    """Each tagged image's ID by ``name:tag`` as ``docker image ls`` prints it (IMAGE_LS); None
+    when no engine answered. Untagged images are left out."""
+    if rc != 0:
+        return None
+    ids = {}
+    for line in docker_image_ls.splitlines():
+        name, _, image_id = line.strip().rpartition(" ")
+        if name and "<none>" not in name and image_id.startswith("sha256:"):
+            ids[name] = image_id
+    return ids
+
+
 # daemon.json and the records are a few hundred bytes; more than this is not read (and then
 # counts as unknown).
 FILE_LIMIT = 1 << 20
@@ -110,7 +126,8 @@ def read(
 ) -> dict:
     """The host's state: ``packages`` (name -> version), ``services`` (name -> enabled, active),
     when ``nvidia_smi`` names the tool what ``nvidia-smi -L`` said (rc, stdout, stderr), with
-    ``engine`` the Docker engine's ``swarm`` state (None when no engine answers), and with
+    ``engine`` the Docker engine's ``swarm`` state and its tagged ``images`` (each None when no
+    engine answers), and with
     ``daemon_config`` (its path) daemon.json and the owners' records in ``record_dir``. A tool
     that is not there (no dpkg, no systemd, no docker) reads as nothing installed or running."""
 
@@ -136,6 +153,7 @@ def read(
     if engine:
         rc, out, _ = output(["docker", "info", "--format", "{{json .Swarm}}"])
         state["swarm"] = swarm_state(rc, out)
+        state["images"] = image_ids(*output(IMAGE_LS)[:2]) if state["swarm"] is not None else None
     if daemon_config:
         state["daemon_config"] = daemon_config_files(daemon_config, record_dir)
     return state

@@ -11,7 +11,8 @@ version_added: 0.4.0
 description:
   - Reads, and changes nothing, which of O(packages) dpkg has installed, whether each of
     O(services) is enabled and running under systemd, what C(nvidia-smi -L) lists and, with
-    O(engine), the Docker engine's swarm state (as C(docker info) shows it; no join tokens) and,
+    O(engine), the Docker engine's swarm state (as C(docker info) shows it; no join tokens) and
+    the ID of each tagged image it holds, and,
     with O(daemon_config), Docker's C(daemon.json) with what each owner set in it.
   - The docker role calls it once per host at the start of the Docker play and installs,
     starts or lists only what is missing, so a re-run against a host that has everything asks
@@ -50,7 +51,11 @@ options:
     type: str
     default: ""
   engine:
-    description: Read the Docker engine's swarm state too (C(docker info)).
+    description:
+      - Read the Docker engine's swarm state (C(docker info)) and its tagged images' IDs
+        (C(docker image ls)) too.
+      - The image role then asks a node for the training image's ID only where it is not
+        among them.
     type: bool
     default: false
   daemon_config:
@@ -108,6 +113,13 @@ ansible_facts:
           type: dict
           returned: when O(engine=true)
           sample: {NodeID: 2x9k..., LocalNodeState: active, ControlAvailable: true, RemoteManagers: []}
+        images:
+          description:
+            - Each tagged image's ID, by C(name:tag) as C(docker image ls) prints it; null when
+              no engine answers.
+          type: dict
+          returned: when O(engine=true)
+          sample: {"torchswarm/trainer:latest": "sha256:2187bfb0f18c..."}
         daemon_config:
           description:
             - C(daemon.json)'s text (null when there is none) and each owner's record, by owner;

@@ -21,9 +21,11 @@ SMI = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-3b9a1c2d-0000-1111-2222-333344445
 def runner(outputs: dict[str, tuple[int, str, str]], calls: list[list[str]]):
     def run(argv: list[str]) -> tuple[int, str, str]:
         calls.append(argv)
-        if argv[0] not in outputs:
+        # "docker image" before "docker": the engine is asked twice.
+        key = next((k for k in (" ".join(argv[:2]), argv[0]) if k in outputs), None)
+        if key is None:
             raise FileNotFoundError(2, "No such file or directory", argv[0])
-        return outputs[argv[0]]
+        return outputs[key]
 
     return run
 
@@ -110,13 +112,40 @@ def test_the_swarm_state_is_read_where_an_engine_answers_and_none_where_not():
     assert host_state.swarm_state(0, "null") is None
 
 
+# Printed by a bench node's Docker 20.10 (IMAGE_LS), after `docker tag` of the trainer as
+# ddp-user; the registry's name and the untagged line are that format with other names.
+IMAGES = (
+    "ddp-user:latest sha256:2187bfb0f18cd5348688acf0be931974b3bf024fe767b82a85716e4aab051d43\n"
+    "torchswarm/trainer:latest sha256:2187bfb0f18cd5348688acf0be931974b3bf024fe767b82a85716e4aab051d43\n"
+    "172.30.0.250:5000/torchswarm/trainer:registry "
+    "sha256:0f4c2d6e8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d\n"
+    "<none>:<none> sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d\n"
+)
+
+
 def test_the_engine_is_asked_only_when_wanted():
     calls: list[list[str]] = []
-    state = host_state.read(runner({"docker": (0, SWARM, "")}, calls), [], [], "", engine=True)
+    engine = {"docker": (0, SWARM, ""), "docker image": (0, IMAGES, "")}
+    state = host_state.read(runner(engine, calls), [], [], "", engine=True)
     assert state["swarm"]["RemoteManagers"][0]["Addr"] == "172.30.0.2:2377"
-    assert calls == [["docker", "info", "--format", "{{json .Swarm}}"]]
+    assert calls == [["docker", "info", "--format", "{{json .Swarm}}"], host_state.IMAGE_LS]
     assert "swarm" not in host_state.read(runner({}, calls), [], [], "")
-    assert host_state.read(runner({}, calls), [], [], "", engine=True)["swarm"] is None  # no docker CLI
+    no_cli = host_state.read(runner({}, calls), [], [], "", engine=True)
+    assert no_cli["swarm"] is None and no_cli["images"] is None
+
+
+def test_the_images_are_read_by_name_and_tag_untagged_ones_left_out():
+    calls: list[list[str]] = []
+    engine = {"docker": (0, SWARM, ""), "docker image": (0, IMAGES, "")}
+    images = host_state.read(runner(engine, calls), [], [], "", engine=True)["images"]
+    assert images["torchswarm/trainer:latest"] == images["ddp-user:latest"]
+    assert images["172.30.0.250:5000/torchswarm/trainer:registry"].startswith("sha256:0f4c")
+    assert len(images) == 3
+    # No engine: Docker 26's CLI (empty Swarm, rc 0) is not asked for images at all.
+    calls.clear()
+    state = host_state.read(runner({"docker": (0, NO_ENGINE_26, "")}, calls), [], [], "", engine=True)
+    assert state["images"] is None and len(calls) == 1
+    assert host_state.image_ids(1, "") is None
 
 
 def test_nothing_asked_runs_nothing_and_gpus_are_listed_when_nvidia_smi_is_there():
