@@ -1,7 +1,10 @@
 """What a host has of what the collection sets up: packages, systemd units, its GPUs, its
 Docker engine's swarm state, and its daemon.json with what each owner set in it.
 
-Read in one module call at the start of the Docker play, so that a host with everything in
+With ``facts``, also the few facts the roles use, named as ``setup`` names them: the hostname,
+the address of the default route, the distribution, the architecture, the service manager.
+
+Read in one module call at the start of the run (the validate role), so that a host with everything in
 place is asked nothing more (no apt cache update, no service call, no second nvidia-smi, no
 second read of its swarm state, no daemon.json step that would change nothing). The commands
 are run through ``run``, the module's run_command; parsing is pure.
@@ -17,6 +20,18 @@ Run = Callable[[list[str]], tuple[int, str, str]]
 # The command module's rc for an executable that is not there (ENOENT), which the nvidia role
 # reads as "no GPUs".
 NOT_FOUND = 2
+
+
+def tolerant(run: Run) -> Run:
+    """``run``, with a tool that is not there read as rc NOT_FOUND and no output."""
+
+    def output(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            return run(argv)
+        except OSError as e:
+            return NOT_FOUND, "", str(e)
+
+    return output
 
 
 def installed_packages(dpkg_output: str, names: Sequence[str]) -> dict[str, str]:
@@ -81,6 +96,49 @@ def image_ids(rc: int, docker_image_ls: str) -> dict[str, str] | None:
     return ids
 
 
+def default_route_address(rc: int, route_get: str) -> str:
+    """The source address of the default IPv4 route (``ip -4 route get 8.8.8.8``, as setup reads
+    its default_ipv4); "" when there is none."""
+    words = route_get.split() if rc == 0 else []
+    if "src" in words[:-1]:
+        return words[words.index("src") + 1]
+    return ""
+
+
+# setup's spelling of the distributions whose os-release ID it capitalises otherwise.
+DISTRIBUTIONS = {"debian": "Debian", "ubuntu": "Ubuntu"}
+
+
+def os_release(text: str) -> dict[str, str]:
+    """``distribution`` and ``distribution_release`` from /etc/os-release's ID and
+    VERSION_CODENAME, as setup has them for Debian and Ubuntu ("" when not given)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip("'\"")
+    os_id = fields.get("ID", "")
+    return {
+        "distribution": DISTRIBUTIONS.get(os_id, os_id.capitalize()),
+        "distribution_release": fields.get("VERSION_CODENAME", ""),
+    }
+
+
+def system_facts(run: Run, uname: os.uname_result, os_release_text: str, systemd: bool) -> dict:
+    """The facts the roles read, with setup's names: nodename, default_ipv4.address,
+    distribution, distribution_release, architecture, and service_mgr where systemd runs."""
+    route = tolerant(run)(["ip", "-4", "route", "get", "8.8.8.8"])
+    facts = {
+        "nodename": uname.nodename,
+        "architecture": uname.machine,
+        "default_ipv4": {"address": default_route_address(*route[:2])},
+        **os_release(os_release_text),
+    }
+    if systemd:
+        facts["service_mgr"] = "systemd"
+    return facts
+
+
 # daemon.json and the records are a few hundred bytes; more than this is not read (and then
 # counts as unknown).
 FILE_LIMIT = 1 << 20
@@ -115,6 +173,19 @@ def daemon_config_files(path: str, record_dir: str) -> dict | None:
         return None
 
 
+def read_system_facts(run: Run) -> dict:
+    """system_facts of this host."""
+    text = ""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            text = _text(path)
+        except (OSError, ValueError):
+            text = None
+        if text is not None:
+            break
+    return system_facts(run, os.uname(), text or "", os.path.isdir("/run/systemd/system"))
+
+
 def read(
     run: Run,
     packages: Sequence[str],
@@ -131,12 +202,7 @@ def read(
     ``daemon_config`` (its path) daemon.json and the owners' records in ``record_dir``. A tool
     that is not there (no dpkg, no systemd, no docker) reads as nothing installed or running."""
 
-    def output(argv: list[str]) -> tuple[int, str, str]:
-        try:
-            return run(argv)
-        except OSError as e:
-            return NOT_FOUND, "", str(e)
-
+    output = tolerant(run)
     state: dict = {"packages": {}, "services": {}}
     if packages:
         fmt = "${Package}\t${db:Status-Abbrev}\t${Version}\n"

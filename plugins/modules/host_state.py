@@ -66,6 +66,16 @@ options:
         filter C(torchswarm.ddp.daemon_config_unchanged) says it would change something.
     type: path
     default: ""
+  facts:
+    description:
+      - Also return the few facts the roles read, with the names and meaning C(setup) gives
+        them, so that a run needs no C(setup) call (one round trip per host less);
+        C(nodename), C(default_ipv4.address) (the source address of the default IPv4 route),
+        C(distribution) and C(distribution_release) (from C(/etc/os-release)), C(architecture),
+        and C(service_mgr) where systemd runs.
+      - The validate role reads them with the host's state once, at the start of the run.
+    type: bool
+    default: false
   record_dir:
     description: Where M(torchswarm.ddp.docker_daemon_config) records what each owner set (its O(record_dir)).
     type: path
@@ -87,9 +97,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ansible_facts:
-  description: The host's state, as the fact C(torchswarm_host).
+  description: The host's state, as the fact C(torchswarm_host); with O(facts), also C(nodename),
+    C(default_ipv4), C(distribution), C(distribution_release), C(architecture), C(service_mgr).
   returned: always
   type: dict
+  sample: {nodename: node1, default_ipv4: {address: 10.0.0.11}, distribution: Debian,
+           distribution_release: bookworm, architecture: x86_64, service_mgr: systemd}
   contains:
     torchswarm_host:
       description: The host's state.
@@ -135,7 +148,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import RECORD_DIR
-from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import read
+from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import read, read_system_facts
 
 ARGUMENT_SPEC = {
     "packages": {"type": "list", "elements": "str", "default": []},
@@ -144,6 +157,7 @@ ARGUMENT_SPEC = {
     "engine": {"type": "bool", "default": False},
     "daemon_config": {"type": "path", "default": ""},
     "record_dir": {"type": "path", "default": RECORD_DIR},
+    "facts": {"type": "bool", "default": False},
 }
 
 
@@ -157,7 +171,8 @@ def main() -> None:
     state = read(
         run, p["packages"], p["services"], p["nvidia_smi"], p["engine"], p["daemon_config"], p["record_dir"]
     )
-    module.exit_json(changed=False, ansible_facts={"torchswarm_host": state})
+    facts = read_system_facts(run) if p["facts"] else {}
+    module.exit_json(changed=False, ansible_facts={**facts, "torchswarm_host": state})
 
 
 if __name__ == "__main__":

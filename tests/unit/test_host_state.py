@@ -6,7 +6,10 @@ docker.io installed); the runner stands in for the module's run_command at its b
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -191,3 +194,74 @@ def test_daemon_json_and_each_owners_record_are_read_and_what_cannot_be_read_is_
     monkeypatch.setattr(host_state, "FILE_LIMIT", 8)
     path.write_text('{"log-driver": "local"}')
     assert host_state.daemon_config_files(str(path), str(records)) is None  # too large to be ours
+
+
+# Printed by a Debian 12 node container: with its default route, and with that route deleted.
+ROUTE = "8.8.8.8 via 172.30.0.1 dev eth0 src 172.30.0.3 uid 0 \n    cache \n"
+NO_ROUTE = (2, "", "RTNETLINK answers: Network is unreachable\n")
+DEBIAN_12 = (
+    'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+    "VERSION_CODENAME=bookworm\nID=debian\n"
+)
+UBUNTU_24 = 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n'
+
+
+def test_the_default_address_is_the_source_of_the_default_route_and_empty_without_one():
+    assert host_state.default_route_address(0, ROUTE) == "172.30.0.3"
+    assert host_state.default_route_address(*NO_ROUTE[:2]) == ""
+    assert host_state.default_route_address(0, "8.8.8.8 dev eth0 src") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "distribution", "release"),
+    [
+        (DEBIAN_12, "Debian", "bookworm"),
+        (UBUNTU_24, "Ubuntu", "noble"),
+        ("ID='rocky'\n", "Rocky", ""),
+        ("", "", ""),
+    ],
+)
+def test_the_distribution_is_read_from_os_release_as_setup_spells_it(text, distribution, release):
+    assert host_state.os_release(text) == {"distribution": distribution, "distribution_release": release}
+
+
+def test_system_facts_without_a_route_or_systemd_leave_the_address_empty_and_no_service_manager():
+    uname = type("Uname", (), {"nodename": "node7", "machine": "aarch64"})()
+    calls: list[list[str]] = []
+    facts = host_state.system_facts(runner({"ip": NO_ROUTE}, calls), uname, DEBIAN_12, systemd=False)
+    assert calls == [["ip", "-4", "route", "get", "8.8.8.8"]]
+    assert facts == {
+        "nodename": "node7",
+        "architecture": "aarch64",
+        "default_ipv4": {"address": ""},
+        "distribution": "Debian",
+        "distribution_release": "bookworm",
+    }
+    # No ip at all reads the same.
+    assert host_state.system_facts(runner({}, []), uname, "", systemd=True)["default_ipv4"] == {"address": ""}
+
+
+@pytest.mark.skipif(
+    shutil.which("ansible") is None or shutil.which("ip") is None, reason="needs ansible and ip"
+)
+def test_the_modules_facts_are_what_setup_says_on_this_machine(tmp_path):
+    """The roles read these facts where they read setup's before: they must agree with setup."""
+    subset = "gather_subset=!all,!min,network,distribution,platform,service_mgr"
+    env = {**os.environ, "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    subprocess.run(
+        ["ansible", "localhost", "-m", "ansible.builtin.setup", "-a", subset, "--tree", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    setup = json.loads((tmp_path / "localhost").read_text())["ansible_facts"]
+    result, failed = run_module(host_state_module.main, {"facts": True})
+    assert not failed and result["changed"] is False
+    ours = result["ansible_facts"]
+    for name in ("nodename", "architecture", "distribution", "distribution_release"):
+        assert ours[name] == setup[f"ansible_{name}"], name
+    assert ours["default_ipv4"]["address"] == setup["ansible_default_ipv4"].get("address", "")
+    # Where systemd runs both say so; elsewhere ours leaves it to the service module to find out.
+    assert ours.get("service_mgr") == ("systemd" if setup["ansible_service_mgr"] == "systemd" else None)
+    assert "torchswarm_host" in ours
