@@ -53,6 +53,26 @@ def node(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"docker://{container(name)}")
 
 
+def shared_dir() -> Path:
+    """The directory of this machine that every node mounts at SHARED_MOUNT (nodes.yml), as node0's
+    container says."""
+    mounts = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Mounts}}", container("node0")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    return Path(next(m["Source"] for m in mounts if m["Destination"] == SHARED_MOUNT))
+
+
+# Where every node sees shared_dir(), as molecule/resources/vars/nodes.yml says.
+SHARED_MOUNT = yaml.safe_load((Path(__file__).parent / "vars" / "nodes.yml").read_text())[
+    "nodes_shared_mount"
+]
+
+
 def controller() -> testinfra.host.Host:
     """This machine, where the controller's engine runs."""
     return testinfra.get_host("local://")

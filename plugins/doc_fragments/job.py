@@ -3,7 +3,11 @@ options (module_utils/job_options.py)."""
 
 import yaml
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_OPTIONS, ROLE_PREFIX
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import (
+    JOB_OPTIONS,
+    ROLE_PREFIX,
+    documented,
+)
 
 
 class ModuleDocFragment:
@@ -17,7 +21,7 @@ class ModuleDocFragment:
                         f" C({ROLE_PREFIX}) in front (C({ROLE_PREFIX}epochs), ...).",
                     ],
                     "type": "dict",
-                    "suboptions": JOB_OPTIONS,
+                    "suboptions": documented(JOB_OPTIONS),
                 }
             }
         },

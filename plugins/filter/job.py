@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, status_table
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
 
 
 def training_metrics_summary(text):
@@ -13,9 +14,14 @@ def training_status_table(rows):
     return status_table(rows or [])
 
 
+def job_host_paths(mounts):
+    return host_paths(mounts)
+
+
 class FilterModule:
     def filters(self):
         return {
             "training_metrics_summary": training_metrics_summary,
             "training_status_table": training_status_table,
+            "job_host_paths": job_host_paths,
         }

@@ -173,6 +173,21 @@ def daemon_config_files(path: str, record_dir: str) -> dict | None:
         return None
 
 
+def path_states(paths: Sequence[str]) -> dict[str, dict[str, bool]]:
+    """For each path: whether it exists, is a directory, and this process may read (and list) it
+    and write in it; what a bind mount of it needs."""
+    states = {}
+    for path in paths:
+        directory = os.path.isdir(path)
+        states[path] = {
+            "exists": os.path.exists(path),
+            "directory": directory,
+            "readable": os.access(path, os.R_OK | (os.X_OK if directory else 0)),
+            "writable": os.access(path, os.W_OK | (os.X_OK if directory else 0)),
+        }
+    return states
+
+
 def read_system_facts(run: Run) -> dict:
     """system_facts of this host."""
     text = ""
@@ -194,6 +209,7 @@ def read(
     engine: bool = False,
     daemon_config: str = "",
     record_dir: str = "",
+    paths: Sequence[str] = (),
 ) -> dict:
     """The host's state: ``packages`` (name -> version), ``services`` (name -> enabled, active),
     when ``nvidia_smi`` names the tool what ``nvidia-smi -L`` said (rc, stdout, stderr), with
@@ -222,4 +238,6 @@ def read(
         state["images"] = image_ids(*output(IMAGE_LS)[:2]) if state["swarm"] is not None else None
     if daemon_config:
         state["daemon_config"] = daemon_config_files(daemon_config, record_dir)
+    if paths:
+        state["paths"] = path_states(paths)
     return state

@@ -15,6 +15,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
     assign_ranks,
     check_job,
     check_secret_names,
+    host_path_errors,
     is_ip_address,
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job, from_variables, validated
@@ -63,8 +64,9 @@ def check_inventory(
     matter here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr``,
     ``state`` (``present`` or ``absent``, for scale-in), ``reachable`` (whether it answered,
     default true) and ``unreachable_msg``, for training ``training`` (bool), ``node_rank`` and
-    ``nproc_per_node``, ``daemon_options`` (docker_daemon_options) and ``job`` (the job options
-    set for the host, whose types are checked). A host marked absent that
+    ``nproc_per_node``, ``daemon_options`` (docker_daemon_options), ``job`` (the job options
+    set for the host, whose types are checked) and ``paths`` (host_state's read of the job's host
+    path mounts there, which each training host must have). A host marked absent that
     does not answer is only listed in ``Report.gone``; a present one that does not answer is an
     error. ``network_subnet``, ``image`` (image_name, which job_image defaults to), ``job`` (the
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
@@ -174,12 +176,24 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
+    mounts = _mounts(job or {})
+    for node in training:
+        if node.get("reachable", True):
+            problems = host_path_errors(mounts, node.get("paths") or {})
+            report.errors.extend(f"host {node['name']}: {e}" for e in problems)
     if managers and (image is not None or job or secret_names or script_files):
         errors = _job_errors(image, job or {}, secret_names, script_files)
         report.errors.extend(f"host {first}: {e}" for e in errors)
     # The first manager's job options are checked per host and again as the job's.
     report.errors = list(dict.fromkeys(report.errors))
     return report
+
+
+def _mounts(variables: Mapping[str, object]) -> list:
+    """job_mounts as the job takes them; none when the variables do not pass their type checks
+    (which _job_errors reports)."""
+    options, errors = validated(from_variables(variables))
+    return [] if errors else options["mounts"]
 
 
 def _job_errors(

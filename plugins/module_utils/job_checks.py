@@ -8,6 +8,7 @@ The ``training_stack`` module (all of it) and ``validate_inventory`` (what needs
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,7 +16,12 @@ from typing import Any
 from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import overlay_gpu_engine_error
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import Node, service_name, size_bytes
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+    RESERVED_TARGETS,
+    Node,
+    service_name,
+    size_bytes,
+)
 from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import SALT_CHARS, secret_name
 
 # docker/distribution's reference grammar, simplified: [registry[:port]/]path[:tag][@digest].
@@ -33,6 +39,8 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
 )
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Docker's volume names.
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 class StackError(ValueError):
@@ -197,6 +205,7 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         errors.append(f"job_master_addr '{job.master_addr}' is neither an IP address nor a hostname")
     errors += _strings_with_nul(job)
     errors += _size_errors(job)
+    errors += mount_errors(job.mounts)
     if job.network_mode == "host" and not job.master_addr and nodes and not nodes[0].addr:
         errors.append(
             f"host {nodes[0].name}: on the host network the master address is node rank 0's own "
@@ -273,3 +282,84 @@ def _strings_with_nul(job: Job) -> list[str]:
     found += ["job_trainer_args" for a in job.trainer_args if "\0" in a][:1]
     found += ["job_script_args" for a in job.script_args or () if "\0" in a][:1]
     return [f"{where}: holds a NUL byte, which no argument or environment variable can" for where in found]
+
+
+def _absolute(path: object) -> bool:
+    """An absolute path written the one way (no trailing '/', '.', '..' or '//'), not '/'."""
+    return isinstance(path, str) and path.startswith("/") and path != "/" and posixpath.normpath(path) == path
+
+
+def _nested(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def mount_errors(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What is wrong with job_mounts (their types already checked): targets that are not absolute
+    or that collide with the image's working directory, the snapshots, /dev/shm, the secrets or
+    each other, and sources and options that do not fit the mount's type."""
+    errors: list[str] = []
+    targets: list[tuple[str, str]] = []
+    for i, mount in enumerate(mounts):
+        where = f"job_mounts[{i}]"
+        kind, source, target = mount.get("type") or "bind", mount.get("source"), mount.get("target")
+        if not _absolute(target):
+            errors.append(f"{where}: target '{target}' is not an absolute path such as /data")
+        else:
+            taken = [(t, f"job_mounts[{j}]") for j, t in targets] + [
+                (t, "the job's own") for t in RESERVED_TARGETS
+            ]
+            clash = next(((t, whose) for t, whose in taken if _nested(target, t)), None)
+            if clash:
+                errors.append(f"{where}: target '{target}' collides with {clash[1]} mount at {clash[0]}")
+            targets.append((i, target))
+        if kind == "bind" and not _absolute(source):
+            errors.append(f"{where}: source '{source}' is not an absolute path on the hosts")
+        if kind == "volume" and not (isinstance(source, str) and VOLUME_NAME_RE.match(source)):
+            errors.append(f"{where}: source '{source}' is not a volume name (letters, digits, '_', '.', '-')")
+        if kind == "tmpfs":
+            if source:
+                errors.append(f"{where}: a tmpfs has no source")
+            if not (isinstance(mount.get("size"), str) and _is_size(mount["size"])):
+                errors.append(f"{where}: a tmpfs needs a size such as 512m or 8g (size)")
+            if mount.get("read_only"):
+                errors.append(f"{where}: a read-only tmpfs would stay empty; leave read_only unset")
+        elif mount.get("size") is not None:
+            errors.append(f"{where}: size is for a tmpfs only")
+        if kind != "volume" and mount.get("driver_opts"):
+            errors.append(f"{where}: driver_opts are for a named volume only")
+    return errors
+
+
+def host_paths(mounts: object) -> list[str]:
+    """The host paths of job_mounts, as given (what each training host is asked about before
+    anything changes); anything that is not a host path mount is left to mount_errors."""
+    if not isinstance(mounts, list):
+        return []
+    return [
+        m["source"]
+        for m in mounts
+        if isinstance(m, Mapping) and (m.get("type") or "bind") == "bind" and _absolute(m.get("source"))
+    ]
+
+
+def host_path_errors(
+    mounts: Iterable[Mapping[str, Any]], paths: Mapping[str, Mapping[str, bool]]
+) -> list[str]:
+    """What one training host lacks of job_mounts' host paths; ``paths``: what host_state read of
+    them there (exists, directory, readable, writable)."""
+    errors = []
+    for i, mount in enumerate(mounts):
+        source = mount.get("source")
+        if (mount.get("type") or "bind") != "bind" or source not in paths:
+            continue
+        found, where = paths[source], f"job_mounts[{i}].source '{source}'"
+        read_only = mount.get("read_only") is not False
+        if not found.get("exists"):
+            errors.append(f"{where} does not exist")
+        elif not found.get("directory"):
+            errors.append(f"{where} is not a directory")
+        elif not found.get("readable"):
+            errors.append(f"{where} is not readable")
+        elif not read_only and not found.get("writable"):
+            errors.append(f"{where} is not writable, and read_only is false")
+    return errors

@@ -126,6 +126,60 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
             "The named volume for snapshots and metrics on each node. Empty, C(<job name>-snapshots)."
         ),
     },
+    "mounts": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "description": [
+            "What else every rank sees besides the image: host paths (a dataset on each host's NVMe, "
+            "a shared filesystem the hosts mount), named volumes (NFS through Docker's own C(local) "
+            "driver, declared in the stack) and sized tmpfs scratch space.",
+            "A host path is checked on every training host before any host changes: missing, not a "
+            "directory, not readable, or (V(read_only=false)) not writable stops the run naming the "
+            "host and the path. A target inside or above C(/workspace), C(/snapshots), C(/dev/shm), "
+            "C(/run/secrets) or another mount's target is refused.",
+        ],
+        "options": {
+            "type": {
+                "type": "str",
+                "choices": ["bind", "volume", "tmpfs"],
+                "default": "bind",
+                "description": "V(bind), a host path; V(volume), a named volume; V(tmpfs), memory.",
+            },
+            "source": {
+                "type": "str",
+                "description": [
+                    "V(bind), the absolute path on every training host; V(volume), the volume's name "
+                    "(a volume of that name that a node already has is used as it is).",
+                    "None for V(tmpfs).",
+                ],
+            },
+            "target": {
+                "type": "str",
+                "required": True,
+                "description": "The absolute path inside every rank.",
+            },
+            "read_only": {
+                "type": "bool",
+                "description": (
+                    "Mounted read-only. Default V(true) for V(bind) and V(volume); a V(tmpfs) is writable."
+                ),
+            },
+            "driver_opts": {
+                "type": "dict",
+                "default": {},
+                "description": [
+                    "V(volume) only: the C(local) driver's options, with which each node creates the "
+                    "volume on first use. NFS: C({type: nfs, o: 'addr=10.0.0.5,nfsvers=4', "
+                    "device: ':/export/data'}).",
+                ],
+            },
+            "size": {
+                "type": "str",
+                "description": "V(tmpfs) only, and required there: its size, for example V(8g).",
+            },
+        },
+    },
     "shm_size": {
         "type": "str",
         "default": "1g",
@@ -174,10 +228,27 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def _spec(option: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: ({n: _spec(o) for n, o in v.items()} if k == "options" else v)
+        for k, v in option.items()
+        if k != "description"
+    }
+
+
 def argument_spec(prefix: str = "") -> dict[str, dict[str, Any]]:
     """JOB_OPTIONS as an argument spec; with ``prefix``, under those names (the role's variables)."""
+    return {prefix + name: _spec(o) for name, o in JOB_OPTIONS.items()}
+
+
+def documented(options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Options as module documentation writes them: an option's own options are its suboptions."""
     return {
-        prefix + name: {k: v for k, v in o.items() if k != "description"} for name, o in JOB_OPTIONS.items()
+        name: {
+            ("suboptions" if k == "options" else k): (documented(v) if k == "options" else v)
+            for k, v in o.items()
+        }
+        for name, o in options.items()
     }
 
 
@@ -193,7 +264,9 @@ def validated(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     spec = {name: {**o, "required": False} for name, o in argument_spec(ROLE_PREFIX).items()}
     result = ArgumentSpecValidator(spec).validate({ROLE_PREFIX + k: v for k, v in options.items()})
     values = {k.removeprefix(ROLE_PREFIX): v for k, v in result.validated_parameters.items()}
-    return values, [str(error) for error in result.errors]
+    messages = [str(error) for error in result.errors]
+    # A list's element that is not a dict is reported twice, once without the option's name.
+    return values, [m for m in messages if not any(m != other and m in other for other in messages)]
 
 
 def _field(option: Mapping[str, Any]):

@@ -55,6 +55,9 @@ GENERATION_ENV = "TORCHSWARM_GENERATION"
 HIDDEN = "<hidden>"
 # Inside each task, swarm secrets are files here; the image's entrypoint exports them.
 SECRETS_DIR = "/run/secrets"
+SHM_DIR = "/dev/shm"
+# Where job_mounts may not go: inside or above any of these.
+RESERVED_TARGETS = (WORKDIR, SNAPSHOT_DIR, SHM_DIR, SECRETS_DIR)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ def _service(
         "volumes": [
             {"type": "volume", "source": "snapshots", "target": SNAPSHOT_DIR},
             # stack deploy ignores shm_size; NCCL and DataLoader workers need more than 64 MB.
-            {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": size_bytes(job.shm_size)}},
+            {"type": "tmpfs", "target": SHM_DIR, "tmpfs": {"size": size_bytes(job.shm_size)}},
+            *(_mount(i, m) for i, m in enumerate(job.mounts)),
         ],
         # Time for the trainer to turn SIGTERM into a snapshot before it is killed.
         "stop_grace_period": job.stop_grace_period,
@@ -201,6 +205,39 @@ def _service(
             **_gpu_reservation(node),
         },
     }
+
+
+def mount_volume_key(index: int) -> str:
+    """The stack's key for job_mounts[index]'s named volume."""
+    return f"mount{index}"
+
+
+def _mount(index: int, mount: Mapping[str, Any]) -> dict[str, Any]:
+    """One of job_mounts as the stack's long volume syntax (job_checks checked it)."""
+    kind = mount.get("type") or "bind"
+    if kind == "tmpfs":
+        return {"type": "tmpfs", "target": mount["target"], "tmpfs": {"size": size_bytes(mount["size"])}}
+    read_only = mount.get("read_only")
+    return {
+        "type": kind,
+        "source": mount["source"] if kind == "bind" else mount_volume_key(index),
+        "target": mount["target"],
+        "read_only": True if read_only is None else bool(read_only),
+    }
+
+
+def _mount_volumes(job: Job) -> dict[str, Any]:
+    """The stack's declaration of job_mounts' named volumes: each node creates one on first use,
+    with the local driver's options when given (NFS, for example)."""
+    volumes = {}
+    for i, mount in enumerate(job.mounts):
+        if mount.get("type") == "volume":
+            opts = {str(k): str(v) for k, v in (mount.get("driver_opts") or {}).items()}
+            volumes[mount_volume_key(i)] = {
+                "name": mount["source"],
+                **({"driver_opts": opts} if opts else {}),
+            }
+    return volumes
 
 
 def _rendezvous_service(job: Job) -> dict[str, Any]:
@@ -267,7 +304,7 @@ def render_stack(
         }
         | ({RENDEZVOUS_SERVICE: _rendezvous_service(job)} if job.elastic and nodes else {}),
         "networks": {network: {"external": True, "name": network}},
-        "volumes": {"snapshots": {"name": job.volume}},
+        "volumes": {"snapshots": {"name": job.volume}, **_mount_volumes(job)},
     }
     if secrets:
         stack["secrets"] = {n: {"external": True, "name": secrets[n]} for n in sorted(secrets)}

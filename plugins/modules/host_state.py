@@ -66,6 +66,13 @@ options:
         filter C(torchswarm.ddp.daemon_config_unchanged) says it would change something.
     type: path
     default: ""
+  paths:
+    description:
+      - Paths to look at (the job's host path mounts): whether each exists, is a directory and can
+        be read and written by the module's user.
+    type: list
+    elements: path
+    default: []
   facts:
     description:
       - Also return the few facts the roles read, with the names and meaning C(setup) gives
@@ -133,6 +140,11 @@ ansible_facts:
           type: dict
           returned: when O(engine=true)
           sample: {"torchswarm/trainer:latest": "sha256:2187bfb0f18c..."}
+        paths:
+          description: For each of O(paths), whether it exists, is a directory, is readable and writable.
+          type: dict
+          returned: when O(paths) is set
+          sample: {/srv/datasets: {exists: true, directory: true, readable: true, writable: false}}
         daemon_config:
           description:
             - C(daemon.json)'s text (null when there is none) and each owner's record, by owner;
@@ -158,6 +170,7 @@ ARGUMENT_SPEC = {
     "daemon_config": {"type": "path", "default": ""},
     "record_dir": {"type": "path", "default": RECORD_DIR},
     "facts": {"type": "bool", "default": False},
+    "paths": {"type": "list", "elements": "path", "default": []},
 }
 
 
@@ -169,7 +182,14 @@ def main() -> None:
         return module.run_command(argv, handle_exceptions=False)
 
     state = read(
-        run, p["packages"], p["services"], p["nvidia_smi"], p["engine"], p["daemon_config"], p["record_dir"]
+        run,
+        p["packages"],
+        p["services"],
+        p["nvidia_smi"],
+        p["engine"],
+        p["daemon_config"],
+        p["record_dir"],
+        p["paths"],
     )
     facts = read_system_facts(run) if p["facts"] else {}
     module.exit_json(changed=False, ansible_facts={**facts, "torchswarm_host": state})

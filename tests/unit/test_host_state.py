@@ -265,3 +265,17 @@ def test_the_modules_facts_are_what_setup_says_on_this_machine(tmp_path):
     # Where systemd runs both say so; elsewhere ours leaves it to the service module to find out.
     assert ours.get("service_mgr") == ("systemd" if setup["ansible_service_mgr"] == "systemd" else None)
     assert "torchswarm_host" in ours
+
+
+def test_paths_are_read_as_a_bind_mount_needs_them(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "locked").mkdir(mode=0o000)
+    paths = [str(tmp_path / n) for n in ("data", "file", "gone", "locked")]
+    state = host_state.read(runner({}, []), [], [], "", paths=paths)["paths"]
+    assert state[paths[0]] == {"exists": True, "directory": True, "readable": True, "writable": True}
+    assert state[paths[1]]["exists"] and not state[paths[1]]["directory"]
+    assert state[paths[2]] == {"exists": False, "directory": False, "readable": False, "writable": False}
+    # root may read any directory; anyone else may not read one with mode 000.
+    assert state[paths[3]]["readable"] == (os.geteuid() == 0)
+    assert "paths" not in host_state.read(runner({}, []), [], [], "")

@@ -337,3 +337,24 @@ def test_the_manager_is_the_first_that_stays_and_answers():
     assert report.errors == []
     assert (report.manager, report.gone) == ("m1", ["m0"])
     assert check_inventory(["m0"], ["w1", "w2"], GOOD_NODES).manager == "m0"
+
+
+def test_a_host_path_mount_a_training_host_lacks_stops_the_run_naming_host_path_and_variable():
+    here = {"exists": True, "directory": True, "readable": True, "writable": True}
+    missing = {"exists": False, "directory": False, "readable": False, "writable": False}
+    nodes = {
+        "m0": {**node("m0", "10.0.0.10"), "paths": {"/srv/data": here}},
+        "w1": {**node("w1", "10.0.0.11"), "paths": {"/srv/data": missing}},
+        # Not training: not asked, not judged.
+        "w2": {**node("w2", "10.0.0.12"), "training": False, "paths": {}},
+    }
+    job = {"job_mounts": [{"source": "/srv/data", "target": "/data"}]}
+    report = check_inventory(["m0"], ["w1", "w2"], nodes, None, "trainer", job)
+    assert report.errors == ["host w1: job_mounts[0].source '/srv/data' does not exist"]
+    # A bad type is named by the option checks, and the paths wait for it.
+    report = check_inventory(["m0"], ["w1"], nodes, None, "trainer", {"job_mounts": "/srv/data"})
+    assert (
+        len(report.errors) == 1
+        and "job_mounts" in report.errors[0]
+        and "does not exist" not in report.errors[0]
+    )

@@ -10,7 +10,10 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
     check_job,
     check_secret_names,
     checked_job,
+    host_path_errors,
+    host_paths,
     image_name_error,
+    mount_errors,
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
 
@@ -180,4 +183,115 @@ def test_checked_job_returns_the_nodes_in_rank_order_with_their_gpus():
     assert [(n.name, n.node_rank, n.gpus, n.nproc_per_node) for n in ranked] == [
         ("node1", 0, 0, 1),
         ("node0", 1, 2, 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mount", "expected"),
+    [
+        (
+            {"source": "/srv/d", "target": "data"},
+            "job_mounts[0]: target 'data' is not an absolute path such as /data",
+        ),
+        (
+            {"source": "/srv/d", "target": "/data/"},
+            "job_mounts[0]: target '/data/' is not an absolute path such as /data",
+        ),
+        (
+            {"source": "/srv/d", "target": "/"},
+            "job_mounts[0]: target '/' is not an absolute path such as /data",
+        ),
+        (
+            {"source": "/srv/d", "target": "/workspace"},
+            "job_mounts[0]: target '/workspace' collides with the job's own mount at /workspace",
+        ),
+        (
+            {"source": "/srv/d", "target": "/workspace/data"},
+            "job_mounts[0]: target '/workspace/data' collides with the job's own mount at /workspace",
+        ),
+        (
+            {"source": "/srv/d", "target": "/run"},
+            "job_mounts[0]: target '/run' collides with the job's own mount at /run/secrets",
+        ),
+        (
+            {"source": "/srv/d", "target": "/snapshots"},
+            "job_mounts[0]: target '/snapshots' collides with the job's own mount at /snapshots",
+        ),
+        (
+            {"source": "srv/d", "target": "/data"},
+            "job_mounts[0]: source 'srv/d' is not an absolute path on the hosts",
+        ),
+        ({"target": "/data"}, "job_mounts[0]: source 'None' is not an absolute path on the hosts"),
+        (
+            {"type": "volume", "source": "my vol", "target": "/v"},
+            "job_mounts[0]: source 'my vol' is not a volume name (letters, digits, '_', '.', '-')",
+        ),
+        ({"type": "tmpfs", "target": "/t"}, "job_mounts[0]: a tmpfs needs a size such as 512m or 8g (size)"),
+        (
+            {"type": "tmpfs", "target": "/t", "size": "1g", "read_only": True},
+            "job_mounts[0]: a read-only tmpfs would stay empty; leave read_only unset",
+        ),
+        (
+            {"type": "tmpfs", "target": "/t", "size": "1g", "source": "/x"},
+            "job_mounts[0]: a tmpfs has no source",
+        ),
+        ({"source": "/srv/d", "target": "/d", "size": "1g"}, "job_mounts[0]: size is for a tmpfs only"),
+        (
+            {"source": "/srv/d", "target": "/d", "driver_opts": {"type": "nfs"}},
+            "job_mounts[0]: driver_opts are for a named volume only",
+        ),
+    ],
+)
+def test_each_bad_mount_is_named(mount, expected):
+    assert mount_errors([mount]) == [expected]
+    # The stack module refuses it too, before deploying.
+    assert f"job_{expected}" not in check_job(Job(image=IMAGE, mounts=[mount]), [])
+    assert expected in check_job(Job(image=IMAGE, mounts=[mount]), [])
+
+
+def test_mounts_may_not_nest_in_each_other_and_good_ones_pass():
+    good = [
+        {"source": "/srv/datasets", "target": "/datasets"},
+        {"type": "volume", "source": "imagenet", "target": "/imagenet", "driver_opts": {"type": "nfs"}},
+        {"type": "tmpfs", "target": "/scratch", "size": "8g"},
+    ]
+    assert mount_errors(good) == []
+    assert mount_errors([*good, {"source": "/x", "target": "/datasets/extra"}]) == [
+        "job_mounts[3]: target '/datasets/extra' collides with job_mounts[0] mount at /datasets"
+    ]
+
+
+def test_the_host_paths_asked_about_are_the_host_path_mounts_and_junk_is_left_to_the_checks():
+    mounts = [
+        {"source": "/srv/a", "target": "/a"},
+        {"type": "bind", "source": "/srv/b", "target": "/b"},
+        {"type": "volume", "source": "v", "target": "/v"},
+        {"type": "bind", "source": "relative", "target": "/r"},
+        "not a mount",
+    ]
+    assert host_paths(mounts) == ["/srv/a", "/srv/b"]
+    assert host_paths("junk") == [] and host_paths(None) == []
+
+
+def test_a_host_path_a_host_lacks_or_cannot_use_is_named():
+    mounts = [
+        {"source": "/gone", "target": "/a"},
+        {"source": "/file", "target": "/b"},
+        {"source": "/secret", "target": "/c"},
+        {"source": "/ro", "target": "/d", "read_only": False},
+        {"source": "/ok", "target": "/e", "read_only": False},
+        {"type": "volume", "source": "v", "target": "/v"},
+    ]
+    paths = {
+        "/gone": {"exists": False, "directory": False, "readable": False, "writable": False},
+        "/file": {"exists": True, "directory": False, "readable": True, "writable": True},
+        "/secret": {"exists": True, "directory": True, "readable": False, "writable": False},
+        "/ro": {"exists": True, "directory": True, "readable": True, "writable": False},
+        "/ok": {"exists": True, "directory": True, "readable": True, "writable": True},
+    }
+    assert host_path_errors(mounts, paths) == [
+        "job_mounts[0].source '/gone' does not exist",
+        "job_mounts[1].source '/file' is not a directory",
+        "job_mounts[2].source '/secret' is not readable",
+        "job_mounts[3].source '/ro' is not writable, and read_only is false",
     ]

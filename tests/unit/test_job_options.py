@@ -30,8 +30,14 @@ def test_the_module_takes_the_declared_options_as_its_job():
 
 def test_the_module_documents_them_from_the_same_declaration():
     documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]["job"]["suboptions"]
-    assert documented == JOB_OPTIONS
+    assert documented["epochs"] == JOB_OPTIONS["epochs"]
+    assert documented["mounts"]["suboptions"] == JOB_OPTIONS["mounts"]["options"]
+    assert {k: v for k, v in documented["mounts"].items() if k != "suboptions"} == {
+        k: v for k, v in JOB_OPTIONS["mounts"].items() if k != "options"
+    }
+    assert documented.keys() == JOB_OPTIONS.keys()
     assert all(option.get("description") for option in documented.values())
+    assert all(option.get("description") for option in documented["mounts"]["suboptions"].values())
 
 
 def test_the_job_role_declares_none_of_them_again():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
+import yaml
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import assign_ranks
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
@@ -284,3 +287,54 @@ def test_an_image_rebuilt_under_the_same_tag_is_a_new_deployment():
 
     assert digest("sha256:" + "a" * 64) != digest("sha256:" + "b" * 64)
     assert digest("sha256:" + "a" * 64) == digest("sha256:" + "a" * 64)
+
+
+MOUNTS = [
+    {"source": "/srv/datasets", "target": "/datasets"},
+    {"type": "bind", "source": "/scratch/ckpt", "target": "/ckpt", "read_only": False},
+    {
+        "type": "volume",
+        "source": "imagenet",
+        "target": "/imagenet",
+        "driver_opts": {"type": "nfs", "o": "addr=10.0.0.5,nfsvers=4", "device": ":/export/imagenet"},
+    },
+    {"type": "tmpfs", "target": "/scratch", "size": "1g"},
+]
+
+
+def test_mounts_are_the_stacks_long_volume_syntax_with_named_volumes_declared():
+    stack = rendered(mounts=MOUNTS)
+    volumes = stack["services"]["node0"]["volumes"]
+    assert volumes[2:] == [
+        {"type": "bind", "source": "/srv/datasets", "target": "/datasets", "read_only": True},
+        {"type": "bind", "source": "/scratch/ckpt", "target": "/ckpt", "read_only": False},
+        {"type": "volume", "source": "mount2", "target": "/imagenet", "read_only": True},
+        {"type": "tmpfs", "target": "/scratch", "tmpfs": {"size": 1024**3}},
+    ]
+    assert stack["volumes"]["mount2"] == {
+        "name": "imagenet",
+        "driver_opts": {"type": "nfs", "o": "addr=10.0.0.5,nfsvers=4", "device": ":/export/imagenet"},
+    }
+    assert stack_hash(without_hash(stack)) != stack_hash(without_hash(rendered(mounts=MOUNTS[:1])))
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
+def test_docker_reads_the_mounts_as_rendered(tmp_path):
+    """NFS cannot be mounted on this machine (no NFS client in its kernel): the NFS volume is
+    checked as Docker's own stack parser reads it, not mounted."""
+    path = tmp_path / "stack.yml"
+    path.write_text(stack_text(rendered(mounts=MOUNTS)))
+    out = subprocess.run(
+        ["docker", "stack", "config", "--compose-file", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    config = yaml.safe_load(out.stdout)
+    assert config["volumes"]["mount2"]["driver_opts"]["device"] == ":/export/imagenet"
+    assert {"type": "tmpfs", "target": "/scratch", "tmpfs": {"size": 1024**3}} in config["services"]["node0"][
+        "volumes"
+    ]
+    binds = [v for v in config["services"]["node1"]["volumes"] if v["type"] == "bind"]
+    assert [(v["source"], v.get("read_only", False)) for v in binds] == [
+        ("/srv/datasets", True),
+        ("/scratch/ckpt", False),
+    ]

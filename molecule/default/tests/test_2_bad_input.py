@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import load_probe_image, run_site_playbook, stack_tasks, task_ids
+from harness import load_probe_image, node, run_site_playbook, stack_tasks, task_ids
 
 
 def set_host_var(inventory: dict, host: str, **values) -> dict:
@@ -17,6 +17,15 @@ def set_host_var(inventory: dict, host: str, **values) -> dict:
 def ranks(inventory: dict, **by_host: int) -> dict:
     for host, rank in by_host.items():
         set_host_var(inventory, host, job_node_rank=rank)
+    return inventory
+
+
+def mount_a_path_node2_lacks(inventory: dict) -> dict:
+    """A host path on node0's and node1's own disks, not on node2's: each host is asked about its
+    own filesystem before anything changes."""
+    for host in ("node0", "node1"):
+        node(host).run("mkdir -p /srv/local-data")
+    inventory["all"]["vars"]["job_mounts"] = [{"source": "/srv/local-data", "target": "/data"}]
     return inventory
 
 
@@ -36,14 +45,20 @@ def ranks(inventory: dict, **by_host: int) -> dict:
             lambda inv: set_host_var(inv, "node1", job_epochs="ten"),
             "host node1: argument 'job_epochs' is of type str and we were unable to convert to int",
         ),
+        (
+            mount_a_path_node2_lacks,
+            "host node2: job_mounts[0].source '/srv/local-data' does not exist",
+        ),
     ],
-    ids=["duplicate-rank", "no-processes", "bad-image-name", "epochs-not-a-number"],
+    ids=["duplicate-rank", "no-processes", "bad-image-name", "epochs-not-a-number", "missing-host-path"],
 )
 def test_refused_before_any_host_changes(inventory, tmp_path, change, expected):
     before = task_ids("ddp")
     run = run_site_playbook(change(inventory), tmp_path)
     assert run.rc != 0
     assert expected in run.output
+    if change is mount_a_path_node2_lacks:
+        assert "host node0: job_mounts" not in run.output and "host node1: job_mounts" not in run.output
     run.assert_unchanged("node0", "node1", "node2")
     assert task_ids("ddp") == before
 

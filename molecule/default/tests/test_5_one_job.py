@@ -3,14 +3,17 @@ and an image rebuilt under its tag, each through site.yml on the real swarm."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from harness import (
+    SHARED_MOUNT,
     epochs_of,
     figure,
     metrics,
@@ -19,6 +22,7 @@ from harness import (
     ranks_complete,
     results_of,
     run_site_playbook,
+    shared_dir,
     stack_tasks,
     wait_for,
 )
@@ -49,13 +53,23 @@ if __name__ == "__main__":
 
 
 # A user's script shipped from the controller (job_script_src), no Dockerfile: plain DDP that
-# reports each epoch through the image's helper, with a helper module beside it.
+# reports each epoch through the image's helper, with a helper module beside it, and reads the
+# dataset mounted from a host path (job_mounts), printing its digest on every rank.
 SRC_SCRIPT = """
+import hashlib
+import os
 import sys
 import torch
 import torch.distributed as dist
 import torchswarm
 from lib.scale import SCALE
+
+def digest(root):
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(root)):
+        with open(os.path.join(root, name), "rb") as f:
+            h.update(name.encode() + b"\\0" + f.read())
+    return h.hexdigest()
 
 def main():
     dist.init_process_group("gloo")
@@ -65,7 +79,7 @@ def main():
         dist.all_reduce(t)
         loss = SCALE / (epoch + 1)
         torchswarm.report(epoch=epoch, loss=loss, samples_per_s=100.0 * world, checksum=t.item())
-    print(f"user-src VERSION rank {rank}/{world}", flush=True)
+    print(f"user-src VERSION rank {rank}/{world} data {digest('/data')}", flush=True)
     dist.destroy_process_group()
     return 0
 
@@ -145,9 +159,25 @@ def test_a_users_own_ddp_script_completes_runs_in_a_row(user_job, tmp_path):
     assert {s: [t["ID"] for t in h] for s, h in stack_tasks("user-ddp").items()} == before
 
 
-def test_a_script_from_the_controller_reports_progress_results_and_plots_and_a_change_redeploys(
+def dataset_digest(root: Path) -> str:
+    """As SRC_SCRIPT computes it on every rank."""
+    h = hashlib.sha256()
+    for path in sorted(root.iterdir()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and_a_change_redeploys(
     inventory, tmp_path
 ):
+    # The dataset is on a filesystem every node mounts (a directory of this machine), as a team's
+    # share is on its hosts; the job mounts that host path read-only in every rank.
+    data = shared_dir() / "user-src-data"
+    data.mkdir(exist_ok=True)
+    for i in range(3):
+        (data / f"part-{i}.bin").write_bytes(os.urandom(64 * 1024))
+    data_digest = dataset_digest(data)
+    inventory["all"]["vars"]["job_mounts"] = [{"source": f"{SHARED_MOUNT}/user-src-data", "target": "/data"}]
     src = tmp_path / "train"
     (src / "lib").mkdir(parents=True)
     (src / "lib" / "__init__.py").write_text("")
@@ -169,6 +199,7 @@ def test_a_script_from_the_controller_reports_progress_results_and_plots_and_a_c
     assert [epoch for epoch, _ in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
     for host in ("node0", "node1", "node2"):
+        assert f"data {data_digest}" in service_logs("user-src", host), f"{host} did not read the dataset"
         assert "user-src v1 rank" in service_logs("user-src", host)
 
     (src / "my_ddp.py").write_text(SRC_SCRIPT.replace("VERSION", "v2"))
