@@ -68,7 +68,7 @@ options:
     default: ""
   paths:
     description:
-      - Paths to look at (the job's host path mounts): whether each exists, is a directory and can
+      - Paths to look at (the job's host path mounts); whether each exists, is a directory and can
         be read and written by the module's user.
     type: list
     elements: path
