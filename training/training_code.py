@@ -68,7 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--snapshot_dir",
         default=os.environ.get("TORCHSWARM_SNAPSHOT_DIR", "."),
-        help="where snapshot.pt and metrics.jsonl live; mount a volume here",
+        help="where the snapshots and metrics.jsonl live; mount a volume here",
+    )
+    p.add_argument(
+        "--snapshot_keep",
+        type=int,
+        default=int(os.environ.get("TORCHSWARM_SNAPSHOT_KEEP", "2")),
+        help="keep this many of the newest snapshots (default: 2, or TORCHSWARM_SNAPSHOT_KEEP)",
     )
     p.add_argument("--metrics_path", default=None, help="default: SNAPSHOT_DIR/metrics.jsonl")
     p.add_argument(
@@ -77,8 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pick NCCL/GLOO_SOCKET_IFNAME from the interface in this subnet, unless they are set",
     )
     args = p.parse_args(argv)
-    if args.total_epochs < 1 or args.save_every < 1 or args.batch_size < 1 or args.dataset_size < 1:
-        p.error("total_epochs, save_every, --batch_size and --dataset_size must be at least 1")
+    if min(args.total_epochs, args.save_every, args.batch_size, args.dataset_size, args.snapshot_keep) < 1:
+        p.error(
+            "total_epochs, save_every, --batch_size, --dataset_size and --snapshot_keep must be at least 1"
+        )
     return args
 
 
@@ -139,7 +147,6 @@ class Trainer:
                 f"size {d.world_size} give each rank {share}, fewer than one batch (--batch_size "
                 f"{args.batch_size}); lower the batch size, raise --dataset_size or use fewer processes"
             )
-        self.snapshot_path = os.path.join(args.snapshot_dir, "snapshot.pt")
         self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
         self.position = snapshot.Position()
         self.resumed_from: dict[str, int] | None = None
@@ -174,8 +181,15 @@ class Trainer:
         state = None
         if self.d.local_rank == 0:
             try:
-                state = snapshot.load(self.snapshot_path, self.args.model)
+                state, skipped = snapshot.load_newest(self.args.snapshot_dir, self.args.model)
                 found = {"at": (state["epoch"], state["step"])} if state else {}
+                for why in skipped:
+                    print(
+                        f"torchswarm: rank {self.d.rank} on {socket.gethostname()}: {why}; "
+                        "resuming from the one before it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             except snapshot.SnapshotError as exc:
                 found = {"error": f"rank {self.d.rank} on {socket.gethostname()}: {exc}"}
         every: list[Any] = [None] * self.d.world_size
@@ -200,7 +214,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise snapshot.SnapshotError(
-                f"snapshot {self.snapshot_path} does not fit this model ({exc}); "
+                f"the newest snapshot in {self.args.snapshot_dir} does not fit this model ({exc}); "
                 "use another snapshot directory"
             ) from exc
         torch.set_rng_state(state["rng"])
@@ -231,7 +245,7 @@ class Trainer:
         """One writer per node (local rank 0), each into its own node's snapshot directory."""
         if self.d.local_rank == 0:
             snapshot.save(
-                self.snapshot_path,
+                self.args.snapshot_dir,
                 {
                     "format": snapshot.FORMAT,
                     "workload": self.args.model,
@@ -243,6 +257,7 @@ class Trainer:
                     "rng": torch.get_rng_state(),
                     "history": self.history,
                 },
+                keep=self.args.snapshot_keep,
             )
         dist.barrier()
 

@@ -306,9 +306,15 @@ def task_ids(stack: str) -> dict[str, list[str]]:
     return {service: [t["ID"] for t in history] for service, history in stack_tasks(stack).items()}
 
 
-def metrics(stack: str, rank0: str = "node0") -> list[dict]:
-    """The trainer's metrics.jsonl from node rank 0's snapshot volume."""
-    path = f"/var/lib/docker/volumes/{stack}-snapshots/_data/metrics.jsonl"
+def metrics(stack: str, rank0: str = "node0", snapshot_dir: str = "") -> list[dict]:
+    """The trainer's metrics.jsonl from node rank 0's snapshot volume, or from its directory under
+    ``snapshot_dir`` (the job's job_snapshot_dir)."""
+    directory = (
+        f"{snapshot_dir}/{stack}/{rank0}"
+        if snapshot_dir
+        else f"/var/lib/docker/volumes/{stack}-snapshots/_data"
+    )
+    path = f"{directory}/metrics.jsonl"
     host = node(rank0)
     if not host.file(path).exists:
         return []

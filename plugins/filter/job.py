@@ -14,8 +14,8 @@ def training_status_table(rows):
     return status_table(rows or [])
 
 
-def job_host_paths(mounts):
-    return host_paths(mounts)
+def job_host_paths(variables):
+    return host_paths(variables)
 
 
 class FilterModule:

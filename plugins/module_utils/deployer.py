@@ -29,6 +29,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     redacted,
     render_stack,
     service_hashes,
+    snapshot_host_dir,
     stack_text,
     without_hash,
 )
@@ -112,6 +113,9 @@ class StackDeployer:
                 f"{self.view.name}_{s}" for s in stack.get("services", {}) if s != RENDEZVOUS_SERVICE
             ],
             "nodes": [asdict(n) for n in wanted.nodes] if wanted else [],
+            "snapshot_dirs": {n.name: snapshot_host_dir(wanted.job, n) for n in wanted.nodes}
+            if wanted
+            else {},
             "actions": self.actions,
         }
         if wanted:

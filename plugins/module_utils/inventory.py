@@ -176,10 +176,10 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
-    mounts = _mounts(job or {})
+    typed = _typed_job(job or {})
     for node in training:
-        if node.get("reachable", True):
-            problems = host_path_errors(mounts, node.get("paths") or {})
+        if typed and node.get("reachable", True):
+            problems = host_path_errors(typed, node.get("paths") or {})
             report.errors.extend(f"host {node['name']}: {e}" for e in problems)
     if managers and (image is not None or job or secret_names or script_files):
         errors = _job_errors(image, job or {}, secret_names, script_files)
@@ -189,11 +189,11 @@ def check_inventory(
     return report
 
 
-def _mounts(variables: Mapping[str, object]) -> list:
-    """job_mounts as the job takes them; none when the variables do not pass their type checks
-    (which _job_errors reports)."""
+def _typed_job(variables: Mapping[str, object]) -> Job | None:
+    """The job of these variables, to judge its host paths by; None when they do not pass their
+    type checks (which _job_errors reports)."""
     options, errors = validated(from_variables(variables))
-    return [] if errors else options["mounts"]
+    return None if errors else Job(**{**options, "image": options["image"] or ""})
 
 
 def _job_errors(

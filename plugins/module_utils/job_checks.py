@@ -206,6 +206,12 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
     errors += _strings_with_nul(job)
     errors += _size_errors(job)
     errors += mount_errors(job.mounts)
+    if job.snapshot_dir and not _absolute(job.snapshot_dir):
+        errors.append(f"job_snapshot_dir '{job.snapshot_dir}' is not an absolute path on the hosts")
+    if job.snapshot_dir and job.snapshot_volume:
+        errors.append("job_snapshot_dir and job_snapshot_volume are both set; snapshots go to one of them")
+    if job.snapshot_keep < 1:
+        errors.append(f"job_snapshot_keep is {job.snapshot_keep}; it must be at least 1")
     if job.network_mode == "host" and not job.master_addr and nodes and not nodes[0].addr:
         errors.append(
             f"host {nodes[0].name}: on the host network the master address is node rank 0's own "
@@ -330,30 +336,36 @@ def mount_errors(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
     return errors
 
 
-def host_paths(mounts: object) -> list[str]:
-    """The host paths of job_mounts, as given (what each training host is asked about before
-    anything changes); anything that is not a host path mount is left to mount_errors."""
-    if not isinstance(mounts, list):
+def host_paths(variables: object) -> list[str]:
+    """The host paths a job's variables name (job_mounts' host paths, job_snapshot_dir), as
+    given: what each training host is asked about before anything changes. What is not well
+    formed is left to the checks."""
+    if not isinstance(variables, Mapping):
         return []
-    return [
+    mounts, snapshots = variables.get("job_mounts"), variables.get("job_snapshot_dir")
+    paths = [
         m["source"]
-        for m in mounts
+        for m in (mounts if isinstance(mounts, list) else [])
         if isinstance(m, Mapping) and (m.get("type") or "bind") == "bind" and _absolute(m.get("source"))
     ]
+    return paths + ([snapshots] if _absolute(snapshots) else [])
 
 
-def host_path_errors(
-    mounts: Iterable[Mapping[str, Any]], paths: Mapping[str, Mapping[str, bool]]
-) -> list[str]:
-    """What one training host lacks of job_mounts' host paths; ``paths``: what host_state read of
+def host_path_errors(job: Job, paths: Mapping[str, Mapping[str, bool]]) -> list[str]:
+    """What one training host lacks of the job's host paths; ``paths``: what host_state read of
     them there (exists, directory, readable, writable)."""
+    wanted = [
+        (f"job_mounts[{i}].source", m.get("source"), m.get("read_only") is not False)
+        for i, m in enumerate(job.mounts)
+        if (m.get("type") or "bind") == "bind"
+    ]
+    if job.snapshot_dir:
+        wanted.append(("job_snapshot_dir", job.snapshot_dir, False))
     errors = []
-    for i, mount in enumerate(mounts):
-        source = mount.get("source")
-        if (mount.get("type") or "bind") != "bind" or source not in paths:
+    for var, path, read_only in wanted:
+        if path not in paths:
             continue
-        found, where = paths[source], f"job_mounts[{i}].source '{source}'"
-        read_only = mount.get("read_only") is not False
+        found, where = paths[path], f"{var} '{path}'"
         if not found.get("exists"):
             errors.append(f"{where} does not exist")
         elif not found.get("directory"):
@@ -361,5 +373,7 @@ def host_path_errors(
         elif not found.get("readable"):
             errors.append(f"{where} is not readable")
         elif not read_only and not found.get("writable"):
-            errors.append(f"{where} is not writable, and read_only is false")
+            errors.append(
+                f"{where} is not writable" + (", and read_only is false" if var != "job_snapshot_dir" else "")
+            )
     return errors

@@ -180,6 +180,25 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "snapshot_dir": {
+        "type": "str",
+        "default": "",
+        "description": [
+            "A host path for the snapshots in place of the named volume: a filesystem the hosts share "
+            "(mounted by themselves) or local NVMe. Each node writes under "
+            "C(<snapshot_dir>/<job name>/<inventory host>/). It must exist and be writable on every "
+            "training host (checked before any host changes).",
+        ],
+    },
+    "snapshot_keep": {
+        "type": "int",
+        "default": 2,
+        "description": (
+            "How many of its newest snapshots each node keeps; older ones are removed. A newest "
+            "snapshot that cannot be read is skipped at start, with a line saying so, for the one "
+            "before it."
+        ),
+    },
     "shm_size": {
         "type": "str",
         "default": "1g",

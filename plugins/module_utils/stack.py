@@ -16,7 +16,7 @@ from typing import Any
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_OPTIONS, Job
 
 STACK_DIR = "/var/lib/torchswarm/stacks"
 
@@ -47,6 +47,7 @@ OWN_ENV = (
     "TORCHSWARM_RENDEZVOUS",
     "TORCHSWARM_SECRETS",
     "TORCHSWARM_SNAPSHOT_DIR",
+    "TORCHSWARM_SNAPSHOT_KEEP",
     "TORCHSWARM_SUBNET",
 )
 # The stack's hash, as the launcher in every task reads it: a completion record is this
@@ -134,8 +135,29 @@ def _elastic_environment(job: Job, nodes: list[Node], node: Node) -> dict[str, s
     }
 
 
+def _snapshot_subdir(job: Job, node: Node) -> str:
+    """On job_snapshot_dir (which every node may share), each node's directory of its own."""
+    return f"{job.name}/{node.name}"
+
+
+def snapshot_dir(job: Job, node: Node) -> str:
+    """Where the node's ranks keep snapshots: the named volume's root, or their directory on
+    job_snapshot_dir."""
+    return f"{SNAPSHOT_DIR}/{_snapshot_subdir(job, node)}" if job.snapshot_dir else SNAPSHOT_DIR
+
+
+def snapshot_host_dir(job: Job, node: Node) -> str:
+    """The same directory as the node's host sees it; empty on the named volume (which the
+    engine places)."""
+    return f"{job.snapshot_dir}/{_snapshot_subdir(job, node)}" if job.snapshot_dir else ""
+
+
 def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, str]) -> dict[str, str]:
-    env = {"TORCHSWARM_SNAPSHOT_DIR": SNAPSHOT_DIR, **_elastic_environment(job, nodes, node)}
+    env = {"TORCHSWARM_SNAPSHOT_DIR": snapshot_dir(job, node), **_elastic_environment(job, nodes, node)}
+    # Unset, the trainer keeps its default (the option's): a stack deployed before the option
+    # existed stays the same, and a running job is not redeployed for it.
+    if job.snapshot_keep != JOB_OPTIONS["snapshot_keep"]["default"]:
+        env["TORCHSWARM_SNAPSHOT_KEEP"] = str(job.snapshot_keep)
     if node.image_id:
         env["TORCHSWARM_IMAGE_ID"] = node.image_id
     if secrets:
@@ -176,7 +198,11 @@ def _service(
         ),
         "networks": [network],
         "volumes": [
-            {"type": "volume", "source": "snapshots", "target": SNAPSHOT_DIR},
+            (
+                {"type": "bind", "source": job.snapshot_dir, "target": SNAPSHOT_DIR, "read_only": False}
+                if job.snapshot_dir
+                else {"type": "volume", "source": "snapshots", "target": SNAPSHOT_DIR}
+            ),
             # stack deploy ignores shm_size; NCCL and DataLoader workers need more than 64 MB.
             {"type": "tmpfs", "target": SHM_DIR, "tmpfs": {"size": size_bytes(job.shm_size)}},
             *(_mount(i, m) for i, m in enumerate(job.mounts)),
@@ -304,7 +330,10 @@ def render_stack(
         }
         | ({RENDEZVOUS_SERVICE: _rendezvous_service(job)} if job.elastic and nodes else {}),
         "networks": {network: {"external": True, "name": network}},
-        "volumes": {"snapshots": {"name": job.volume}, **_mount_volumes(job)},
+        "volumes": {
+            **({} if job.snapshot_dir else {"snapshots": {"name": job.volume}}),
+            **_mount_volumes(job),
+        },
     }
     if secrets:
         stack["secrets"] = {n: {"external": True, "name": secrets[n]} for n in sorted(secrets)}

@@ -169,6 +169,13 @@ nodes:
   type: list
   elements: dict
   sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 2, addr: "", gpus: 2}]
+snapshot_dirs:
+  description:
+    - Each training node's snapshot directory on its host, by inventory host, under
+      C(job.snapshot_dir); empty strings for the named volume, which the engine places.
+  returned: always
+  type: dict
+  sample: {node0: /mnt/ckpt/ddp/node0, node1: /mnt/ckpt/ddp/node1}
 secrets:
   description: Each name of O(secrets) and the swarm secret that holds its value (never the value).
   returned: when O(state=present)

@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,8 +27,40 @@ def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
     assert summary["resumed_from"] is None
     assert all(r["samples_per_s"] > 0 for r in records if r["event"] == "epoch")
     assert '"event": "summary"' in out  # the same lines reach stdout
-    state = snapshot.load(str(snapdir / "snapshot.pt"), "linear")
+    state = snapshot.load_newest(str(snapdir), "linear")[0]
     assert (state["epoch"], state["step"]) == (4, 0)
+
+
+def test_the_newest_snapshots_are_kept_and_a_torn_newest_one_is_skipped_for_the_one_before_it(snapdir):
+    """A shared filesystem that lost a write leaves a torn newest snapshot: the run resumes from
+    the one before it, saying so, instead of stopping or starting over."""
+    assert finish(torchrun(["3", "1", "--snapshot_keep", "2", "--snapshot_dir", str(snapdir)]))[0] == 0
+    kept = sorted(p.name for p in snapdir.glob("snapshot-*.pt"))
+    assert kept == ["snapshot-000002-00000000.pt", "snapshot-000003-00000000.pt"]  # epoch 1's went
+    newest = snapdir / kept[-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+
+    rc, out = finish(torchrun(["4", "1", "--snapshot_dir", str(snapdir)]))
+
+    assert rc == 0
+    assert f"snapshot {newest} is corrupt and cannot be read" in out
+    assert "resuming from the one before it" in out
+    assert "rank 0 resumes at epoch 2 step 0" in out
+    assert epochs_of(metrics(snapdir)) == [0, 1, 2, 3]
+    assert snapshot.load_newest(str(snapdir), "linear")[0]["epoch"] == 4
+
+
+def test_a_save_removes_snapshots_past_its_position_and_keeps_the_newest(tmp_path):
+    """After a resume from the start of an interrupted epoch, a snapshot further into that epoch
+    belongs to the run that went back, and must not be resumed from later."""
+    state = {"format": 1, "workload": "linear", "model": {}, "optimizer": {}, "rng": None}
+    for at in ((2, 0), (3, 0), (3, 50)):
+        snapshot.save(str(tmp_path), {**state, "epoch": at[0], "step": at[1]}, keep=5)
+    snapshot.save(str(tmp_path), {**state, "epoch": 3, "step": 10}, keep=2)
+    assert [Path(p).name for p in snapshot.candidates(str(tmp_path))] == [
+        "snapshot-000003-00000010.pt",
+        "snapshot-000003-00000000.pt",
+    ]
 
 
 def test_a_finished_run_asked_for_more_epochs_resumes_at_the_first_untrained_epoch(snapdir):
@@ -88,7 +121,7 @@ def test_every_node_keeps_its_own_snapshot_and_metrics(tmp_path):
     assert [rc for rc, _ in run_two_nodes("2", node0, node1)] == [0, 0]
 
     for node in (node0, node1):
-        state = snapshot.load(str(node / "snapshot.pt"), "linear")
+        state = snapshot.load_newest(str(node), "linear")[0]
         assert (state["epoch"], state["step"]) == (2, 0)
         assert epochs_of(metrics(node)) == [0, 1]
         assert metrics(node)[-1]["event"] == "summary"
@@ -127,7 +160,7 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
     assert "stopped at epoch" in out
     stopped = [r for r in metrics(snapdir) if r["event"] == "stopped"]
     assert len(stopped) == 1
-    state = snapshot.load(str(snapdir / "snapshot.pt"), "linear")
+    state = snapshot.load_newest(str(snapdir), "linear")[0]
     assert (state["epoch"], state["step"]) == (stopped[0]["epoch"], stopped[0]["step"])
     assert state["step"] > 0  # mid-epoch, at a step boundary
 
@@ -146,20 +179,18 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
 )
 def test_a_bad_snapshot_stops_every_rank_with_a_clear_error(snapdir, content, message):
     snapdir.mkdir(parents=True)
-    path = snapdir / "snapshot.pt"
+    path = snapdir / "snapshot.pt"  # as trainers before snapshot_keep wrote it
     if content is None:
-        snapshot.save(
-            str(path),
-            {
-                "format": 1,
-                "workload": "gpt",
-                "epoch": 1,
-                "step": 0,
-                "model": {},
-                "optimizer": {},
-                "rng": None,
-            },
-        )
+        state = {
+            "format": 1,
+            "workload": "gpt",
+            "epoch": 1,
+            "step": 0,
+            "model": {},
+            "optimizer": {},
+            "rng": None,
+        }
+        path = Path(snapshot.save(str(snapdir), state, keep=2))
     else:
         path.write_bytes(content)
 

@@ -261,7 +261,7 @@ def test_mounts_may_not_nest_in_each_other_and_good_ones_pass():
     ]
 
 
-def test_the_host_paths_asked_about_are_the_host_path_mounts_and_junk_is_left_to_the_checks():
+def test_the_host_paths_asked_about_are_the_jobs_and_junk_is_left_to_the_checks():
     mounts = [
         {"source": "/srv/a", "target": "/a"},
         {"type": "bind", "source": "/srv/b", "target": "/b"},
@@ -269,8 +269,12 @@ def test_the_host_paths_asked_about_are_the_host_path_mounts_and_junk_is_left_to
         {"type": "bind", "source": "relative", "target": "/r"},
         "not a mount",
     ]
-    assert host_paths(mounts) == ["/srv/a", "/srv/b"]
-    assert host_paths("junk") == [] and host_paths(None) == []
+    assert host_paths({"job_mounts": mounts, "job_snapshot_dir": "/mnt/ckpt"}) == [
+        "/srv/a",
+        "/srv/b",
+        "/mnt/ckpt",
+    ]
+    assert host_paths({"job_mounts": "junk", "job_snapshot_dir": "rel"}) == [] and host_paths(None) == []
 
 
 def test_a_host_path_a_host_lacks_or_cannot_use_is_named():
@@ -289,9 +293,26 @@ def test_a_host_path_a_host_lacks_or_cannot_use_is_named():
         "/ro": {"exists": True, "directory": True, "readable": True, "writable": False},
         "/ok": {"exists": True, "directory": True, "readable": True, "writable": True},
     }
-    assert host_path_errors(mounts, paths) == [
+    job = Job(image=IMAGE, mounts=mounts, snapshot_dir="/ro")
+    assert host_path_errors(job, paths) == [
         "job_mounts[0].source '/gone' does not exist",
         "job_mounts[1].source '/file' is not a directory",
         "job_mounts[2].source '/secret' is not readable",
         "job_mounts[3].source '/ro' is not writable, and read_only is false",
+        "job_snapshot_dir '/ro' is not writable",
     ]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"snapshot_dir": "ckpt"}, "job_snapshot_dir 'ckpt' is not an absolute path on the hosts"),
+        (
+            {"snapshot_dir": "/ckpt", "snapshot_volume": "v"},
+            "job_snapshot_dir and job_snapshot_volume are both set; snapshots go to one of them",
+        ),
+        ({"snapshot_keep": 0}, "job_snapshot_keep is 0; it must be at least 1"),
+    ],
+)
+def test_snapshot_options_that_cannot_work_are_named(options, expected):
+    assert check_job(Job(image=IMAGE, **options), []) == [expected]

@@ -338,3 +338,17 @@ def test_docker_reads_the_mounts_as_rendered(tmp_path):
         ("/srv/datasets", True),
         ("/scratch/ckpt", False),
     ]
+
+
+def test_a_snapshot_dir_is_a_writable_host_path_with_a_directory_per_job_and_node():
+    stack = rendered(snapshot_dir="/mnt/ckpt", snapshot_keep=3, name="exp1")
+    assert "snapshots" not in stack["volumes"]
+    for host in ("node0", "node1"):
+        service = stack["services"][host]
+        assert {"type": "bind", "source": "/mnt/ckpt", "target": "/snapshots", "read_only": False} in service[
+            "volumes"
+        ]
+        assert service["environment"]["TORCHSWARM_SNAPSHOT_DIR"] == f"/snapshots/exp1/{host}"
+        assert service["environment"]["TORCHSWARM_SNAPSHOT_KEEP"] == "3"
+    default = rendered()["services"]["node0"]["environment"]
+    assert default["TORCHSWARM_SNAPSHOT_DIR"] == "/snapshots" and "TORCHSWARM_SNAPSHOT_KEEP" not in default

@@ -446,3 +446,12 @@ def test_a_script_that_is_not_among_the_shipped_files_is_refused_before_any_conf
         "set job_script to the one to run"
     ]
     assert not swarm.configs and swarm.deploys() == 0
+
+
+def test_each_nodes_snapshot_directory_on_its_host_is_returned(swarm, tmp_path):
+    """The job role reads a finished node's completion record and metrics there."""
+    result, failed = run_module(training_stack.main, args(tmp_path, snapshot_dir="/mnt/ckpt", name="exp"))
+    assert not failed, result.get("msg")
+    assert result["snapshot_dirs"] == {f"node{i}": f"/mnt/ckpt/exp/node{i}" for i in range(3)}
+    volume, _ = run_module(training_stack.main, args(tmp_path))
+    assert volume["snapshot_dirs"] == {f"node{i}": "" for i in range(3)}

@@ -178,6 +178,9 @@ def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and
         (data / f"part-{i}.bin").write_bytes(os.urandom(64 * 1024))
     data_digest = dataset_digest(data)
     inventory["all"]["vars"]["job_mounts"] = [{"source": f"{SHARED_MOUNT}/user-src-data", "target": "/data"}]
+    # Its completion record on the shared filesystem (job_snapshot_dir), where the summary reads it.
+    (shared_dir() / "snapshots").mkdir(exist_ok=True)
+    inventory["all"]["vars"]["job_snapshot_dir"] = f"{SHARED_MOUNT}/snapshots"
     src = tmp_path / "train"
     (src / "lib").mkdir(parents=True)
     (src / "lib" / "__init__.py").write_text("")
@@ -196,6 +199,9 @@ def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and
     run = results_of("user-src")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metrics"]["epochs_trained"] == [0, 1, 2] and summary["world_size"] == 3
+    # A user's script reports no wall time: it is the completion record's, read on the shared directory.
+    assert summary["wall_s"] > 0
+    assert list((shared_dir() / "snapshots" / "user-src" / "node0" / ".torchswarm").glob("complete-*.json"))
     assert [epoch for epoch, _ in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
     for host in ("node0", "node1", "node2"):
@@ -233,15 +239,20 @@ def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_
     """What a Docker restart on one host does. Before: every rank saved and exited 0, and the job
     was reported complete after 3 of 10 epochs."""
     stack = "term"
+    # The snapshots on a filesystem every node shares (job_snapshot_dir), the newest 3 kept.
+    (shared_dir() / "snapshots").mkdir(exist_ok=True)
+    snapshots = f"{SHARED_MOUNT}/snapshots"
     inventory["all"]["vars"].update(
         job_name=stack,
         job_wait=False,
         job_restart_delay="2s",
         # Long enough epochs that the signal lands mid-run (7 of 10 epochs left), no longer.
         job_trainer_args=["--dataset_size", "32768"],
+        job_snapshot_dir=snapshots,
+        job_snapshot_keep=3,
     )
     assert run_site_playbook(inventory, tmp_path).rc == 0
-    wait_for(lambda: 2 in epochs_of(metrics(stack)), 300, "epoch 2 to finish")
+    wait_for(lambda: 2 in epochs_of(metrics(stack, snapshot_dir=snapshots)), 300, "epoch 2 to finish")
     label = f"label=com.docker.swarm.service.name={stack}_node1"
     container = node("node1").check_output(f"docker ps -q --filter {label}")
     node("node1").check_output(f"docker kill -s TERM {container}")
@@ -249,19 +260,23 @@ def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_
 
     wait_for(lambda: ranks_complete(stack, 3), 600, f"{stack} to complete after the SIGTERM")
     figure(f"SIGTERM to one rank: the job completed {time.monotonic() - killed:.0f} s after it")
-    records = metrics(stack)
+    records = metrics(stack, snapshot_dir=snapshots)
     assert any(r["event"] == "stopped" for r in records), "the stop did not save a snapshot"
     assert epochs_of(records) == list(range(10)), "an epoch was counted twice or lost"
     summaries = [r for r in records if r["event"] == "summary"]
     assert len(summaries) == 1 and summaries[0]["resumed_from"]["epoch"] >= 2
     assert len(stack_tasks(stack)[f"{stack}_node1"]) > 1, "the stopped rank was not restarted"
+    for host in ("node0", "node1", "node2"):
+        kept = sorted(p.name for p in (shared_dir() / "snapshots" / stack / host).glob("snapshot-*.pt"))
+        assert len(kept) == 3 and kept[-1] == "snapshot-000010-00000000.pt", f"{host} keeps {kept}"
+    assert f"{stack}-snapshots" not in node("node0").check_output("docker volume ls -q").split()
 
 
 def test_rank0_moves_to_a_host_without_snapshots_and_the_job_resumes(inventory, tmp_path):
     """After test_4 (ddp on four nodes, 14 epochs): node3 becomes rank 0, with its copy of the
     snapshots gone (as on a host that never held them). Before: training started over."""
     volume = "/var/lib/docker/volumes/ddp-snapshots/_data"
-    node("node3").check_output(f"rm -f {volume}/snapshot.pt {volume}/metrics.jsonl")
+    node("node3").check_output(f"rm -f {volume}/snapshot-*.pt {volume}/metrics.jsonl")
     inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
     for rank, host in enumerate(("node0", "node1", "node2"), start=1):
         group = "managers" if host == "node0" else "workers"
