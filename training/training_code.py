@@ -33,7 +33,7 @@ import snapshot
 from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, netif
 from torchswarm.atomic import write_atomically
 from torchswarm.worker import finish
-from workloads import WORKLOADS
+from workloads import WORKLOADS, DataError
 
 
 class Refusal(Exception):
@@ -62,7 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=32, help="per process (default: 32)")
     p.add_argument("--model", choices=sorted(WORKLOADS), default="linear")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--dataset_size", type=int, default=2048)
+    p.add_argument("--dataset_size", type=int, default=2048, help="items of synthetic data (without --data)")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("TORCHSWARM_DATA_DIR") or None,
+        help="train on the dataset of *.pt files in this directory (see workloads.py; default "
+        "TORCHSWARM_DATA_DIR) instead of synthetic data",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on CUDA")
     p.add_argument(
@@ -130,7 +136,10 @@ class StopRequest:
 class Trainer:
     def __init__(self, args: argparse.Namespace, d: Dist) -> None:
         self.args, self.d = args, d
-        work = WORKLOADS[args.model](args.dataset_size, args.seed)
+        try:
+            work = WORKLOADS[args.model](args.dataset_size, args.seed, args.data)
+        except DataError as exc:
+            raise Refusal(str(exc)) from exc
         self.samples_per_item = work.samples_per_item
         self.loss_fn = work.loss_fn
         model = work.model.to(d.device)
