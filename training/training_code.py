@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--metrics_path", default=None, help="default: SNAPSHOT_DIR/metrics.jsonl")
     p.add_argument(
+        "--output_dir",
+        default=os.environ.get("TORCHSWARM_OUTPUT_DIR") or None,
+        help="rank 0 writes the trained model here as model.pt (default TORCHSWARM_OUTPUT_DIR, which "
+        "the collection brings back to the controller after the run)",
+    )
+    p.add_argument(
         "--subnet",
         default=os.environ.get("TORCHSWARM_SUBNET"),
         help="pick NCCL/GLOO_SOCKET_IFNAME from the interface in this subnet, unless they are set",
@@ -360,7 +366,17 @@ class Trainer:
             },
             save_at=(args.total_epochs, 0),
         )
+        self.write_model()
         return 0
+
+    def write_model(self) -> None:
+        """The trained model's weights, by rank 0, for the controller to take home."""
+        if self.d.rank != 0 or not self.args.output_dir:
+            return
+        path = os.path.join(self.args.output_dir, "model.pt")
+        state = self.model.module.state_dict()
+        write_atomically(path, lambda handle: torch.save(state, handle), prefix=".model-")
+        print(f"torchswarm: rank 0 wrote the model to {path}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

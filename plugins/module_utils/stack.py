@@ -43,6 +43,7 @@ OWN_ENV = (
     "TORCHSWARM_NODE",
     "TORCHSWARM_NODE_ADDR",
     "TORCHSWARM_NODE_ORDER",
+    "TORCHSWARM_OUTPUT_DIR",
     "TORCHSWARM_PEER_TIMEOUT",
     "TORCHSWARM_RENDEZVOUS",
     "TORCHSWARM_SECRETS",
@@ -53,6 +54,9 @@ OWN_ENV = (
 # The stack's hash, as the launcher in every task reads it: a completion record is this
 # generation's only. Set after hashing, like the hash labels.
 GENERATION_ENV = "TORCHSWARM_GENERATION"
+# Where a rank leaves what should come back to the controller (rank 0's, after the run): a
+# directory per generation under its node's snapshot directory. Set after hashing too.
+OUTPUT_ENV = "TORCHSWARM_OUTPUT_DIR"
 HIDDEN = "<hidden>"
 # Inside each task, swarm secrets are files here; the image's entrypoint exports them.
 SECRETS_DIR = "/run/secrets"
@@ -345,7 +349,17 @@ def render_stack(
         service["labels"] = {HASH_LABEL: digest}
         environment = {**service.get("environment", {}), GENERATION_ENV: digest}
         service["environment"] = dict(sorted(environment.items()))
+    for node in nodes:
+        service = stack["services"][service_name(node.name)]
+        service["environment"] = dict(
+            sorted({**service["environment"], OUTPUT_ENV: output_dir(job, node, digest)}.items())
+        )
     return stack
+
+
+def output_dir(job: Job, node: Node, generation: str) -> str:
+    """TORCHSWARM_OUTPUT_DIR of the node's ranks in this generation."""
+    return f"{snapshot_dir(job, node)}/output/{generation}"
 
 
 def stack_hash(stack: Mapping[str, Any]) -> str:
@@ -354,13 +368,14 @@ def stack_hash(stack: Mapping[str, Any]) -> str:
 
 
 def without_hash(stack: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the stack without what render_stack derives from its hash (labels and the
-    generation variable): what a person compares."""
+    """A copy of the stack without what render_stack derives from its hash (labels, the
+    generation and output directory variables): what a person compares."""
     bare = json.loads(json.dumps(stack))
     for service in bare.get("services", {}).values():
         service.get("deploy", {}).get("labels", {}).pop(HASH_LABEL, None)
         service.pop("labels", None)
-        service.get("environment", {}).pop(GENERATION_ENV, None)
+        for name in (GENERATION_ENV, OUTPUT_ENV):
+            service.get("environment", {}).pop(name, None)
     return bare
 
 

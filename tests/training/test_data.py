@@ -49,12 +49,21 @@ def test_token_ids_past_the_vocabulary_are_refused(tmp_path):
         workloads.gpt(0, 0, str(tmp_path))
 
 
-def test_the_trainer_trains_on_the_dataset_and_refuses_a_bad_one_before_the_first_step(tmp_path, snapdir):
+def test_the_trainer_trains_on_the_dataset_writes_its_model_and_refuses_a_bad_dataset(tmp_path, snapdir):
     """The same data as files and as --dataset_size: the same losses, epoch for epoch."""
     workloads.write_dataset("linear", 512, str(tmp_path / "data"))
     args = ["2", "1", "--batch_size", "32"]
-    rc, out = finish(torchrun([*args, "--data", str(tmp_path / "data"), "--snapshot_dir", str(snapdir)]))
+    output = tmp_path / "output"
+    rc, out = finish(
+        torchrun(
+            [*args, "--data", str(tmp_path / "data"), "--snapshot_dir", str(snapdir)],
+            env={"TORCHSWARM_OUTPUT_DIR": str(output)},
+        )
+    )
     assert rc == 0, out
+    model = torch.load(output / "model.pt", weights_only=True)  # rank 0's, from the environment
+    assert {k: list(v.shape) for k, v in model.items()} == {"weight": [1, 20], "bias": [1]}
+    assert f"rank 0 wrote the model to {output / 'model.pt'}" in out
     synthetic = tmp_path / "synthetic"
     assert finish(torchrun([*args, "--dataset_size", "512", "--snapshot_dir", str(synthetic)]))[0] == 0
     losses = [r["loss"] for r in metrics(snapdir) if r["event"] == "epoch"]

@@ -114,6 +114,7 @@ def test_environment_trainer_args_and_subnet():
     assert service["environment"] == {
         "NCCL_IB_DISABLE": "1",
         "TORCHSWARM_GENERATION": service["labels"][HASH_LABEL],
+        "TORCHSWARM_OUTPUT_DIR": f"/snapshots/output/{service['labels'][HASH_LABEL]}",
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
         "TORCHSWARM_SUBNET": "10.42.0.0/24",
         **ELASTIC_NODE0,
@@ -243,6 +244,7 @@ def test_redacted_hides_job_env_values_and_marks_changed_ones():
         "B": "<hidden>",
         "NCCL_IB_DISABLE": "0",
         "TORCHSWARM_GENERATION": after["services"]["node0"]["labels"][HASH_LABEL],
+        "TORCHSWARM_OUTPUT_DIR": after["services"]["node0"]["environment"]["TORCHSWARM_OUTPUT_DIR"],
         "TORCHSWARM_SNAPSHOT_DIR": "/snapshots",
         **ELASTIC_NODE0,
     }
@@ -350,5 +352,9 @@ def test_a_snapshot_dir_is_a_writable_host_path_with_a_directory_per_job_and_nod
         ]
         assert service["environment"]["TORCHSWARM_SNAPSHOT_DIR"] == f"/snapshots/exp1/{host}"
         assert service["environment"]["TORCHSWARM_SNAPSHOT_KEEP"] == "3"
+        generation = service["labels"][HASH_LABEL]
+        assert (
+            service["environment"]["TORCHSWARM_OUTPUT_DIR"] == f"/snapshots/exp1/{host}/output/{generation}"
+        )
     default = rendered()["services"]["node0"]["environment"]
     assert default["TORCHSWARM_SNAPSHOT_DIR"] == "/snapshots" and "TORCHSWARM_SNAPSHOT_KEEP" not in default

@@ -283,6 +283,14 @@ def run(command: list[str], environ: Mapping[str, str] = os.environ) -> int:
     exported = sorted(filter(None, environ.get("TORCHSWARM_SECRETS", "").split(",")))
     if exported:
         say(f"exported secrets {', '.join(exported)}")
+    output_dir = environ.get("TORCHSWARM_OUTPUT_DIR", "")
+    if output_dir:
+        # What the script leaves here comes back to the controller after the run (rank 0's).
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as exc:
+            say(f"the output directory {output_dir} cannot be made: {exc}")
+            return EXIT_DO_NOT_RETRY
     started = time.time()
     stop = Stop()
     if elastic.enabled(environ):
