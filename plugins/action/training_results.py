@@ -33,6 +33,7 @@ ARGUMENT_SPEC = {
     "logs": {"type": "dict", "default": {}},
     "plots": {"type": "bool", "default": True},
     "kept_only": {"type": "bool", "default": False},
+    "output": {"type": "dict", "default": {}},
 }
 PLOTS = (
     ("loss.png", "loss", "loss"),
@@ -68,8 +69,11 @@ class ActionModule(ActionBase):
         )
         rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")
         script = args["script"] or script_of(info.get("stack", {}))
+        # What came back of the output directory stays listed when this read brings none (the
+        # results playbook does not fetch it again).
+        output = args["output"] or self._kept(path)["summary"].get("output")
         summary = run_summary(
-            args["name"], script, info, records, args["completion"], log_text(logs.get(rank0, []))
+            args["name"], script, info, records, args["completion"], log_text(logs.get(rank0, [])), output
         )
         files = {
             "summary.json": json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",

@@ -26,6 +26,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs impo
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     RENDEZVOUS_SERVICE,
     Node,
+    output_subdir,
     redacted,
     render_stack,
     service_hashes,
@@ -120,6 +121,7 @@ class StackDeployer:
         }
         if wanted:
             result["stack_hash"] = next(iter(service_hashes(stack).values()))
+            result["output_subdir"] = output_subdir(result["stack_hash"])
             result["secrets"] = wanted.secrets.refs
         if diff and self.differences:
             before, after = self.differences.before_after()

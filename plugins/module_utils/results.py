@@ -98,8 +98,11 @@ def run_summary(
     records: list[Mapping[str, Any]],
     completion: Mapping[str, Any],
     rank0_log: list[str],
+    output: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """summary.json: what ran, how it ended, per rank, and the metrics when the script reports them."""
+    """summary.json: what ran, how it ended, per rank, the metrics when the script reports them,
+    and what of rank 0's output directory came back (``output``, training_output's result with
+    the ``node`` and ``source`` directory it came from)."""
     rows = info.get("services", [])
     metrics = summarize_metrics(records)
     epochs = [r for r in records if r.get("event") == "epoch"]
@@ -131,6 +134,19 @@ def run_summary(
         "series": plot_series(records),
         "last_epoch": dict(epochs[-1]) if epochs else None,
         "rank0_last_lines": rank0_log[-LAST_LINES:],
+        "output": _output(output) if output else None,
+    }
+
+
+def _output(output: Mapping[str, Any]) -> dict[str, Any]:
+    """What came back of the output directory: each file's path (below output/), size and sha256;
+    or, when it was more than the limit, why it stayed on the node and where."""
+    return {
+        "files": [{k: f[k] for k in ("path", "size", "sha256") if k in f} for f in output.get("files", [])],
+        "bytes": output.get("bytes", 0),
+        "node": output.get("node", ""),
+        "source": output.get("source", ""),
+        "skipped": output.get("skipped"),
     }
 
 
@@ -170,6 +186,14 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         ]
     if restarts:
         lines.append(f"restarts: {restarts} task(s) started again by the swarm")
+    output = summary.get("output")
+    if output and output["skipped"]:
+        lines.append(f"output: left on {output['node']} at {output['source']}: {output['skipped']}")
+    elif output and output["files"]:
+        lines.append(
+            f"output: {len(output['files'])} file(s), {output['bytes']} bytes, from {output['node']} "
+            "in output/ (sha256 in summary.json)"
+        )
     return lines
 
 

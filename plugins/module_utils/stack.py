@@ -357,9 +357,14 @@ def render_stack(
     return stack
 
 
+def output_subdir(generation: str) -> str:
+    """Where in its node's snapshot directory a generation's output is."""
+    return f"output/{generation}"
+
+
 def output_dir(job: Job, node: Node, generation: str) -> str:
     """TORCHSWARM_OUTPUT_DIR of the node's ranks in this generation."""
-    return f"{snapshot_dir(job, node)}/output/{generation}"
+    return f"{snapshot_dir(job, node)}/{output_subdir(generation)}"
 
 
 def stack_hash(stack: Mapping[str, Any]) -> str:

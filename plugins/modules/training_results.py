@@ -67,6 +67,13 @@ options:
     description: Draw the plots (needs matplotlib on the controller).
     type: bool
     default: true
+  output:
+    description:
+      - What M(torchswarm.ddp.training_output) brought back of rank 0's output directory (its
+        result), with C(node) and C(source), where it came from; C(summary.json) lists each
+        file's path, size and sha256, or why the output stayed on the node.
+    type: dict
+    default: {}
   kept_only:
     description:
       - Write nothing; return the results already kept for the run in O(info) (RV(kept) says

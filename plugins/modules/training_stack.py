@@ -169,6 +169,11 @@ nodes:
   type: list
   elements: dict
   sample: [{name: node0, hostname: node0, node_rank: 0, nproc_per_node: 2, addr: "", gpus: 2}]
+output_subdir:
+  description: Where each rank's C(TORCHSWARM_OUTPUT_DIR) is, relative to its node's snapshot directory.
+  returned: when O(state=present)
+  type: str
+  sample: output/3f2a9c0d1e4b5a67
 snapshot_dirs:
   description:
     - Each training node's snapshot directory on its host, by inventory host, under

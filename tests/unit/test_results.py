@@ -148,3 +148,41 @@ def test_the_trainers_file_and_rank0s_log_give_the_same_results():
     summary = run_summary("ddp", "training_code.py", {}, as_printed(from_log), {}, [])
     assert summary == run_summary("ddp", "training_code.py", {}, from_file, {}, [])
     assert summary["last_epoch"] == printed[0]
+
+
+def test_the_output_that_came_back_is_listed_with_its_digests_and_output_left_behind_says_where():
+    info = {"state": "complete", "stack_hash": "abc", "services": rows(), "lost": []}
+    records = [epoch(0, 1.0, 10)]
+    fetched = {
+        "files": [{"path": "model.pt", "size": 1431, "sha256": "9f86d0"}],
+        "bytes": 1431,
+        "path": "/home/ops/torchswarm-results/ddp/abc/output",
+        "skipped": None,
+        "changed": True,
+        "node": "node0",
+        "source": "/var/lib/docker/volumes/ddp-snapshots/_data/output/abc",
+    }
+    summary = run_summary("ddp", "training_code.py", info, records, {}, [], fetched)
+    assert summary["output"] == {
+        "files": [{"path": "model.pt", "size": 1431, "sha256": "9f86d0"}],
+        "bytes": 1431,
+        "node": "node0",
+        "source": "/var/lib/docker/volumes/ddp-snapshots/_data/output/abc",
+        "skipped": None,
+    }
+    assert (
+        summary_lines(summary)[-1]
+        == "output: 1 file(s), 1431 bytes, from node0 in output/ (sha256 in summary.json)"
+    )
+
+    too_big = {
+        **fetched,
+        "bytes": 0,
+        "skipped": "1 files of 20000000000 bytes, more than the 10737418240 it may take",
+    }
+    assert summary_lines(run_summary("ddp", "training_code.py", info, records, {}, [], too_big))[-1] == (
+        "output: left on node0 at /var/lib/docker/volumes/ddp-snapshots/_data/output/abc: "
+        "1 files of 20000000000 bytes, more than the 10737418240 it may take"
+    )
+    nothing = run_summary("ddp", "training_code.py", info, records, {}, [])
+    assert nothing["output"] is None and not any(line.startswith("output") for line in summary_lines(nothing))

@@ -453,5 +453,9 @@ def test_each_nodes_snapshot_directory_on_its_host_is_returned(swarm, tmp_path):
     result, failed = run_module(training_stack.main, args(tmp_path, snapshot_dir="/mnt/ckpt", name="exp"))
     assert not failed, result.get("msg")
     assert result["snapshot_dirs"] == {f"node{i}": f"/mnt/ckpt/exp/node{i}" for i in range(3)}
+    # The output directory every rank was given, as its host sees it below that directory.
+    env = result["stack"]["services"]["node1"]["environment"]
+    assert env["TORCHSWARM_OUTPUT_DIR"] == f"/snapshots/exp/node1/{result['output_subdir']}"
+    assert result["output_subdir"] == f"output/{result['stack_hash']}"
     volume, _ = run_module(training_stack.main, args(tmp_path))
     assert volume["snapshot_dirs"] == {f"node{i}": "" for i in range(3)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -72,6 +73,12 @@ def test_the_results_on_the_controller_hold_the_run_its_logs_and_readable_plots(
     assert sorted(stack["services"]) == ["node0", "node1", "node2", "rendezvous"]
     for name in ("loss.png", "throughput.png"):
         assert png_size(run / name) == (800, 450)
+    # The trained model came back from rank 0's node, the bytes that node holds.
+    output = summary["output"]
+    assert [f["path"] for f in output["files"]] == ["model.pt"] and output["node"] == "node0"
+    digest = hashlib.sha256((run / "output" / "model.pt").read_bytes()).hexdigest()
+    assert output["files"][0]["sha256"] == digest
+    assert node("node0").check_output(f"sha256sum {output['source']}/model.pt").split()[0] == digest
 
 
 def files_in(folder: Path) -> dict[Path, bytes]:
@@ -95,9 +102,14 @@ def test_the_results_playbook_writes_the_same_results_from_the_managers_logs(inv
     summary = json.loads((kept / "summary.json").read_text())
     assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == list(range(10))
     rewritten = files_in(kept)
-    assert set(rewritten) == set(waited)
-    for name in ("summary.json", "metrics.jsonl", "loss.png", "throughput.png"):
+    # All but the output, which only the waited run brings back from the node.
+    assert set(rewritten) == {p for p in waited if p.parts[0] != "output"}
+    for name in ("metrics.jsonl", "loss.png", "throughput.png"):
         assert rewritten[Path(name)] == waited[Path(name)], f"{name} differs"
+    assert {**json.loads(rewritten[Path("summary.json")]), "output": None} == {
+        **json.loads(waited[Path("summary.json")]),
+        "output": None,
+    }
 
 
 def test_every_service_ran_one_task_to_completion_and_the_rerun_restarted_none():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -80,6 +81,11 @@ def main():
         loss = SCALE / (epoch + 1)
         torchswarm.report(epoch=epoch, loss=loss, samples_per_s=100.0 * world, checksum=t.item())
     print(f"user-src VERSION rank {rank}/{world} data {digest('/data')}", flush=True)
+    if rank == 0:
+        model = os.urandom(3 << 20)
+        with open(os.path.join(os.environ["TORCHSWARM_OUTPUT_DIR"], "model.bin"), "wb") as f:
+            f.write(model)
+        print(f"user-src model sha256 {hashlib.sha256(model).hexdigest()}", flush=True)
     dist.destroy_process_group()
     return 0
 
@@ -199,6 +205,11 @@ def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and
     run = results_of("user-src")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metrics"]["epochs_trained"] == [0, 1, 2] and summary["world_size"] == 3
+    # What rank 0 wrote to TORCHSWARM_OUTPUT_DIR came back, the bytes the script wrote.
+    printed = re.search(r"user-src model sha256 ([0-9a-f]{64})", service_logs("user-src", "node0")).group(1)
+    assert hashlib.sha256((run / "output" / "model.bin").read_bytes()).hexdigest() == printed
+    assert summary["output"]["files"] == [{"path": "model.bin", "size": 3 << 20, "sha256": printed}]
+    assert "output: 1 file(s), 3145728 bytes, from node0 in output/" in result.output
     # A user's script reports no wall time: it is the completion record's, read on the shared directory.
     assert summary["wall_s"] > 0
     assert list((shared_dir() / "snapshots" / "user-src" / "node0" / ".torchswarm").glob("complete-*.json"))
