@@ -176,44 +176,46 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
-    typed = _typed_job(job or {})
+    typed, type_errors = _typed_job(image, job or {})
     for node in training:
         if typed and node.get("reachable", True):
             problems = host_path_errors(typed, node.get("paths") or {})
             report.errors.extend(f"host {node['name']}: {e}" for e in problems)
     if managers and (image is not None or job or secret_names or script_files):
-        errors = _job_errors(image, job or {}, secret_names, script_files)
+        image_given = image is not None or (job or {}).get("job_image") is not None
+        errors = _job_errors(typed, type_errors, image_given, secret_names, script_files)
         report.errors.extend(f"host {first}: {e}" for e in errors)
     # The first manager's job options are checked per host and again as the job's.
     report.errors = list(dict.fromkeys(report.errors))
     return report
 
 
-def _typed_job(variables: Mapping[str, object]) -> Job | None:
-    """The job of these variables, to judge its host paths by; None when they do not pass their
-    type checks (which _job_errors reports)."""
-    options, errors = validated(from_variables(variables))
-    return None if errors else Job(**{**options, "image": options["image"] or ""})
-
-
-def _job_errors(
-    image: str | None,
-    variables: Mapping[str, object],
-    secret_names: Iterable[str],
-    script_files: Iterable[str],
-) -> list[str]:
-    """What the stack module would refuse in these job_* variables, before any host changes.
-    ``image``: the image role's image_name, which job_image defaults to."""
+def _typed_job(image: str | None, variables: Mapping[str, object]) -> tuple[Job | None, list[str]]:
+    """The job these job_* variables make (job_image defaulting to ``image``, the image role's
+    image_name), or None and why their types do not pass."""
     given = from_variables(variables)
     if image is not None:
         given.setdefault("image", image)
     options, errors = validated(given)
     if errors:
-        return errors  # the checks below need values of the right types
+        return None, errors
     name = {"name": str(variables["job_name"])} if "job_name" in variables else {}
-    job = Job(**name, **{**options, "image": options["image"] or ""})
+    return Job(**name, **{**options, "image": options["image"] or ""}), []
+
+
+def _job_errors(
+    job: Job | None,
+    type_errors: list[str],
+    image_given: bool,
+    secret_names: Iterable[str],
+    script_files: Iterable[str],
+) -> list[str]:
+    """What the stack module would refuse in the job (_typed_job's), before any host changes;
+    without an image given, what it says of the empty image is left out."""
+    if job is None:
+        return type_errors  # the checks below need values of the right types
     errors = check_job(job, [])
-    if "image" not in given:
+    if not image_given:
         errors = [e for e in errors if not e.startswith("job_image")]
     errors += check_script_files(dict.fromkeys(script_files, ""), job.script)
     return errors + check_secret_names(secret_names, job)
