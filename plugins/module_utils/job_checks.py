@@ -19,6 +19,8 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs impo
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     RESERVED_TARGETS,
     Node,
+    mount_kind,
+    mount_read_only,
     service_name,
     size_bytes,
 )
@@ -304,10 +306,10 @@ def mount_errors(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
     or that collide with the image's working directory, the snapshots, /dev/shm, the secrets or
     each other, and sources and options that do not fit the mount's type."""
     errors: list[str] = []
-    targets: list[tuple[str, str]] = []
+    targets: list[tuple[int, str]] = []
     for i, mount in enumerate(mounts):
         where = f"job_mounts[{i}]"
-        kind, source, target = mount.get("type") or "bind", mount.get("source"), mount.get("target")
+        kind, source, target = mount_kind(mount), mount.get("source"), mount.get("target")
         if not _absolute(target):
             errors.append(f"{where}: target '{target}' is not an absolute path such as /data")
         else:
@@ -346,7 +348,7 @@ def host_paths(variables: object) -> list[str]:
     paths = [
         m["source"]
         for m in (mounts if isinstance(mounts, list) else [])
-        if isinstance(m, Mapping) and (m.get("type") or "bind") == "bind" and _absolute(m.get("source"))
+        if isinstance(m, Mapping) and mount_kind(m) == "bind" and _absolute(m.get("source"))
     ]
     return paths + ([snapshots] if _absolute(snapshots) else [])
 
@@ -354,15 +356,20 @@ def host_paths(variables: object) -> list[str]:
 def host_path_errors(job: Job, paths: Mapping[str, Mapping[str, bool]]) -> list[str]:
     """What one training host lacks of the job's host paths; ``paths``: what host_state read of
     them there (exists, directory, readable, writable)."""
+    # (variable, path, None when it is only read, else what the message adds when it cannot be written)
     wanted = [
-        (f"job_mounts[{i}].source", m.get("source"), m.get("read_only") is not False)
+        (
+            f"job_mounts[{i}].source",
+            m.get("source"),
+            None if mount_read_only(m) else ", and read_only is false",
+        )
         for i, m in enumerate(job.mounts)
-        if (m.get("type") or "bind") == "bind"
+        if mount_kind(m) == "bind"
     ]
     if job.snapshot_dir:
-        wanted.append(("job_snapshot_dir", job.snapshot_dir, False))
+        wanted.append(("job_snapshot_dir", job.snapshot_dir, ""))
     errors = []
-    for var, path, read_only in wanted:
+    for var, path, writes in wanted:
         if path not in paths:
             continue
         found, where = paths[path], f"{var} '{path}'"
@@ -372,8 +379,6 @@ def host_path_errors(job: Job, paths: Mapping[str, Mapping[str, bool]]) -> list[
             errors.append(f"{where} is not a directory")
         elif not found.get("readable"):
             errors.append(f"{where} is not readable")
-        elif not read_only and not found.get("writable"):
-            errors.append(
-                f"{where} is not writable" + (", and read_only is false" if var != "job_snapshot_dir" else "")
-            )
+        elif writes is not None and not found.get("writable"):
+            errors.append(f"{where} is not writable{writes}")
     return errors

@@ -242,17 +242,26 @@ def mount_volume_key(index: int) -> str:
     return f"mount{index}"
 
 
+def mount_kind(mount: Mapping[str, Any]) -> str:
+    """A job_mounts entry's type: bind (a host path) unless it says otherwise."""
+    return mount.get("type") or "bind"
+
+
+def mount_read_only(mount: Mapping[str, Any]) -> bool:
+    """Whether a host path or named volume is mounted read-only: unless read_only is false."""
+    return mount.get("read_only") is not False
+
+
 def _mount(index: int, mount: Mapping[str, Any]) -> dict[str, Any]:
     """One of job_mounts as the stack's long volume syntax (job_checks checked it)."""
-    kind = mount.get("type") or "bind"
+    kind = mount_kind(mount)
     if kind == "tmpfs":
         return {"type": "tmpfs", "target": mount["target"], "tmpfs": {"size": size_bytes(mount["size"])}}
-    read_only = mount.get("read_only")
     return {
         "type": kind,
         "source": mount["source"] if kind == "bind" else mount_volume_key(index),
         "target": mount["target"],
-        "read_only": True if read_only is None else bool(read_only),
+        "read_only": mount_read_only(mount),
     }
 
 
@@ -261,7 +270,7 @@ def _mount_volumes(job: Job) -> dict[str, Any]:
     with the local driver's options when given (NFS, for example)."""
     volumes = {}
     for i, mount in enumerate(job.mounts):
-        if mount.get("type") == "volume":
+        if mount_kind(mount) == "volume":
             opts = {str(k): str(v) for k, v in (mount.get("driver_opts") or {}).items()}
             volumes[mount_volume_key(i)] = {
                 "name": mount["source"],
