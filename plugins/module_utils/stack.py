@@ -353,16 +353,13 @@ def render_stack(
     if configs:
         stack["configs"] = {name: {"external": True, "name": name} for name in sorted(configs.values())}
     digest = stack_hash(stack)
-    for service in stack["services"].values():
+    # The ranks' services also get their output directory of this generation.
+    outputs = {service_name(n.name): {OUTPUT_ENV: output_dir(job, n, digest)} for n in nodes}
+    for name, service in stack["services"].items():
         service["deploy"]["labels"][HASH_LABEL] = digest
         service["labels"] = {HASH_LABEL: digest}
-        environment = {**service.get("environment", {}), GENERATION_ENV: digest}
+        environment = {**service.get("environment", {}), GENERATION_ENV: digest, **outputs.get(name, {})}
         service["environment"] = dict(sorted(environment.items()))
-    for node in nodes:
-        service = stack["services"][service_name(node.name)]
-        service["environment"] = dict(
-            sorted({**service["environment"], OUTPUT_ENV: output_dir(job, node, digest)}.items())
-        )
     return stack
 
 
