@@ -22,12 +22,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers
+from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers, tcp
+from ansible_collections.torchswarm.ddp.plugins.module_utils.tcp import read_line as _read_line
 
 CHUNK = 1 << 20
 
 
-class StreamError(Exception):
+class StreamError(tcp.TransferError):
     """A transfer that did not end with the receiver holding the expected image ID."""
 
 
@@ -138,17 +139,6 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
-def _read_line(conn: socket.socket, limit: int) -> bytes:
-    """One line, read a byte at a time so that nothing after it is consumed."""
-    line = b""
-    while not line.endswith(b"\n") and len(line) < limit:
-        byte = conn.recv(1)
-        if not byte:
-            break
-        line += byte
-    return line
-
-
 def receive(
     port: int,
     token: str,
@@ -182,7 +172,7 @@ class _Next:
         self.held: set[str] = set()
         self.problem: str | None = None
         try:
-            self.conn = _connect(*forward, wait)
+            self.conn = tcp.connect(*forward, wait, StreamError)
             self.conn.settimeout(timeout)
             self.conn.sendall(fanout.header(token, compression) + image_layers.layers_line(chains))
             held = image_layers.parse_line(_read_line(self.conn, LAYERS_LIMIT), "HAVE")
@@ -227,26 +217,16 @@ class _Next:
 def _serve_one(server, token, expected_id, image, compression, wait, timeout, forward=None):
     deadline = time.monotonic() + wait
     refused: list[str] = []
+
+    def check(line: bytes) -> str | None:
+        return fanout.header_problem(line, token, compression)
+
     while True:
-        server.settimeout(max(deadline - time.monotonic(), 0.01))
         try:
-            conn, (peer, _) = server.accept()
+            conn, peer = tcp.accept(server, deadline, timeout, check, refused, fanout.HEADER_LIMIT)
         except TimeoutError as e:
-            seen = f" (refused: {', '.join(refused)})" if refused else ""
-            raise StreamError(f"no sender connected within {wait:.0f} s{seen}") from e
+            raise StreamError(f"no sender connected within {wait:.0f} s{tcp.refusals(refused)}") from e
         with conn:
-            # A connection that says nothing (a port scan) is refused like a wrong header.
-            conn.settimeout(min(timeout, 10))
-            try:
-                line = _read_line(conn, fanout.HEADER_LIMIT)
-            except OSError as e:
-                refused.append(f"{peer}: {e}")
-                continue
-            conn.settimeout(timeout)
-            problem = fanout.header_problem(line, token, compression)
-            if problem:
-                refused.append(f"{peer}: {problem}")
-                continue
             start = time.monotonic()
             try:
                 chains = image_layers.parse_line(_read_line(conn, LAYERS_LIMIT), "LAYERS")
@@ -323,7 +303,7 @@ def send(
     if have != expected_id:
         raise StreamError(f"this host's {image} is {have or 'missing'}, not {expected_id}")
     layers = diff_ids(image)
-    conn = _connect(address, port, wait)
+    conn = tcp.connect(address, port, wait, StreamError)
     with conn:
         conn.settimeout(timeout)
         start = time.monotonic()
@@ -400,14 +380,3 @@ def _last_word(conn: socket.socket) -> str:
     except OSError:
         return ""
     return f" (the receiver said: {line})" if line else ""
-
-
-def _connect(address: str, port: int, wait: float) -> socket.socket:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return socket.create_connection((address, port), timeout=10)
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                raise StreamError(f"cannot connect to {address}:{port} within {wait:.0f} s: {e}") from e
-            time.sleep(0.5)
