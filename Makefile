@@ -13,10 +13,11 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
 MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait host_state \
-  training_results image_relay image_push training_output
+  training_results image_relay image_push training_output data_relay
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
-  preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes daemon_config_unchanged job_host_paths
+  preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes daemon_config_unchanged job_host_paths \
+  fanout_chain_after job_data_host_dir
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
@@ -99,7 +100,7 @@ lint: venv
 	  ansible-doc -t module torchswarm.ddp.$$m >/dev/null || { echo "ansible-doc cannot render $$m"; exit 1; }; done
 	@for f in $(FILTERS); do \
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
-	@for l in script_files job_options; do \
+	@for l in script_files job_options data_digest; do \
 	  ansible-doc -t lookup torchswarm.ddp.$$l >/dev/null || { echo "ansible-doc cannot render lookup $$l"; exit 1; }; done
 	@for r in docker nvidia swarm network validate image job preflight; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done

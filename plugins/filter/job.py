@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, status_table
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
 
 
 def training_metrics_summary(text):
@@ -18,9 +19,14 @@ def job_host_paths(variables):
     return host_paths(variables)
 
 
+def job_data_host_dir(name, data_dir=""):
+    return data_host_dir(str(name), data_dir or "")
+
+
 class FilterModule:
     def filters(self):
         return {
+            "job_data_host_dir": job_data_host_dir,
             "training_metrics_summary": training_metrics_summary,
             "training_status_table": training_status_table,
             "job_host_paths": job_host_paths,

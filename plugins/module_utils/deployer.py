@@ -62,11 +62,12 @@ def wanted(
     nodes: list[Mapping[str, Any]],
     secrets: Mapping[str, str],
     script_files: Mapping[str, str],
+    data_digest: str = "",
 ) -> Wanted:
     """The stack to deploy, checked in full against the swarm first (job_checks.StackError)."""
     secret_plan = plan_secrets(view.name, secrets, view.labelled("secret"))
     config_plan = plan_configs(view.name, script_files, view.labelled("config"))
-    job = Job(name=view.name, **options)
+    job = Job(name=view.name, data_digest=data_digest, **options)
     ranked = checked_job(job, nodes, view.node_gpus(), view.engine_version(), secrets, script_files)
     stack = render_stack(job, ranked, secret_plan.refs, config_plan.refs)
     return Wanted(job, stack, ranked, secret_plan, config_plan, secrets, script_files)

@@ -26,14 +26,21 @@ import socket
 import tempfile
 import time
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import tcp
+
 MAGIC = "TORCHSWARM-DIR"
 VERSION = 1
 CHUNK = 1 << 20
 LINE_LIMIT = 4 << 20  # the file list of a directory of a few ten thousand files
 
 
-class DirStreamError(Exception):
+class DirStreamError(tcp.TransferError):
     """A transfer that did not end with the receiver holding every file, checked."""
+
+
+class DirRefused(DirStreamError):
+    """An end that refused the files for good (digests that differ, no room): sending them again
+    would not help."""
 
 
 def files_of(root: str) -> list[dict]:
@@ -73,20 +80,11 @@ def header_problem(line: bytes, token: str) -> str | None:
 
 
 def read_line(conn: socket.socket, limit: int = LINE_LIMIT) -> bytes:
-    """One line, read a byte at a time so that nothing after it is consumed."""
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        if len(line) >= limit:
-            raise DirStreamError(f"a protocol line longer than {limit} bytes")
-        byte = conn.recv(1)
-        if not byte:
-            break
-        line += byte
-    return bytes(line)
+    return tcp.read_line(conn, limit)
 
 
-def _json_line(conn: socket.socket, what: str) -> dict:
-    line = read_line(conn)
+def parse_line(line: bytes, what: str) -> dict:
+    """A protocol line's JSON object; DirStreamError naming ``what`` when it is none."""
     try:
         value = json.loads(line)
     except ValueError as e:
@@ -96,10 +94,15 @@ def _json_line(conn: socket.socket, what: str) -> dict:
     return value
 
 
-def send_dir(conn: socket.socket, root: str) -> dict:
-    """The sending end, on a connection whose header was checked: the files below ``root``.
+def json_line(conn: socket.socket, what: str) -> dict:
+    return parse_line(read_line(conn), what)
+
+
+def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None) -> dict:
+    """The sending end, on a connection whose header was checked: the files below ``root``
+    (``files``, paths relative to it with sizes; default, all of them).
     Returns {"files": [...with sha256], "bytes": n, "skipped": why or None}."""
-    files = files_of(root)
+    files = files_of(root) if files is None else [{"path": f["path"], "size": f["size"]} for f in files]
     conn.sendall(json.dumps({"files": files}).encode() + b"\n")
     answer = read_line(conn, 4096).decode("utf-8", "replace").strip()
     if answer.startswith("SKIP"):
@@ -121,16 +124,16 @@ def send_dir(conn: socket.socket, root: str) -> dict:
         digests[entry["path"]] = digest.hexdigest()
     conn.sendall(json.dumps({"sha256": digests}).encode() + b"\n")
     verdict = read_line(conn, 4096).decode("utf-8", "replace").strip()
+    if verdict.startswith("BAD"):
+        raise DirRefused(f"the receiver refused the files: {verdict[3:].strip()}")
     if verdict != "OK":
-        raise DirStreamError(f"the receiver refused the files: {verdict or 'no answer'}")
+        raise DirStreamError(f"the receiver did not take the files: {verdict or 'no answer'}")
     return {"files": [{**e, "sha256": digests[e["path"]]} for e in files], "bytes": sent, "skipped": None}
 
 
-def receive_dir(conn: socket.socket, dest: str, max_bytes: int) -> dict:
-    """The receiving end, on a connection whose header was checked: the files into ``dest``
-    (made; files of the same names replaced), unless they hold more than ``max_bytes``.
-    Returns {"files": [...with sha256], "bytes": n, "skipped": why or None}."""
-    files = _json_line(conn, "file list").get("files")
+def file_list(message: dict) -> list[dict]:
+    """The files a sender's list names, each checked to stay below the directory, with a size."""
+    files = message.get("files")
     if not isinstance(files, list) or not all(
         isinstance(e, dict)
         and safe_relative(e.get("path"))
@@ -139,6 +142,14 @@ def receive_dir(conn: socket.socket, dest: str, max_bytes: int) -> dict:
         for e in files
     ):
         raise DirStreamError("the file list names a path outside the directory, or no sizes")
+    return files
+
+
+def receive_dir(conn: socket.socket, dest: str, max_bytes: int) -> dict:
+    """The receiving end, on a connection whose header was checked: the files into ``dest``
+    (made; files of the same names replaced), unless they hold more than ``max_bytes``.
+    Returns {"files": [...with sha256], "bytes": n, "skipped": why or None}."""
+    files = file_list(json_line(conn, "file list"))
     total = sum(e["size"] for e in files)
     if total > max_bytes:
         why = f"{len(files)} files of {total} bytes, more than the {max_bytes} it may take"
@@ -149,10 +160,8 @@ def receive_dir(conn: socket.socket, dest: str, max_bytes: int) -> dict:
     os.makedirs(parent, exist_ok=True)
     incoming = tempfile.mkdtemp(prefix=".incoming-", dir=parent)
     try:
-        digests = {
-            e["path"]: _receive_file(conn, os.path.join(incoming, e["path"]), e["size"]) for e in files
-        }
-        sent = _json_line(conn, "digests").get("sha256")
+        digests = {e["path"]: receive_file(conn, os.path.join(incoming, e["path"]), e["size"]) for e in files}
+        sent = json_line(conn, "digests").get("sha256")
         if sent != digests:
             bad = sorted(p for p in digests if not isinstance(sent, dict) or sent.get(p) != digests[p])
             conn.sendall(f"BAD digests differ for {', '.join(bad[:5])}\n".encode())
@@ -167,7 +176,8 @@ def receive_dir(conn: socket.socket, dest: str, max_bytes: int) -> dict:
     return {"files": [{**e, "sha256": digests[e["path"]]} for e in files], "bytes": total, "skipped": None}
 
 
-def _receive_file(conn: socket.socket, path: str, size: int) -> str:
+def receive_file(conn: socket.socket, path: str, size: int, tee=None) -> str:
+    """``size`` bytes from ``conn`` into the file ``path`` (each chunk also to ``tee``); their sha256."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     digest, left = hashlib.sha256(), size
     with open(path, "wb") as handle:
@@ -176,6 +186,8 @@ def _receive_file(conn: socket.socket, path: str, size: int) -> str:
             if not chunk:
                 raise DirStreamError(f"the stream ended {left} bytes before the end of {path}")
             handle.write(chunk)
+            if tee:
+                tee(chunk)
             digest.update(chunk)
             left -= len(chunk)
     return digest.hexdigest()
@@ -184,15 +196,7 @@ def _receive_file(conn: socket.socket, path: str, size: int) -> str:
 def connect(address: str, port: int, token: str, wait: float, timeout: float) -> socket.socket:
     """A connection to the listening end (retried for ``wait`` seconds while it starts), its
     header sent."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            conn = socket.create_connection((address, port), timeout=10)
-            break
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                raise DirStreamError(f"cannot connect to {address}:{port} within {wait:.0f} s: {e}") from e
-            time.sleep(0.5)
+    conn = tcp.connect(address, port, wait, DirStreamError)
     conn.settimeout(timeout)
     conn.sendall(header(token))
     return conn
@@ -200,25 +204,11 @@ def connect(address: str, port: int, token: str, wait: float, timeout: float) ->
 
 def accept(port: int, token: str, wait: float, timeout: float) -> tuple[socket.socket, str]:
     """The first connection within ``wait`` seconds that presents ``token``, and its peer."""
-    server = socket.create_server(("", port))
-    deadline, refused = time.monotonic() + wait, []
-    try:
-        while True:
-            server.settimeout(max(deadline - time.monotonic(), 0.01))
-            try:
-                conn, (peer, _) = server.accept()
-            except TimeoutError as e:
-                seen = f" (refused: {', '.join(refused)})" if refused else ""
-                raise DirStreamError(f"nobody connected within {wait:.0f} s{seen}") from e
-            conn.settimeout(min(timeout, 10))  # a connection that says nothing is refused
-            try:
-                problem = header_problem(read_line(conn, 512), token)
-            except (OSError, DirStreamError) as e:
-                problem = str(e)
-            if problem is None:
-                conn.settimeout(timeout)
-                return conn, peer
-            refused.append(f"{peer}: {problem}")
-            conn.close()
-    finally:
-        server.close()
+    refused: list[str] = []
+    with socket.create_server(("", port)) as server:
+        try:
+            return tcp.accept(
+                server, time.monotonic() + wait, timeout, lambda line: header_problem(line, token), refused
+            )
+        except TimeoutError as e:
+            raise DirStreamError(f"nobody connected within {wait:.0f} s{tcp.refusals(refused)}") from e

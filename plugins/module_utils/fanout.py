@@ -77,6 +77,14 @@ def forwards_to(round_: dict[str, str], host: str) -> str | None:
     return next((receiver for receiver, sender in round_.items() if sender == host), None)
 
 
+def chain_after(round_: dict[str, str], host: str) -> list[str]:
+    """The hosts after ``host`` down its chain in a chain's round, in order."""
+    after: list[str] = []
+    while (host := forwards_to(round_, host)) is not None and host not in after:
+        after.append(host)
+    return after
+
+
 def header(token: str, compression: str) -> bytes:
     """The line a sender writes before the image: protocol version, compression, token."""
     return f"{MAGIC} {VERSION} {compression} {token}\n".encode()

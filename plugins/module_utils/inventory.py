@@ -55,6 +55,7 @@ def check_inventory(
     job: Mapping[str, object] | None = None,
     secret_names: Iterable[str] = (),
     script_files: Iterable[str] = (),
+    data_digest: str = "",
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
@@ -70,7 +71,8 @@ def check_inventory(
     does not answer is only listed in ``Report.gone``; a present one that does not answer is an
     error. ``network_subnet``, ``image`` (image_name, which job_image defaults to), ``job`` (the
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
-    ``script_files`` (the paths of job_script_src's files) are the first manager's.
+    ``script_files`` (the paths of job_script_src's files) are the first manager's;
+    ``data_digest``, job_data_src's, when a dataset is staged.
     """
     managers = list(managers)
     workers = list(workers)
@@ -176,7 +178,7 @@ def check_inventory(
         _, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
-    typed, type_errors = _typed_job(image, job or {})
+    typed, type_errors = _typed_job(image, job or {}, data_digest)
     for node in training:
         if typed and node.get("reachable", True):
             problems = host_path_errors(typed, node.get("paths") or {})
@@ -190,7 +192,9 @@ def check_inventory(
     return report
 
 
-def _typed_job(image: str | None, variables: Mapping[str, object]) -> tuple[Job | None, list[str]]:
+def _typed_job(
+    image: str | None, variables: Mapping[str, object], data_digest: str = ""
+) -> tuple[Job | None, list[str]]:
     """The job these job_* variables make (job_image defaulting to ``image``, the image role's
     image_name), or None and why their types do not pass."""
     given = from_variables(variables)
@@ -200,7 +204,7 @@ def _typed_job(image: str | None, variables: Mapping[str, object]) -> tuple[Job 
     if errors:
         return None, errors
     name = {"name": str(variables["job_name"])} if "job_name" in variables else {}
-    return Job(**name, **{**options, "image": options["image"] or ""}), []
+    return Job(**name, data_digest=data_digest, **{**options, "image": options["image"] or ""}), []
 
 
 def _job_errors(

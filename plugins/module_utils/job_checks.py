@@ -207,7 +207,9 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         errors.append(f"job_master_addr '{job.master_addr}' is neither an IP address nor a hostname")
     errors += _strings_with_nul(job)
     errors += _size_errors(job)
-    errors += mount_errors(job.mounts)
+    errors += mount_errors(job.mounts, job.data_target if job.data_digest else None)
+    if job.data_dir and not _absolute(job.data_dir):
+        errors.append(f"job_data_dir '{job.data_dir}' is not an absolute path on the hosts")
     if job.snapshot_dir and not _absolute(job.snapshot_dir):
         errors.append(f"job_snapshot_dir '{job.snapshot_dir}' is not an absolute path on the hosts")
     if job.snapshot_dir and job.snapshot_volume:
@@ -301,21 +303,28 @@ def _nested(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
-def mount_errors(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
+def mount_errors(mounts: Iterable[Mapping[str, Any]], data_target: str | None = None) -> list[str]:
     """What is wrong with job_mounts (their types already checked): targets that are not absolute
-    or that collide with the image's working directory, the snapshots, /dev/shm, the secrets or
-    each other, and sources and options that do not fit the mount's type."""
+    or that collide with the image's working directory, the snapshots, /dev/shm, the secrets,
+    the staged dataset's ``data_target`` (when one is staged) or each other, and sources and
+    options that do not fit the mount's type."""
     errors: list[str] = []
     targets: list[tuple[int, str]] = []
+    reserved = [(t, "the job's own") for t in RESERVED_TARGETS]
+    if data_target is not None:
+        clash = next((t for t, _ in reserved if _nested(data_target, t)), None)
+        if not _absolute(data_target):
+            errors.append(f"job_data_target '{data_target}' is not an absolute path such as /data")
+        elif clash:
+            errors.append(f"job_data_target '{data_target}' collides with the job's own mount at {clash}")
+        reserved.append((data_target, "job_data_target's"))
     for i, mount in enumerate(mounts):
         where = f"job_mounts[{i}]"
         kind, source, target = mount_kind(mount), mount.get("source"), mount.get("target")
         if not _absolute(target):
             errors.append(f"{where}: target '{target}' is not an absolute path such as /data")
         else:
-            taken = [(t, f"job_mounts[{j}]") for j, t in targets] + [
-                (t, "the job's own") for t in RESERVED_TARGETS
-            ]
+            taken = [(t, f"job_mounts[{j}]") for j, t in targets] + reserved
             clash = next(((t, whose) for t, whose in taken if _nested(target, t)), None)
             if clash:
                 errors.append(f"{where}: target '{target}' collides with {clash[1]} mount at {clash[0]}")

@@ -180,6 +180,23 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "data_dir": {
+        "type": "str",
+        "default": "",
+        "description": [
+            "With job_data_src (a dataset on the controller, staged on every training host), where "
+            "each host keeps it. Empty, C(/var/lib/torchswarm/data/<job name>). A directory that holds "
+            "files no staging put there is never replaced.",
+        ],
+    },
+    "data_target": {
+        "type": "str",
+        "default": "/data",
+        "description": (
+            "With job_data_src, where every rank sees the staged dataset, read-only; "
+            "C(TORCHSWARM_DATA_DIR) names it (the bundled trainer's C(--data))."
+        ),
+    },
     "snapshot_dir": {
         "type": "str",
         "default": "",
@@ -288,6 +305,12 @@ def validated(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return values, [m for m in messages if not any(m != other and m in other for other in messages)]
 
 
+def data_host_dir(name: str, data_dir: str = "") -> str:
+    """Where each training host keeps the job's staged dataset (job_data_dir, by default under
+    /var/lib/torchswarm/data)."""
+    return data_dir or f"/var/lib/torchswarm/data/{name}"
+
+
 def _field(option: Mapping[str, Any]):
     if option.get("required"):
         return field()
@@ -299,18 +322,26 @@ def _field(option: Mapping[str, Any]):
 
 _JobOptions = make_dataclass(
     "_JobOptions",
-    [("name", str, field(default="ddp"))] + [(name, Any, _field(o)) for name, o in JOB_OPTIONS.items()],
+    # The stack's name, and the digest of the dataset staged from job_data_src ("": none), which
+    # are not options of the job but what the job role derives.
+    [("name", str, field(default="ddp")), ("data_digest", str, field(default=""))]
+    + [(name, Any, _field(o)) for name, o in JOB_OPTIONS.items()],
     frozen=True,
     kw_only=True,
 )
 
 
 class Job(_JobOptions):
-    """A job: its name (the stack's) and every option of JOB_OPTIONS, defaults filled in."""
+    """A job: its name (the stack's), its staged dataset's digest and every option of
+    JOB_OPTIONS, defaults filled in."""
 
     @property
     def volume(self) -> str:
         return self.snapshot_volume or f"{self.name}-snapshots"
+
+    @property
+    def data_host_dir(self) -> str:
+        return data_host_dir(self.name, self.data_dir)
 
     @property
     def elastic(self) -> bool:

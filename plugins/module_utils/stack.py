@@ -164,6 +164,9 @@ def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, 
         env["TORCHSWARM_SNAPSHOT_KEEP"] = str(job.snapshot_keep)
     if node.image_id:
         env["TORCHSWARM_IMAGE_ID"] = node.image_id
+    if job.data_digest:
+        # The digest too: a changed dataset is a changed stack, and the job is deployed again.
+        env.update(TORCHSWARM_DATA_DIR=job.data_target, TORCHSWARM_DATA_DIGEST=job.data_digest)
     if secrets:
         env["TORCHSWARM_SECRETS"] = ",".join(sorted(secrets))
     if job.subnet and job.network_mode == "overlay":
@@ -210,6 +213,11 @@ def _service(
             # stack deploy ignores shm_size; NCCL and DataLoader workers need more than 64 MB.
             {"type": "tmpfs", "target": SHM_DIR, "tmpfs": {"size": size_bytes(job.shm_size)}},
             *(_mount(i, m) for i, m in enumerate(job.mounts)),
+            *(
+                [{"type": "bind", "source": job.data_host_dir, "target": job.data_target, "read_only": True}]
+                if job.data_digest
+                else []
+            ),
         ],
         # Time for the trainer to turn SIGTERM into a snapshot before it is killed.
         "stop_grace_period": job.stop_grace_period,

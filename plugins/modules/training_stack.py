@@ -103,6 +103,13 @@ options:
         no stack needs any more are removed, and all of them with O(state=absent).
     type: dict
     default: {}
+  data_digest:
+    description:
+      - The digest of the dataset the job role staged from C(job_data_src) on every training host
+        (M(torchswarm.ddp.data_relay)); empty, none. With one, every rank mounts O(job.data_dir)
+        read-only at O(job.data_target), and a changed digest deploys the job again.
+    type: str
+    default: ""
   script_files:
     description:
       - A user's script and the files beside it, relative path -> text (the
@@ -223,6 +230,7 @@ ARGUMENT_SPEC = {
     },
     "secrets": {"type": "dict", "default": {}, "no_log": True},
     "script_files": {"type": "dict", "default": {}},
+    "data_digest": {"type": "str", "default": ""},
     "stack_dir": {"type": "path", "default": STACK_DIR},
 }
 
@@ -239,7 +247,7 @@ def main() -> None:
         if p["state"] == "absent":
             deployer.remove()
         else:
-            target = wanted(view, p["job"], p["nodes"], p["secrets"], p["script_files"])
+            target = wanted(view, p["job"], p["nodes"], p["secrets"], p["script_files"], p["data_digest"])
             deployer.apply(target)
     except StackError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, invocation=invocation)

@@ -81,6 +81,12 @@ options:
     type: list
     elements: str
     default: []
+  data_digest:
+    description:
+      - The digest of C(job_data_src) when a dataset is staged (the P(torchswarm.ddp.data_digest#lookup)
+        lookup's), with which C(job_data_target) is checked against the job's other mounts.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -132,6 +138,7 @@ def main() -> None:
             "job": {"type": "dict", "default": {}},
             "secret_names": {"type": "list", "elements": "str", "default": []},
             "script_files": {"type": "list", "elements": "str", "default": []},
+            "data_digest": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )

@@ -116,3 +116,12 @@ def test_pipelines_compress_only_when_asked():
     assert fanout.compress_commands("zstd")[0][0] == "zstd"
     assert fanout.load_commands("zstd")[0][:2] == ["zstd", "-d"]
     assert fanout.load_commands("none") == [["docker", "load", "--quiet"]]
+
+
+def test_the_hosts_after_one_down_its_chain():
+    round_ = fanout.fanout_rounds(["node1", "node2", "node3", "node4"], ["node0", "node9"])[0]
+    assert round_ == {"node1": "node0", "node2": "node9", "node3": "node1", "node4": "node2"}
+    assert fanout.chain_after(round_, "node0") == ["node1", "node3"]
+    assert fanout.chain_after(round_, "node1") == ["node3"]
+    assert fanout.chain_after(round_, "node2") == ["node4"]
+    assert fanout.chain_after(round_, "node4") == []

@@ -316,3 +316,22 @@ def test_a_host_path_a_host_lacks_or_cannot_use_is_named():
 )
 def test_snapshot_options_that_cannot_work_are_named(options, expected):
     assert check_job(Job(image=IMAGE, **options), []) == [expected]
+
+
+def test_a_staged_datasets_target_is_checked_like_a_mount_and_only_when_one_is_staged():
+    digest = "sha256:" + "a" * 64
+    mounts = [{"source": "/srv/datasets", "target": "/data/extra"}]
+    assert mount_errors(mounts) == []
+    assert mount_errors(mounts, "/data") == [
+        "job_mounts[0]: target '/data/extra' collides with job_data_target's mount at /data"
+    ]
+    assert mount_errors([], "/workspace/data") == [
+        "job_data_target '/workspace/data' collides with the job's own mount at /workspace"
+    ]
+    assert mount_errors([], "data") == ["job_data_target 'data' is not an absolute path such as /data"]
+    staged = Job(image=IMAGE, data_digest=digest, data_target="/snapshots", data_dir="relative")
+    assert check_job(staged, []) == [
+        "job_data_target '/snapshots' collides with the job's own mount at /snapshots",
+        "job_data_dir 'relative' is not an absolute path on the hosts",
+    ]
+    assert check_job(Job(image=IMAGE, data_target="/snapshots"), []) == []  # nothing staged

@@ -358,3 +358,27 @@ def test_a_snapshot_dir_is_a_writable_host_path_with_a_directory_per_job_and_nod
         )
     default = rendered()["services"]["node0"]["environment"]
     assert default["TORCHSWARM_SNAPSHOT_DIR"] == "/snapshots" and "TORCHSWARM_SNAPSHOT_KEEP" not in default
+
+
+def test_a_staged_dataset_is_mounted_read_only_where_every_rank_is_told_and_its_digest_redeploys():
+    digest = "sha256:" + "a" * 64
+    stack = rendered(name="exp1", data_digest=digest)
+    for host in ("node0", "node1", "node2"):
+        service = stack["services"][host]
+        assert service["volumes"][-1] == {
+            "type": "bind",
+            "source": "/var/lib/torchswarm/data/exp1",
+            "target": "/data",
+            "read_only": True,
+        }
+        assert service["environment"]["TORCHSWARM_DATA_DIR"] == "/data"
+        assert service["environment"]["TORCHSWARM_DATA_DIGEST"] == digest
+    moved = rendered(name="exp1", data_digest=digest, data_dir="/nvme/ds", data_target="/ds")
+    assert moved["services"]["node0"]["volumes"][-1]["source"] == "/nvme/ds"
+    assert moved["services"]["node0"]["environment"]["TORCHSWARM_DATA_DIR"] == "/ds"
+    other = rendered(name="exp1", data_digest="sha256:" + "b" * 64)
+    assert stack_hash(without_hash(stack)) != stack_hash(without_hash(other))
+    # Without a dataset staged, nothing of it: a stack deployed before stays the same.
+    plain = rendered(name="exp1", data_dir="/nvme/ds")
+    assert not any("DATA" in k for k in plain["services"]["node0"]["environment"])
+    assert all(v["target"] != "/data" for v in plain["services"]["node0"]["volumes"])
