@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import version_dir
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, status_table
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
@@ -19,8 +20,9 @@ def job_host_paths(variables):
     return host_paths(variables)
 
 
-def job_data_host_dir(name, data_dir=""):
-    return data_host_dir(str(name), data_dir or "")
+def job_data_host_dir(name, data_dir="", digest=""):
+    root = data_host_dir(str(name), data_dir or "")
+    return version_dir(root, digest) if digest else root
 
 
 class FilterModule:

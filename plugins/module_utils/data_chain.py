@@ -4,8 +4,10 @@ The controller sends the files to the first host that lacks them; each host writ
 passes each chunk on to the next host as it arrives (the directory stream of dir_stream.py,
 forwarded byte for byte), so N hosts hold the dataset in about one transfer's time plus a short
 delay per hop, and each link carries it once. A host counts only once the digest of what it
-received (``manifest_digest``) is the controller's; it then holds the files in its directory,
-with a marker naming that digest (``MARKER``), which the next run reads to send nothing.
+received (``manifest_digest``) is the controller's: the files then move, in one rename, into a
+directory named by that digest (``version_dir``) below the host's dataset directory, which is
+what the ranks mount; its being there is what the next run reads to send nothing. Older
+versions are removed then; nothing else in the dataset directory is touched.
 
 Routing around: a host down the chain that does not answer is skipped (the hop goes to the one
 after it); one that fails or stalls mid-stream is dropped, and the host before it, once its own
@@ -31,8 +33,6 @@ from collections.abc import Callable, Sequence
 from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream, tcp
 from ansible_collections.torchswarm.ddp.plugins.module_utils.dir_stream import DirRefused, DirStreamError
 
-# In the dataset's directory on a host, written last: {"digest": ...}.
-MARKER = ".torchswarm-data"
 STALL_STEP = 5
 # Seconds a host tries to reach the next one down the chain before routing around it (every
 # receiver was listening before the first byte was sent).
@@ -46,7 +46,7 @@ def listing(src: str) -> tuple[str, list[dict]]:
         root, names = os.path.dirname(os.path.abspath(src)), [os.path.basename(src)]
     else:
         root = src
-        names = [f["path"] for f in dir_stream.files_of(src) if f["path"] != MARKER]
+        names = [f["path"] for f in dir_stream.files_of(src)]
     files = []
     for name in names:
         stat = os.stat(os.path.join(root, name))
@@ -92,35 +92,31 @@ def digest_with_cache(
     return manifest_digest(entry), {"files": entry}, read
 
 
-def held_digest(dest: str) -> str | None:
-    """The digest of the dataset ``dest`` holds, complete, or None."""
-    try:
-        with open(os.path.join(dest, MARKER), encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return value.get("digest") if isinstance(value, dict) else None
+VERSION_PREFIX = "sha256-"
 
 
-def replaceable(dest: str) -> bool:
-    """Whether ``dest`` may be replaced by a dataset: absent, empty, or one staged before."""
-    return not os.path.exists(dest) or (
-        os.path.isdir(dest) and (not os.listdir(dest) or held_digest(dest) is not None)
-    )
+def version_dir(root: str, digest: str) -> str:
+    """Where below ``root`` (a host's dataset directory) the dataset of ``digest`` is kept."""
+    return os.path.join(root, VERSION_PREFIX + digest.removeprefix("sha256:"))
 
 
-def install(incoming: str, dest: str, digest: str) -> None:
-    """``incoming`` (complete, checked) becomes ``dest``, replacing what was there, marker last."""
-    with open(os.path.join(incoming, MARKER), "w", encoding="utf-8") as handle:
-        json.dump({"digest": digest}, handle)
-    old = None
-    if os.path.lexists(dest):
-        old = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(dest))
-        os.rename(dest, os.path.join(old, "data"))
-    os.rename(incoming, dest)
-    os.chmod(dest, 0o755)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+def holds(root: str, digest: str) -> bool:
+    """Whether the host holds the dataset of ``digest``, complete and checked."""
+    return os.path.isdir(version_dir(root, digest))
+
+
+def install(incoming: str, root: str, digest: str) -> None:
+    """``incoming`` (complete, checked) becomes the version of ``digest``; older versions go."""
+    current = version_dir(root, digest)
+    if os.path.isdir(current):
+        shutil.rmtree(incoming)
+    else:
+        os.chmod(incoming, 0o755)
+        os.rename(incoming, current)
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if name.startswith(VERSION_PREFIX) and path != current and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _Hop:
@@ -209,13 +205,14 @@ def send(
 def receive(
     port: int,
     token: str,
-    dest: str,
+    root: str,
     digest: str,
     forward: Sequence[tuple[str, int]],
     wait: float,
     timeout: float,
 ) -> dict:
-    """Take the dataset whose digest is ``digest`` into ``dest``, passing it on down the chain
+    """Take the dataset whose digest is ``digest`` into its version below ``root`` (the host's
+    dataset directory), passing it on down the chain
     (``forward``, the hosts after this one) as it arrives. A stream that breaks off is waited
     for again, ``wait`` seconds (the host before this one may route around a failed one to
     here). Returns bytes, seconds, the sender, the host passed on to, the hosts routed around."""
@@ -233,7 +230,7 @@ def receive(
                 raise DirStreamError(f"no sender connected within {wait:.0f} s{tcp.refusals(refused)}") from e
             try:
                 with conn:
-                    return {**_receive_one(conn, dest, digest, forward, token, timeout), "peer": peer}
+                    return {**_receive_one(conn, root, digest, forward, token, timeout), "peer": peer}
             except DirRefused:
                 raise
             except (OSError, DirStreamError) as e:
@@ -241,20 +238,15 @@ def receive(
                 deadline = time.monotonic() + wait
 
 
-def _receive_one(conn, dest: str, digest: str, forward, token: str, timeout: float) -> dict:
+def _receive_one(conn, root: str, digest: str, forward, token: str, timeout: float) -> dict:
     start = time.monotonic()
     line = dir_stream.read_line(conn)
     files = dir_stream.file_list(dir_stream.parse_line(line, "file list"))
     total = sum(f["size"] for f in files)
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    free = shutil.disk_usage(parent).free
-    why = None
-    if not replaceable(dest):
-        why = f"{dest} holds files that no dataset staged there (a directory of its own is needed)"
-    elif total > free:
-        why = f"{total} bytes do not fit in the {free} free on {parent}"
-    if why:
+    os.makedirs(root, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if total > free:
+        why = f"{total} bytes do not fit in the {free} free on {root}"
         conn.sendall(f"SKIP {why}\n".encode())
         raise DirRefused(why)
     hop = _Hop(forward, token, timeout) if forward else None
@@ -263,7 +255,7 @@ def _receive_one(conn, dest: str, digest: str, forward, token: str, timeout: flo
             hop.send(line)
             hop.expect(b"GO")
         conn.sendall(b"GO\n")
-        incoming = tempfile.mkdtemp(prefix=".incoming-", dir=parent)
+        incoming = tempfile.mkdtemp(prefix=".incoming-", dir=root)
         try:
             received = [
                 {
@@ -289,7 +281,7 @@ def _receive_one(conn, dest: str, digest: str, forward, token: str, timeout: flo
                 raise DirRefused(problem)
             if hop:
                 hop.expect(b"OK")
-            install(incoming, dest, digest)
+            install(incoming, root, digest)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
         conn.sendall(b"OK\n")
@@ -302,7 +294,7 @@ def _receive_one(conn, dest: str, digest: str, forward, token: str, timeout: flo
         # It broke off before it had everything: the hosts after it get this host's copy.
         if not hop.passed_all and hop.rest:
             try:
-                routed += send(dest, files, hop.rest, token, timeout)["routed_around"]
+                routed += send(version_dir(root, digest), files, hop.rest, token, timeout)["routed_around"]
             except DirStreamError as e:  # this host's copy stands; those hosts fail on their own
                 routed.append(str(e))
     return {

@@ -15,6 +15,7 @@ from typing import Any
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import version_dir
 from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_OPTIONS, Job
 
@@ -214,7 +215,14 @@ def _service(
             {"type": "tmpfs", "target": SHM_DIR, "tmpfs": {"size": size_bytes(job.shm_size)}},
             *(_mount(i, m) for i, m in enumerate(job.mounts)),
             *(
-                [{"type": "bind", "source": job.data_host_dir, "target": job.data_target, "read_only": True}]
+                [
+                    {
+                        "type": "bind",
+                        "source": version_dir(job.data_host_dir, job.data_digest),
+                        "target": job.data_target,
+                        "read_only": True,
+                    }
+                ]
                 if job.data_digest
                 else []
             ),

@@ -13,12 +13,13 @@ description:
     into a directory on each training host, over TCP, streamed and checked by its digest (of every
     file's path, size and sha256, as the C(torchswarm.ddp.data_digest) lookup computes it on the
     controller).
-  - With O(mode=held), says whether O(path) already holds the dataset of O(digest) (a marker
-    written last by a complete transfer), so that a re-run sends nothing.
+  - A host keeps the dataset below O(path) in a directory named by its digest
+    (C(<path>/sha256-<hex>), what the ranks mount), which appears, in one rename, only once what
+    arrived has that digest. Older versions are removed then; nothing else below O(path) is touched.
+  - With O(mode=held), says whether O(path) already holds the dataset of O(digest), so that a
+    re-run sends nothing.
   - With O(mode=receive) (usually C(async), C(poll=0)) the host listens on O(port) and takes the
-    files into a directory beside O(path), passing each chunk on to the next host of O(forward)
-    as it arrives; once what arrived has O(digest) (and the next host answered), the directory
-    replaces O(path). A directory holding files no transfer staged there is never replaced.
+    files, passing each chunk on to the next host of O(forward) as it arrives.
   - With O(mode=send), the host (the controller, or a host that holds the dataset) sends O(path)
     to the first host of O(forward), which passes it on to the rest.
   - A host down the chain that does not answer is routed around; one that fails or stalls
@@ -48,8 +49,8 @@ options:
     required: true
   path:
     description:
-      - V(held) and V(receive), the dataset's directory on this host. V(send), the file or directory
-        to send (on the controller, C(job_data_src); on a host, its dataset directory).
+      - V(held) and V(receive), the host's dataset directory. V(send), the file or directory to
+        send (on the controller, C(job_data_src); on a host, the version directory of the dataset).
     type: path
     required: true
   digest:
@@ -179,7 +180,7 @@ def main() -> None:
     )
     p = module.params
     if p["mode"] == "held":
-        module.exit_json(changed=False, held=data_chain.held_digest(p["path"]) == p["digest"])
+        module.exit_json(changed=False, held=data_chain.holds(p["path"], p["digest"]))
     if module.check_mode:
         module.exit_json(changed=p["mode"] == "receive", msg=f"check mode: would {p['mode']} the dataset")
     try:

@@ -213,7 +213,9 @@ def test_a_dataset_is_digested_once_staged_by_data_relay_and_then_held(tmp_path)
     results = task_results(run)
     assert results[1]["held"] is False and results[5]["held"] is True and not results[5]["changed"]
     assert results[3]["sent_to"] == f"127.0.0.1:{port}" and results[4]["bytes"] == 100_006
-    assert (dest / "shards" / "0.bin").read_bytes() == (src / "shards" / "0.bin").read_bytes()
+    [version] = dest.iterdir()
+    assert version.name == "sha256-" + results[0]["ansible_facts"]["digest"].removeprefix("sha256:")
+    assert (version / "shards" / "0.bin").read_bytes() == (src / "shards" / "0.bin").read_bytes()
     assert len(list(cache.iterdir())) == 1
     # Unchanged files: the digest is the cached one (a file's bytes changed under the same size
     # and time would not be seen; a real change moves its time).

@@ -55,13 +55,14 @@ def receiving(dest: Path, port: int, digest: str, forward=(), wait=20, timeout=2
 
 def same_files(a: Path, b: Path) -> bool:
     def files(root):
-        return {
-            str(p.relative_to(root)): p.read_bytes()
-            for p in root.rglob("*")
-            if p.is_file() and p.name != ".torchswarm-data"
-        }
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
     return files(a) == files(b)
+
+
+def version(root: Path, digest: str) -> Path:
+    """Where a host keeps a dataset: below its dataset directory, named by the digest."""
+    return root / f"sha256-{digest.removeprefix('sha256:')}"
 
 
 def local(*ports: int) -> list[tuple[str, int]]:
@@ -83,10 +84,15 @@ def test_the_dataset_goes_down_the_chain_each_host_passing_it_on_and_each_copy_i
     for i, (_, outcome) in enumerate(receivers):
         assert "error" not in outcome, outcome
         assert outcome["result"]["forwarded_to"] == (f"127.0.0.1:{ports[i + 1]}" if i < 2 else "")
-        assert same_files(tmp_path / "src", dests[i])
-        assert data_chain.held_digest(str(dests[i])) == digest
-    # Sent from a host that holds it: the marker is not part of the dataset.
-    assert [f["path"] for f in data_chain.listing(str(dests[2]))[1]] == [f["path"] for f in files]
+        assert same_files(tmp_path / "src", version(dests[i], digest))
+        assert data_chain.holds(str(dests[i]), digest)
+        assert [p.name for p in dests[i].iterdir()] == [f"sha256-{digest[7:]}"]
+    # A host that holds it sends its version directory: the same files, the same digest.
+    held_root, held_files = data_chain.listing(str(version(dests[2], digest)))
+    again, _, _ = data_chain.digest_with_cache(
+        held_files, None, lambda p: data_chain.file_sha256(f"{held_root}/{p}")
+    )
+    assert again == digest
 
 
 def test_a_changed_dataset_replaces_the_old_one_whole(tmp_path):
@@ -95,6 +101,7 @@ def test_a_changed_dataset_replaces_the_old_one_whole(tmp_path):
     thread, _ = receiving(dest, port, digest)
     data_chain.send(root, files, local(port), TOKEN, 20)
     thread.join()
+    (dest / "notes.txt").write_text("the team's own file beside the versions")
     (tmp_path / "src" / "labels.csv").unlink()
     (tmp_path / "src" / "new.txt").write_text("new")
     root, files, new_digest = dataset_again(tmp_path / "src")
@@ -104,9 +111,10 @@ def test_a_changed_dataset_replaces_the_old_one_whole(tmp_path):
     thread.join()
 
     assert "error" not in outcome, outcome
-    assert not (dest / "labels.csv").exists() and (dest / "new.txt").read_text() == "new"
-    assert data_chain.held_digest(str(dest)) == new_digest != digest
-    assert [p.name for p in dest.parent.iterdir()] == ["data"]  # nothing left beside it
+    new = version(dest, new_digest)
+    assert not (new / "labels.csv").exists() and (new / "new.txt").read_text() == "new"
+    assert data_chain.holds(str(dest), new_digest) and not data_chain.holds(str(dest), digest)
+    assert sorted(p.name for p in dest.iterdir()) == ["notes.txt", new.name]  # the old version went
 
 
 def dataset_again(root: Path):
@@ -128,7 +136,7 @@ def test_a_host_that_does_not_answer_is_routed_around(tmp_path):
     assert "error" not in a[1] and "error" not in c[1], (a[1], c[1])
     assert a[1]["result"]["forwarded_to"] == f"127.0.0.1:{last}"
     assert f"127.0.0.1:{dead} (cannot connect" in a[1]["result"]["routed_around"][0]
-    assert same_files(tmp_path / "src", tmp_path / "c")
+    assert same_files(tmp_path / "src", version(tmp_path / "c", digest))
 
 
 def test_a_stalled_host_is_routed_around_and_the_hosts_after_it_get_the_copy_before_it(tmp_path, monkeypatch):
@@ -162,8 +170,9 @@ def test_a_stalled_host_is_routed_around_and_the_hosts_after_it_get_the_copy_bef
     assert "error" not in a[1] and "error" not in c[1], (a[1], c[1])
     routed = a[1]["result"]["routed_around"]
     assert len(routed) == 1 and routed[0].startswith(f"127.0.0.1:{stalled} (no answer: timed out"), routed
-    assert same_files(tmp_path / "src", tmp_path / "a") and same_files(tmp_path / "src", tmp_path / "c")
-    assert c[1]["result"]["peer"] == "127.0.0.1" and data_chain.held_digest(str(tmp_path / "c")) == digest
+    assert same_files(tmp_path / "src", version(tmp_path / "a", digest))
+    assert same_files(tmp_path / "src", version(tmp_path / "c", digest))
+    assert c[1]["result"]["peer"] == "127.0.0.1" and data_chain.holds(str(tmp_path / "c"), digest)
 
 
 def listening(port: int) -> bool:
@@ -183,22 +192,7 @@ def test_a_dataset_whose_digest_is_not_the_expected_one_is_refused_and_nothing_c
 
     assert f"the dataset that arrived is {digest}, expected {other}" in outcome["error"]
     assert str(refused.value).startswith(f"127.0.0.1:{port}: the receiver refused the files: the dataset")
-    assert not dest.exists() and list(dest.parent.iterdir()) == []
-
-
-def test_a_directory_of_other_files_is_never_replaced(tmp_path):
-    root, files, digest = dataset(tmp_path / "src")
-    dest, port = tmp_path / "host" / "data", free_port()
-    dest.mkdir(parents=True)
-    (dest / "precious.txt").write_text("keep me")
-    thread, outcome = receiving(dest, port, digest)
-
-    with pytest.raises(dir_stream.DirRefused, match="holds files that no dataset staged there"):
-        data_chain.send(root, files, local(port), TOKEN, 20)
-    thread.join()
-
-    assert "holds files that no dataset staged there" in outcome["error"]
-    assert [p.name for p in dest.iterdir()] == ["precious.txt"]
+    assert list(dest.iterdir()) == []  # nothing that counts, and no incoming left behind
 
 
 def test_the_digest_reads_again_only_the_files_whose_size_or_time_changed(tmp_path):

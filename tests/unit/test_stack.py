@@ -367,14 +367,14 @@ def test_a_staged_dataset_is_mounted_read_only_where_every_rank_is_told_and_its_
         service = stack["services"][host]
         assert service["volumes"][-1] == {
             "type": "bind",
-            "source": "/var/lib/torchswarm/data/exp1",
+            "source": "/var/lib/torchswarm/data/exp1/sha256-" + "a" * 64,
             "target": "/data",
             "read_only": True,
         }
         assert service["environment"]["TORCHSWARM_DATA_DIR"] == "/data"
         assert service["environment"]["TORCHSWARM_DATA_DIGEST"] == digest
     moved = rendered(name="exp1", data_digest=digest, data_dir="/nvme/ds", data_target="/ds")
-    assert moved["services"]["node0"]["volumes"][-1]["source"] == "/nvme/ds"
+    assert moved["services"]["node0"]["volumes"][-1]["source"] == "/nvme/ds/sha256-" + "a" * 64
     assert moved["services"]["node0"]["environment"]["TORCHSWARM_DATA_DIR"] == "/ds"
     other = rendered(name="exp1", data_digest="sha256:" + "b" * 64)
     assert stack_hash(without_hash(stack)) != stack_hash(without_hash(other))

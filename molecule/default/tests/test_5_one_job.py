@@ -80,7 +80,8 @@ def main():
         dist.all_reduce(t)
         loss = SCALE / (epoch + 1)
         torchswarm.report(epoch=epoch, loss=loss, samples_per_s=100.0 * world, checksum=t.item())
-    print(f"user-src VERSION rank {rank}/{world} data {digest('/data')}", flush=True)
+    staged = digest(os.environ["TORCHSWARM_DATA_DIR"])
+    print(f"user-src VERSION rank {rank}/{world} data {digest('/data')} staged {staged}", flush=True)
     if rank == 0:
         model = os.urandom(3 << 20)
         with open(os.path.join(os.environ["TORCHSWARM_OUTPUT_DIR"], "model.bin"), "wb") as f:
@@ -173,7 +174,7 @@ def dataset_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and_a_change_redeploys(
+def test_a_script_from_the_controller_on_a_host_path_and_a_staged_dataset_reports_and_a_change_redeploys(
     inventory, tmp_path
 ):
     # The dataset is on a filesystem every node mounts (a directory of this machine), as a team's
@@ -184,6 +185,12 @@ def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and
         (data / f"part-{i}.bin").write_bytes(os.urandom(64 * 1024))
     data_digest = dataset_digest(data)
     inventory["all"]["vars"]["job_mounts"] = [{"source": f"{SHARED_MOUNT}/user-src-data", "target": "/data"}]
+    # And a dataset on the controller, staged on every node (job_data_src) down a chain.
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "shard-0.bin").write_bytes(os.urandom(512 * 1024))
+    (staged / "labels.txt").write_text("v1\n")
+    inventory["all"]["vars"].update(job_data_src=str(staged), job_data_target="/staged")
     # Its completion record on the shared filesystem (job_snapshot_dir), where the summary reads it.
     (shared_dir() / "snapshots").mkdir(exist_ok=True)
     inventory["all"]["vars"]["job_snapshot_dir"] = f"{SHARED_MOUNT}/snapshots"
@@ -216,16 +223,48 @@ def test_a_script_from_the_controller_on_a_host_path_dataset_reports_results_and
     assert [epoch for epoch, _ in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
     for host in ("node0", "node1", "node2"):
-        assert f"data {data_digest}" in service_logs("user-src", host), f"{host} did not read the dataset"
-        assert "user-src v1 rank" in service_logs("user-src", host)
+        logs = service_logs("user-src", host)
+        assert f"data {data_digest}" in logs, f"{host} did not read the host path dataset"
+        assert f"staged {dataset_digest(staged)}" in logs, f"{host} did not read the staged dataset"
+        assert "user-src v1 rank" in logs
+    # Down a chain from the controller: node0 first, each node passing it on as it arrived.
+    assert staged_from(result) == {"node0": "localhost", "node1": "node0", "node2": "node1"}
 
     (src / "my_ddp.py").write_text(SRC_SCRIPT.replace("VERSION", "v2"))
+    (staged / "labels.txt").write_text("v2\n")
     again = run_site_playbook(inventory, tmp_path)
 
     assert again.rc == 0 and results_of("user-src") != run, "a changed script is a new run"
-    assert "user-src v2 rank" in service_logs("user-src", "node1")
+    assert staged_from(again) == {"node0": "localhost", "node1": "node0", "node2": "node1"}
+    for host in ("node0", "node1", "node2"):
+        logs = service_logs("user-src", host)
+        assert "user-src v2 rank" in logs and f"staged {dataset_digest(staged)}" in logs, host
+        versions = node(host).check_output("ls /var/lib/torchswarm/data/user-src").split()
+        assert len(versions) == 1 and versions[0].startswith(f"sha256-{staged_digest(again)}"), versions
     configs = node("node0").check_output("docker config ls --format '{{.Name}}'").split()
     assert len([c for c in configs if c.startswith("user-src_script_")]) == 3  # the old my_ddp.py's went
+
+    # Nothing changed: nothing is sent, nothing redeployed.
+    idle = run_site_playbook(inventory, tmp_path)
+    assert idle.rc == 0 and staged_from(idle) == {}
+    idle.assert_unchanged("node0", "node1", "node2")
+
+
+def staged_from(run) -> dict[str, str]:
+    """Each node the job role staged the dataset on, and the host it came from."""
+    text = re.sub(r"\s+", " ", run.output)
+    return dict(
+        re.findall(
+            r"ok: \[(\w+)\] => \{? ?\"?msg\"?: '?\"?dataset sha256:\w+: [\d.]+ \w+ from (\w+) in", text
+        )
+    )
+
+
+def staged_digest(run) -> str:
+    """The start of the hex digest of the dataset the run staged, as the received lines show it."""
+    found = set(re.findall(r"dataset sha256:(\w+):", run.output))
+    assert len(found) == 1, found
+    return found.pop()
 
 
 def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_job, tmp_path):
