@@ -19,7 +19,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -36,6 +36,7 @@ help:
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
 	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: chain, rounds, star"
+	@echo "make benchmark-data    a 1 GB dataset (job_data_src) to 3, 6 and 12 hosts on tc-limited links"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand on 3, 6 and 12 fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
@@ -136,6 +137,9 @@ benchmark-recovery: venv
 
 benchmark-image: venv images trainer-image
 	python benchmarks/image_fanout.py
+
+benchmark-data: venv images
+	python benchmarks/data_fanout.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))
 
 benchmark-site: venv images trainer-image
 	python benchmarks/site_vs_by_hand.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))

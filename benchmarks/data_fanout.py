@@ -1,0 +1,147 @@
+"""The staged dataset (job_data_src) on limited links: how long it takes to reach N hosts.
+
+As benchmarks/image_fanout.py for the image: every host's uplink and the controller's are
+limited with tc (a token bucket), and for N = 3, 6 and 12 fresh hosts the job role's data steps
+run with each job_data_fanout plan: chain (each host passes the stream on as it arrives; ideal:
+one link-time), rounds (every holder sends on; ceil(log2(N+1)) link-times) and star (the
+controller sends to every host itself; N link-times, its uplink shared). It prints the time to
+reach all hosts and the ratio to one link-time: the rounds plan's first transfer, the dataset
+from the controller to one host over one limited link. Target: chain <= 1.5 link-times at 12.
+
+    make benchmark-data        (needs a Docker engine and the node image; about 25 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+# Run as a script, this directory is on the path: the image benchmark's helpers.
+from image_fanout import limit_links, nodes_arg, run, unlimit_controller
+
+RELAY_TASKS = (
+    "Listen for the dataset, passing it on down the chain",
+    "Send the dataset to the chain's first host",
+    "Read each host's result",
+)
+
+
+def write_inventory(path: Path, nodes: list[str], **variables) -> Path:
+    groups = {"managers": {"hosts": {nodes[0]: {}}}, "workers": {"hosts": {n: {} for n in nodes[1:]}}}
+    variables = {"ansible_connection": "community.docker.docker", **variables}
+    path.write_text(json.dumps({"all": {"children": groups, "vars": variables}}))
+    return path
+
+
+def playbook(path: Path) -> Path:
+    """The validate role (each host's address, the dataset's digest), then the job role's data steps."""
+    path.write_text(
+        "- hosts: all\n  gather_facts: false\n  roles: [torchswarm.ddp.validate]\n"
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.import_role: {name: torchswarm.ddp.job, tasks_from: data}\n"
+    )
+    return path
+
+
+def make_dataset(root: Path, megabytes: int, files: int = 8) -> None:
+    root.mkdir(parents=True)
+    chunk = 1 << 20
+    for i in range(files):
+        with open(root / f"shard-{i:03d}.bin", "wb") as handle:
+            for _ in range(megabytes // files):
+                handle.write(os.urandom(chunk))
+
+
+def stage(inventory: Path, play: Path) -> dict:
+    """One run of the data steps: their wall time, rounds and the first transfer's seconds."""
+    out = run(
+        "ansible-playbook", str(play), "-i", str(inventory),
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "16"},
+        capture=True,
+    )  # fmt: skip
+    tasks = [t for p in json.loads(out)["plays"] for t in p["tasks"]]
+    relay = [t for t in tasks if t["task"]["name"].split(" : ")[-1] in RELAY_TASKS]
+    ran = [t for t in relay if any(not r.get("skipped") for r in t["hosts"].values())]
+    if not ran:
+        raise SystemExit(f"no dataset transfer ran; the playbook's output:\n{out[-4000:]}")
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    sends = [t for t in ran if t["task"]["name"].endswith(RELAY_TASKS[1])]
+    first = next(r for r in sends[0]["hosts"].values() if not r.get("skipped"))
+    return {
+        "seconds": (
+            moment(ran[-1]["task"]["duration"]["end"]) - moment(ran[0]["task"]["duration"]["start"])
+        ).total_seconds(),
+        "rounds": len(sends),
+        "first_send": first["seconds"],
+    }
+
+
+def remove_data(nodes: list[str]) -> None:
+    for name in nodes:
+        run("docker", "exec", name, "rm", "-rf", "/var/lib/torchswarm/data")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[3, 6, 12])
+    parser.add_argument("--rate", default="200mbit", help="each host's and the controller's uplink (tc)")
+    parser.add_argument("--size-mb", type=int, default=1024, help="the dataset's size")
+    parser.add_argument(
+        "--plans", nargs="+", default=["chain", "rounds", "star"], choices=["chain", "rounds", "star"]
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the nodes running afterwards")
+    args = parser.parse_args()
+    nodes = [f"databench{i}" for i in range(max(args.hosts))]
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpdir = Path(tmp)
+            make_dataset(tmpdir / "dataset", args.size_mb)
+            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
+            run("ansible-playbook", "molecule/resources/create.yml", "-e", nodes_arg(nodes))
+            limit_links(nodes, args.rate)
+            play = playbook(tmpdir / "data.yml")
+            # rounds first: its first transfer is the link-time the others are measured in.
+            plans = sorted(set(args.plans) | {"rounds"}, key=["rounds", "chain", "star"].index)
+            for n in args.hosts:
+                for plan in plans:
+                    remove_data(nodes)
+                    inventory = write_inventory(
+                        tmpdir / f"{n}.json",
+                        nodes[:n],
+                        job_data_src=str(tmpdir / "dataset"),
+                        job_data_fanout=plan,
+                    )
+                    rows.append({"hosts": n, "plan": plan, **stage(inventory, play)})
+                    print(json.dumps(rows[-1]), flush=True)
+    finally:
+        unlimit_controller()
+        if not args.keep:
+            run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
+
+    print(f"\na {args.size_mb} MB dataset on links limited to {args.rate} (hosts and controller)")
+    print(" hosts  plan    seconds  link-time s  x link-times  ideal  x ideal")
+    link = {row["hosts"]: row["first_send"] for row in rows if row["plan"] == "rounds"}
+    for row in rows:
+        n = row["hosts"]
+        ideal = {"chain": 1, "rounds": math.ceil(math.log2(n + 1)), "star": n}[row["plan"]]
+        times = row["seconds"] / link[n]
+        target = " (target <= 1.5 at 12 hosts)" if row["plan"] == "chain" else ""
+        print(
+            f" {n:5d}  {row['plan']:6s}  {row['seconds']:7.1f}  {link[n]:11.1f}  {times:12.2f}"
+            f"  {ideal:5d}  {times / ideal:7.2f}{target}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
