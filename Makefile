@@ -47,16 +47,17 @@ help:
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
 
-# make test: the quick checks one after another, then the molecule scenarios in two lanes side by
-# side (the default scenario, the longest, beside the other three; each scenario has containers,
-# storage and a network of its own, molecule/resources/vars/nodes.yml). Each target is timed
+# make test: the quick checks one after another, then two lanes side by side: the default
+# scenario, the longest, beside the trainer's checks and the other three scenarios (each scenario
+# has containers, storage and a network of its own, molecule/resources/vars/nodes.yml; the
+# trainer's torchrun processes run on this machine). Each target is timed
 # (tests/harness/timings.py), its output lines tagged with its name; the table at the end holds
 # every target, every molecule step and every check. A failed target ends its lane. A target
 # still running after its limit (seconds) is stopped and named: a hang fails in minutes, not at
 # CI's limit. The limits are about twice what each takes on CI's slowest machines.
-TEST_FIRST := lint unit trainer build-check image-test
+TEST_FIRST := lint unit build-check image-test
 LANE_A := molecule-default
-LANE_B := molecule-cluster molecule-registry molecule-gpu
+LANE_B := trainer molecule-cluster molecule-registry molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
 LIMIT_trainer := 1200
 LIMIT_image-test := 1200
