@@ -162,6 +162,12 @@ class Trainer:
                 f"size {d.world_size} give each rank {share}, fewer than one batch (--batch_size "
                 f"{args.batch_size}); lower the batch size, raise --dataset_size or use fewer processes"
             )
+        if args.data and d.rank == 0:
+            print(
+                f"torchswarm: training on {len(work.dataset)} items read from {args.data}",
+                file=sys.stderr,
+                flush=True,
+            )
         self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
         self.position = snapshot.Position()
         self.resumed_from: dict[str, int] | None = None

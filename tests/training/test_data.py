@@ -64,6 +64,7 @@ def test_the_trainer_trains_on_the_dataset_writes_its_model_and_refuses_a_bad_da
     model = torch.load(output / "model.pt", weights_only=True)  # rank 0's, from the environment
     assert {k: list(v.shape) for k, v in model.items()} == {"weight": [1, 20], "bias": [1]}
     assert f"rank 0 wrote the model to {output / 'model.pt'}" in out
+    assert f"training on 512 items read from {tmp_path / 'data'}" in out
     synthetic = tmp_path / "synthetic"
     assert finish(torchrun([*args, "--dataset_size", "512", "--snapshot_dir", str(synthetic)]))[0] == 0
     losses = [r["loss"] for r in metrics(snapdir) if r["event"] == "epoch"]
