@@ -19,11 +19,10 @@ import math
 import os
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 # Run as a script, this directory is on the path: the image benchmark's helpers.
-from image_fanout import limit_links, nodes_arg, run, unlimit_controller
+from image_fanout import limit_links, nodes_arg, relay_run, run, unlimit_controller
 
 RELAY_TASKS = (
     "Listen for the dataset, passing it on down the chain",
@@ -56,33 +55,6 @@ def make_dataset(root: Path, megabytes: int, files: int = 8) -> None:
         with open(root / f"shard-{i:03d}.bin", "wb") as handle:
             for _ in range(megabytes // files):
                 handle.write(os.urandom(chunk))
-
-
-def stage(inventory: Path, play: Path) -> dict:
-    """One run of the data steps: their wall time, rounds and the first transfer's seconds."""
-    out = run(
-        "ansible-playbook", str(play), "-i", str(inventory),
-        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "16"},
-        capture=True,
-    )  # fmt: skip
-    tasks = [t for p in json.loads(out)["plays"] for t in p["tasks"]]
-    relay = [t for t in tasks if t["task"]["name"].split(" : ")[-1] in RELAY_TASKS]
-    ran = [t for t in relay if any(not r.get("skipped") for r in t["hosts"].values())]
-    if not ran:
-        raise SystemExit(f"no dataset transfer ran; the playbook's output:\n{out[-4000:]}")
-
-    def moment(text: str) -> datetime:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    sends = [t for t in ran if t["task"]["name"].endswith(RELAY_TASKS[1])]
-    first = next(r for r in sends[0]["hosts"].values() if not r.get("skipped"))
-    return {
-        "seconds": (
-            moment(ran[-1]["task"]["duration"]["end"]) - moment(ran[0]["task"]["duration"]["start"])
-        ).total_seconds(),
-        "rounds": len(sends),
-        "first_send": first["seconds"],
-    }
 
 
 def remove_data(nodes: list[str]) -> None:
@@ -121,7 +93,7 @@ def main() -> int:
                         job_data_src=str(tmpdir / "dataset"),
                         job_data_fanout=plan,
                     )
-                    rows.append({"hosts": n, "plan": plan, **stage(inventory, play)})
+                    rows.append({"hosts": n, "plan": plan, **relay_run(inventory, play, RELAY_TASKS)})
                     print(json.dumps(rows[-1]), flush=True)
     finally:
         unlimit_controller()

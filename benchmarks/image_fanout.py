@@ -92,27 +92,28 @@ def bridge() -> str:
     return f"br-{network_id[:12]}"
 
 
-def distribute(inventory: Path, image_yml: Path) -> dict:
-    """One run of the image role; its relay tasks' wall time, rounds and first transfer."""
+def relay_run(inventory: Path, play: Path, relay_tasks: tuple[str, str, str]) -> dict:
+    """One run of a playbook that relays something to the hosts (``relay_tasks``: the listen,
+    send and result tasks' names): their wall time, the rounds and the first transfer."""
     out = run(
-        "ansible-playbook", str(image_yml), "-i", str(inventory),
+        "ansible-playbook", str(play), "-i", str(inventory),
         # Forks: every transfer of a round at once (Ansible's default of 5 would queue them).
         env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "16"},
         capture=True,
     )  # fmt: skip
     tasks = [t for play in json.loads(out)["plays"] for t in play["tasks"]]
     # Names come as "<role> : <task>".
-    relay = [t for t in tasks if t["task"]["name"].split(" : ")[-1] in RELAY_TASKS]
+    relay = [t for t in tasks if t["task"]["name"].split(" : ")[-1] in relay_tasks]
     ran = [t for t in relay if any(not r.get("skipped") for r in t["hosts"].values())]
     if not ran:
-        raise SystemExit(f"no image transfer ran; the playbook's output:\n{out[-4000:]}")
+        raise SystemExit(f"no transfer ran; the playbook's output:\n{out[-4000:]}")
 
     def moment(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     start = moment(ran[0]["task"]["duration"]["start"])
     end = moment(ran[-1]["task"]["duration"]["end"])
-    sends = [t for t in ran if t["task"]["name"].endswith(RELAY_TASKS[1])]
+    sends = [t for t in ran if t["task"]["name"].endswith(relay_tasks[1])]
     first = next(r for r in sends[0]["hosts"].values() if not r.get("skipped"))
     return {
         "seconds": (end - start).total_seconds(),
@@ -155,7 +156,7 @@ def main() -> int:
                 for plan in plans:
                     remove_image(nodes)
                     inventory = write_inventory(tmpdir / f"{n}.json", nodes[:n], image_fanout=plan)
-                    rows.append({"hosts": n, "plan": plan, **distribute(inventory, image_yml)})
+                    rows.append({"hosts": n, "plan": plan, **relay_run(inventory, image_yml, RELAY_TASKS)})
                     print(json.dumps(rows[-1]), flush=True)
     finally:
         unlimit_controller()
