@@ -84,7 +84,11 @@ def limit_links(nodes: list[str], rate: str) -> None:
 
 
 def unlimit_controller() -> None:
-    subprocess.run(["tc", "qdisc", "del", "dev", bridge(), "root"], check=False, capture_output=True)
+    try:
+        device = bridge()
+    except subprocess.CalledProcessError:
+        return  # the nodes' network is gone, and its bridge with it
+    subprocess.run(["tc", "qdisc", "del", "dev", device, "root"], check=False, capture_output=True)
 
 
 def bridge() -> str:
