@@ -20,7 +20,8 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers, tcp
 from ansible_collections.torchswarm.ddp.plugins.module_utils.tcp import read_line as _read_line
@@ -48,6 +49,8 @@ class Transfer:
     first_byte: float = 0.0
     last_byte: float = 0.0
     forwarded_to: str = ""
+    # The receivers down the chain that did not answer, each with why, passed over for the next.
+    routed_around: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
@@ -61,6 +64,7 @@ class Transfer:
             "first_byte": round(self.first_byte, 3),
             "last_byte": round(self.last_byte, 3),
             "forwarded_to": self.forwarded_to,
+            "routed_around": self.routed_around,
         }
 
 
@@ -147,12 +151,13 @@ def receive(
     compression: str,
     wait: float,
     timeout: float,
-    forward: tuple[str, int] | None = None,
+    forward: Sequence[tuple[str, int]] = (),
 ):
     """Accept the first sender that presents ``token`` within ``wait`` seconds, load its stream
-    (passing it on to the receiver at ``forward``, an address and port, as it arrives) and answer
-    it; returns the Transfer, raises StreamError when the image is not ``expected_id`` here or the
-    stream could not be passed on.
+    (passing it on, as it arrives, to the first of ``forward``, the addresses and ports of the
+    receivers after this one down the chain, that answers: one that does not is routed around)
+    and answer it; returns the Transfer, raises StreamError when the image is not ``expected_id``
+    here or passing the stream on broke off.
     """
     server = socket.create_server(("", port), reuse_port=False)
     try:
@@ -161,28 +166,44 @@ def receive(
         server.close()
 
 
+# Seconds a receiver tries to reach the next one down the chain before routing around it (every
+# receiver of a round listens before the first byte is sent).
+CONNECT_WAIT = 10
+
+
 class _Next:
-    """The next receiver of a chain, as this receiver sends to it: connected and asked which
-    layers it holds before the stream starts; given each chunk; asked for its answer at the end.
-    A failure is kept (``problem``) and stops the passing on, never this host's own load."""
+    """The next receiver of a chain, as this receiver sends to it: the first of ``forward`` that
+    answers (those before it are routed around, ``skipped``), asked which layers it holds before
+    the stream starts; given each chunk; asked for its answer at the end. A failure after that is
+    kept (``problem``) and stops the passing on, never this host's own load."""
 
     def __init__(self, forward, token, compression, chains, wait, timeout):
-        self.name = f"{forward[0]}:{forward[1]}"
+        self.name, self.skipped = "", []
         self.conn: socket.socket | None = None
         self.held: set[str] = set()
         self.problem: str | None = None
-        try:
-            self.conn = tcp.connect(*forward, wait, StreamError)
-            self.conn.settimeout(timeout)
-            self.conn.sendall(fanout.header(token, compression) + image_layers.layers_line(chains))
-            held = image_layers.parse_line(_read_line(self.conn, LAYERS_LIMIT), "HAVE")
-        except (OSError, StreamError) as e:
-            self._fail(f"{e}")
+        for address, port in forward:
+            try:
+                self.held = self._reach(
+                    address, port, token, compression, chains, min(wait, CONNECT_WAIT), timeout
+                )
+            except (OSError, StreamError) as e:
+                self.skipped.append(f"{address}:{port} ({e})")
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                continue
+            self.name = f"{address}:{port}"
             return
+
+    def _reach(self, address, port, token, compression, chains, wait, timeout) -> set[str]:
+        self.conn = tcp.connect(address, port, wait, StreamError)
+        self.conn.settimeout(timeout)
+        self.conn.sendall(fanout.header(token, compression) + image_layers.layers_line(chains))
+        held = image_layers.parse_line(_read_line(self.conn, LAYERS_LIMIT), "HAVE")
         if held is None:
-            self._fail("it closed the connection without an answer to the image's layers")
-        else:
-            self.held = set(held)
+            raise StreamError("it closed the connection without an answer to the image's layers")
+        return set(held)
 
     def _fail(self, problem: str) -> None:
         self.problem = self.problem or problem
@@ -235,7 +256,8 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout, fo
                 continue
             if chains is None:
                 raise StreamError(f"{peer} sent no list of the image's layers after its header")
-            after = _Next(forward, token, compression, chains, wait, timeout) if forward else None
+            routed = _Next(forward, token, compression, chains, wait, timeout) if forward else None
+            after = routed if routed and routed.conn is not None else None
             held = held_chains()
             # Left out of the stream: what this host holds and, down a chain, every host after it.
             conn.sendall(
@@ -263,6 +285,7 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout, fo
                 kept,
                 *times,
                 after.name if after else "",
+                routed.skipped if routed else [],
             )
 
 

@@ -21,10 +21,12 @@ description:
     image built FROM one the host has shares them) are left out of the stream; C(docker load)
     takes them from the engine. An engine that keeps its images in containerd is sent every
     layer.
-  - With O(forward), a receiver is one link of a chain; it passes the stream on to the receiver
-    at O(forward) as it arrives (while loading it itself), so that a chain of hosts holds the
-    image in about the time one transfer takes. It answers its sender once the next host has
-    answered it, and fails when passing the stream on failed (after loading the image itself).
+  - With O(forward), a receiver is one link of a chain; it passes the stream on, as it arrives
+    (while loading it itself), to the first receiver of O(forward) that answers, so that a chain
+    of hosts holds the image in about the time one transfer takes; a receiver down the chain that
+    does not answer is routed around (RV(routed_around)). It answers its sender once the next
+    host has answered it, and fails when passing the stream on broke off (after loading the image
+    itself).
   - The torchswarm.ddp.image role runs it along the plan its C(image_fanout) names (a chain by
     default).
   - Needs the C(docker) CLI, and C(zstd) when O(compression=zstd), on both hosts.
@@ -62,10 +64,11 @@ options:
     type: str
   forward:
     description:
-      - With O(mode=receive), the address of the next receiver of a chain (listening on O(port)),
-        to pass the stream on to as it arrives. Empty, none.
-    type: str
-    default: ""
+      - With O(mode=receive), the addresses of the receivers after this one down a chain, in order
+        (each listening on O(port)), to pass the stream on to as it arrives. Empty, none.
+    type: list
+    elements: str
+    default: []
   port:
     description: The TCP port the receiver listens on.
     type: int
@@ -157,6 +160,12 @@ forwarded_to:
   returned: success
   type: str
   sample: 10.0.0.13:29600
+routed_around:
+  description: The receivers of O(forward) that did not answer and were passed over, each with why.
+  returned: success
+  type: list
+  elements: str
+  sample: ["10.0.0.13:29600 (cannot connect to 10.0.0.13:29600 within 10 s: timed out)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -168,7 +177,7 @@ ARGUMENT_SPEC = {
     "image": {"type": "str", "required": True},
     "image_id": {"type": "str", "required": True},
     "address": {"type": "str"},
-    "forward": {"type": "str", "default": ""},
+    "forward": {"type": "list", "elements": "str", "default": []},
     "port": {"type": "int", "default": 29600},
     "token": {"type": "str", "required": True, "no_log": True},
     "compression": {"type": "str", "choices": ["zstd", "none"], "default": "zstd"},
@@ -183,7 +192,7 @@ def main() -> None:
     common = (p["port"], p["token"], p["image_id"], p["image"], p["compression"], p["wait"], p["timeout"])
     try:
         if p["mode"] == "receive":
-            transfer = receive(*common, forward=(p["forward"], p["port"]) if p["forward"] else None)
+            transfer = receive(*common, forward=[(address, p["port"]) for address in p["forward"]])
         else:
             transfer = send(p["address"], *common)
     except (StreamError, OSError) as exc:

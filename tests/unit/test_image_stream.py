@@ -315,7 +315,8 @@ def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_throu
 
 def chain(hosts, tmp_path, ports, forwards, wait=10):
     """The sender streams to the first of ``len(ports)`` receivers (hosts named r0, r1, ...
-    under tmp_path, each on its port), each passing it on to ``forwards[i]`` (a port, or None).
+    under tmp_path, each on its port), each passing it on to the first of ``forwards[i]`` (ports)
+    that answers.
     Returns the sender's and each receiver's Transfer or error."""
     where, sender, _ = hosts
     expected, results = image_id(sender), {}
@@ -324,7 +325,7 @@ def chain(hosts, tmp_path, ports, forwards, wait=10):
     def receive(i):
         dirs[i].mkdir(exist_ok=True)
         where.dir = dirs[i]
-        forward = ("127.0.0.1", forwards[i]) if forwards[i] else None
+        forward = [("127.0.0.1", port) for port in forwards[i]]
         try:
             results[i] = image_stream.receive(
                 ports[i], "t0ken", expected, "img", "none", wait=wait, timeout=10, forward=forward
@@ -350,7 +351,7 @@ def test_a_chain_passes_the_stream_on_as_it_arrives_and_every_host_ends_with_the
 ):
     monkeypatch.setattr(image_stream, "CHUNK", 64 << 10)  # many chunks, so that they can overlap
     ports = [free_port() for _ in range(3)]
-    results, dirs = chain(hosts, tmp_path, ports, [ports[1], ports[2], None])
+    results, dirs = chain(hosts, tmp_path, ports, [ports[1:], ports[2:], []])
 
     assert all(isinstance(r, image_stream.Transfer) for r in results.values()), results
     assert [image_id(d) for d in dirs] == [image_id(hosts[1])] * 3
@@ -374,7 +375,7 @@ def test_a_chain_leaves_out_only_the_layers_every_host_down_it_holds(hosts, tmp_
         (tmp_path / name).mkdir()
         add_image(tmp_path / name, "base", BASE)
 
-    results, dirs = chain(hosts, tmp_path, ports, [ports[1], None])
+    results, dirs = chain(hosts, tmp_path, ports, [ports[1:], []])
 
     assert [image_id(d) for d in dirs] == [image_id(hosts[1])] * 2, results
     assert [results[0].layers_held, results[1].layers_held] == [2, 2 if "r1" in holders else 0]
@@ -384,12 +385,25 @@ def test_a_chain_leaves_out_only_the_layers_every_host_down_it_holds(hosts, tmp_
         assert results["sent"].bytes > sum(len(layer) for layer in BASE)  # r1 needed them all
 
 
-def test_a_hop_that_cannot_be_reached_fails_the_host_before_it_after_its_own_load(hosts, tmp_path):
-    port, nobody = free_port(), free_port()
-    results, dirs = chain(hosts, tmp_path, [port], [nobody], wait=2)
+def test_a_hop_that_cannot_be_reached_is_routed_around_to_the_one_after_it(hosts, tmp_path, monkeypatch):
+    monkeypatch.setattr(image_stream, "CONNECT_WAIT", 1)  # the sender waits 10 s for an answer here
+    first, nobody, last = free_port(), free_port(), free_port()
+    results, dirs = chain(hosts, tmp_path, [first, last], [[nobody, last], []])
 
-    assert isinstance(results["sent"], image_stream.Transfer)  # its own image arrived and checked
-    assert image_id(dirs[0]) == image_id(hosts[1])
-    assert results[0].startswith(
-        f"the image loaded here, but passing it on to 127.0.0.1:{nobody} failed: cannot connect"
-    ), results[0]
+    assert isinstance(results["sent"], image_stream.Transfer), results
+    assert [image_id(d) for d in dirs] == [image_id(hosts[1])] * 2
+    assert results[0].forwarded_to == f"127.0.0.1:{last}"
+    [skipped] = results[0].routed_around
+    assert skipped.startswith(f"127.0.0.1:{nobody} (cannot connect to 127.0.0.1:{nobody} within"), skipped
+
+
+def test_a_last_hop_that_cannot_be_reached_leaves_the_host_before_it_with_its_own_image(
+    hosts, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(image_stream, "CONNECT_WAIT", 1)
+    port, nobody = free_port(), free_port()
+    results, dirs = chain(hosts, tmp_path, [port], [[nobody]], wait=2)
+
+    assert isinstance(results[0], image_stream.Transfer), results  # its own image arrived and checked
+    assert image_id(dirs[0]) == image_id(hosts[1]) and results[0].forwarded_to == ""
+    assert results[0].routed_around[0].startswith(f"127.0.0.1:{nobody} (cannot connect")
