@@ -21,6 +21,7 @@ host after it in the chain.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -210,13 +211,16 @@ def receive(
     forward: Sequence[tuple[str, int]],
     wait: float,
     timeout: float,
+    limit: float = 0,
 ) -> dict:
     """Take the dataset whose digest is ``digest`` into its version below ``root`` (the host's
-    dataset directory), passing it on down the chain
-    (``forward``, the hosts after this one) as it arrives. A stream that breaks off is waited
-    for again, ``wait`` seconds (the host before this one may route around a failed one to
-    here). Returns bytes, seconds, the sender, the host passed on to, the hosts routed around."""
+    dataset directory), passing it on down the chain (``forward``, the hosts after this one) as
+    it arrives. After a stream that broke off, the host waits for a sender again, until ``limit``
+    seconds from the start (at least ``wait`` more): the host before the failed one sends its
+    own copy here once that copy is complete, which for a large dataset takes long. Returns
+    bytes, seconds, the sender, the host passed on to, the hosts routed around."""
     refused: list[str] = []
+    started = time.monotonic()
 
     def check(line: bytes) -> str | None:
         return dir_stream.header_problem(line, token)
@@ -235,7 +239,7 @@ def receive(
                 raise
             except (OSError, DirStreamError) as e:
                 refused.append(f"{peer}: {e}")
-                deadline = time.monotonic() + wait
+                deadline = max(time.monotonic() + wait, started + limit)
 
 
 def _receive_one(conn, root: str, digest: str, forward, token: str, timeout: float) -> dict:
@@ -284,7 +288,9 @@ def _receive_one(conn, root: str, digest: str, forward, token: str, timeout: flo
             install(incoming, root, digest)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
-        conn.sendall(b"OK\n")
+        # The dataset is here and checked: a sender gone by now does not undo that.
+        with contextlib.suppress(OSError):
+            conn.sendall(b"OK\n")
     finally:
         if hop:
             hop.close()

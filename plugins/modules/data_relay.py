@@ -74,6 +74,13 @@ options:
     description: Seconds a receiver waits for a sender, again after a stream that broke off.
     type: int
     default: 120
+  limit:
+    description:
+      - V(receive), seconds the transfer may take in all. After a stream that broke off, the
+        receiver waits for a sender again until then (the host before the failed one sends its own
+        copy once that copy is complete).
+    type: int
+    default: 14400
   timeout:
     description:
       - Seconds a connection may stay silent before the hop counts as stalled (a host waits 5 s
@@ -155,6 +162,7 @@ ARGUMENT_SPEC = {
     "token": {"type": "str", "no_log": True},
     "wait": {"type": "int", "default": 120},
     "timeout": {"type": "int", "default": 60},
+    "limit": {"type": "int", "default": 14400},
 }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -223,3 +224,33 @@ def test_a_single_file_is_a_dataset_of_one(tmp_path):
     (tmp_path / "train.bin").write_bytes(b"x" * 10)
     root, files = data_chain.listing(str(tmp_path / "train.bin"))
     assert root == str(tmp_path) and [f["path"] for f in files] == ["train.bin"]
+
+
+def test_after_a_stream_that_broke_off_the_host_waits_for_a_sender_until_its_limit(tmp_path):
+    """The host before a failed one sends its own copy once that copy is complete, which can be
+    long after the break: here later than ``wait`` after it, within ``limit``."""
+    root, files, digest = dataset(tmp_path / "src")
+    dest, port = tmp_path / "host", free_port()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = data_chain.receive(port, TOKEN, str(dest), digest, [], 1, 5, limit=30)
+        except Exception as e:  # the test reads it
+            outcome["error"] = str(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    broken = dir_stream.connect("127.0.0.1", port, TOKEN, 10, 5)
+    broken.sendall(json.dumps({"files": [{"path": "a.bin", "size": 1000}]}).encode() + b"\n")
+    assert dir_stream.read_line(broken) == b"GO\n"
+    broken.sendall(b"x" * 10)
+    broken.close()  # the sender went away mid-file
+    time.sleep(3)  # longer than wait
+
+    sent = data_chain.send(root, files, local(port), TOKEN, 20)
+    thread.join()
+
+    assert "error" not in outcome, outcome
+    assert sent["sent_to"] == f"127.0.0.1:{port}" and data_chain.holds(str(dest), digest)
+    assert [p.name for p in dest.iterdir()] == [f"sha256-{digest[7:]}"]  # the broken one left nothing
