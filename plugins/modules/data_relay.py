@@ -71,7 +71,9 @@ options:
     description: A secret made for this run's transfers; receivers refuse any other.
     type: str
   wait:
-    description: Seconds a receiver waits for its first sender (after a stream that broke off, at least this long again, up to O(limit)).
+    description:
+      - Seconds a receiver waits for its first sender; after a stream that broke off, at least
+        this long again, up to O(limit).
     type: int
     default: 120
   limit:
