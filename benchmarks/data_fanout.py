@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 # Run as a script, this directory is on the path: the image benchmark's helpers.
-from image_fanout import limit_links, nodes_arg, relay_run, run, unlimit_controller
+from image_fanout import (
+    limit_links,
+    nodes_arg,
+    print_table,
+    relay_run,
+    run,
+    unlimit_controller,
+    with_rounds_first,
+)
 
 RELAY_TASKS = (
     "Listen for the dataset, passing it on down the chain",
@@ -82,8 +89,7 @@ def main() -> int:
             run("ansible-playbook", "molecule/resources/create.yml", "-e", nodes_arg(nodes))
             limit_links(nodes, args.rate)
             play = playbook(tmpdir / "data.yml")
-            # rounds first: its first transfer is the link-time the others are measured in.
-            plans = sorted(set(args.plans) | {"rounds"}, key=["rounds", "chain", "star"].index)
+            plans = with_rounds_first(args.plans)
             for n in args.hosts:
                 for plan in plans:
                     remove_data(nodes)
@@ -101,17 +107,7 @@ def main() -> int:
             run("ansible-playbook", "molecule/resources/destroy.yml", "-e", nodes_arg(nodes))
 
     print(f"\na {args.size_mb} MB dataset on links limited to {args.rate} (hosts and controller)")
-    print(" hosts  plan    seconds  link-time s  x link-times  ideal  x ideal")
-    link = {row["hosts"]: row["first_send"] for row in rows if row["plan"] == "rounds"}
-    for row in rows:
-        n = row["hosts"]
-        ideal = {"chain": 1, "rounds": math.ceil(math.log2(n + 1)), "star": n}[row["plan"]]
-        times = row["seconds"] / link[n]
-        target = " (target <= 1.5 at 12 hosts)" if row["plan"] == "chain" else ""
-        print(
-            f" {n:5d}  {row['plan']:6s}  {row['seconds']:7.1f}  {link[n]:11.1f}  {times:12.2f}"
-            f"  {ideal:5d}  {times / ideal:7.2f}{target}"
-        )
+    print_table(rows)
     return 0
 
 

@@ -127,6 +127,28 @@ def relay_run(inventory: Path, play: Path, relay_tasks: tuple[str, str, str]) ->
     }
 
 
+def with_rounds_first(plans: list[str]) -> list[str]:
+    """The plans to run, rounds among them and first: its first transfer is the link-time the
+    others are measured in."""
+    return sorted(set(plans) | {"rounds"}, key=["rounds", "chain", "star"].index)
+
+
+def print_table(rows: list[dict]) -> None:
+    """Each run's time to reach all hosts, in link-times and against its plan's ideal: one
+    link-time (chain), ceil(log2(N+1)) (rounds) or N (star)."""
+    print(" hosts  plan    seconds  link-time s  x link-times  ideal  x ideal")
+    link = {row["hosts"]: row["first_send"] for row in rows if row["plan"] == "rounds"}
+    for row in rows:
+        n = row["hosts"]
+        ideal = {"chain": 1, "rounds": math.ceil(math.log2(n + 1)), "star": n}[row["plan"]]
+        times = row["seconds"] / link[n]
+        target = " (target <= 1.5 at 12 hosts)" if row["plan"] == "chain" else ""
+        print(
+            f" {n:5d}  {row['plan']:6s}  {row['seconds']:7.1f}  {link[n]:11.1f}  {times:12.2f}"
+            f"  {ideal:5d}  {times / ideal:7.2f}{target}"
+        )
+
+
 def remove_image(nodes: list[str]) -> None:
     for name in nodes:  # fresh nodes have none: no error to show
         subprocess.run(
@@ -154,8 +176,7 @@ def main() -> int:
                 "-i", str(write_inventory(tmpdir / "all.json", nodes)))  # fmt: skip
             limit_links(nodes, args.rate)
             image_yml = playbook(tmpdir / "image.yml", "image")
-            # rounds first: its first transfer is the link-time the others are measured in.
-            plans = sorted(set(args.plans) | {"rounds"}, key=["rounds", "chain", "star"].index)
+            plans = with_rounds_first(args.plans)
             for n in args.hosts:
                 for plan in plans:
                     remove_image(nodes)
@@ -169,18 +190,7 @@ def main() -> int:
 
     size = run("docker", "image", "inspect", "--format", "{{.Size}}", IMAGE, capture=True).strip()
     print(f"\n{IMAGE} ({int(size) / 1e9:.2f} GB) on links limited to {args.rate} (hosts and controller)")
-    # x ideal: against one link-time (chain), ceil(log2(N+1)) (rounds) or N (star).
-    print(" hosts  plan    seconds  link-time s  x link-times  ideal  x ideal")
-    link = {row["hosts"]: row["first_send"] for row in rows if row["plan"] == "rounds"}
-    for row in rows:
-        n = row["hosts"]
-        ideal = {"chain": 1, "rounds": math.ceil(math.log2(n + 1)), "star": n}[row["plan"]]
-        times = row["seconds"] / link[n]
-        target = " (target <= 1.5 at 12 hosts)" if row["plan"] == "chain" else ""
-        print(
-            f" {n:5d}  {row['plan']:6s}  {row['seconds']:7.1f}  {link[n]:11.1f}  {times:12.2f}"
-            f"  {ideal:5d}  {times / ideal:7.2f}{target}"
-        )
+    print_table(rows)
     print(f" wire bytes per transfer: {rows[0]['wire_mb']:.0f} MB (zstd -1)" if rows else "")
     return 0
 
