@@ -80,7 +80,11 @@ def header_problem(line: bytes, token: str) -> str | None:
 
 
 def read_line(conn: socket.socket, limit: int = LINE_LIMIT) -> bytes:
-    return tcp.read_line(conn, limit)
+    """One protocol line; DirStreamError when it runs past ``limit`` bytes."""
+    line = tcp.read_line(conn, limit)
+    if len(line) >= limit and not line.endswith(b"\n"):
+        raise DirStreamError(f"a protocol line longer than {limit} bytes")
+    return line
 
 
 def parse_line(line: bytes, what: str) -> dict:

@@ -168,3 +168,13 @@ def test_the_token_never_appears_in_what_the_module_returns(tmp_path):
     result, failed = run_module(training_output.main, fetch_args(tmp_path, port))
     thread.join()
     assert not failed and TOKEN not in json.dumps(result)
+
+
+def test_a_protocol_line_past_its_limit_is_refused_not_cut():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"x" * 100)
+        with pytest.raises(dir_stream.DirStreamError, match="a protocol line longer than 64 bytes"):
+            dir_stream.read_line(ours, 64)
+        theirs.sendall(b"y\n")
+        assert dir_stream.read_line(ours, 64) == b"x" * 36 + b"y\n"  # what follows is still there
