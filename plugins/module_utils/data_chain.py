@@ -42,7 +42,7 @@ CONNECT_WAIT = 10
 
 def listing(src: str) -> tuple[str, list[dict]]:
     """The directory the files are read from and its files (relative path, size, mtime_ns), in
-    sorted order; a single file is a dataset of one. The marker is not part of a dataset."""
+    sorted order; a single file is a dataset of one."""
     if os.path.isfile(src):
         root, names = os.path.dirname(os.path.abspath(src)), [os.path.basename(src)]
     else:
