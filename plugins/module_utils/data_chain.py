@@ -169,10 +169,16 @@ class _Hop:
 
 
 def send(
-    root: str, files: Sequence[dict], addresses: Sequence[tuple[str, int]], token: str, timeout: float
+    root: str,
+    files: Sequence[dict],
+    addresses: Sequence[tuple[str, int]],
+    token: str,
+    timeout: float,
+    progress=None,
 ) -> dict:
     """The files to the first host of ``addresses`` that takes them (it passes them on to the
-    rest), routing around any that does not answer or breaks off mid-stream. Returns the bytes,
+    rest), routing around any that does not answer or breaks off mid-stream (``progress``, if
+    given, is called with the bytes sent to the current one so far). Returns the bytes,
     seconds, the host that took them and the hosts routed around (``routed_around``); raises
     DirRefused when a host refused the dataset, DirStreamError when none took it."""
     routed: list[str] = []
@@ -185,7 +191,7 @@ def send(
             break
         try:
             with hop.conn:
-                result = dir_stream.send_dir(hop.conn, root, list(files))
+                result = dir_stream.send_dir(hop.conn, root, list(files), progress)
         except DirRefused as e:
             raise DirRefused(f"{hop.name}: {e}") from e
         except (OSError, DirStreamError) as e:

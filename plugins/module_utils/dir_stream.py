@@ -102,9 +102,10 @@ def json_line(conn: socket.socket, what: str) -> dict:
     return parse_line(read_line(conn), what)
 
 
-def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None) -> dict:
+def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None, progress=None) -> dict:
     """The sending end, on a connection whose header was checked: the files below ``root``
-    (``files``, paths relative to it with sizes; default, all of them).
+    (``files``, paths relative to it with sizes; default, all of them); ``progress``, if given,
+    is called with the bytes sent so far after each chunk.
     Returns {"files": [...with sha256], "bytes": n, "skipped": why or None}."""
     files = files_of(root) if files is None else [{"path": f["path"], "size": f["size"]} for f in files]
     conn.sendall(json.dumps({"files": files}).encode() + b"\n")
@@ -125,6 +126,8 @@ def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None) ->
                 digest.update(chunk)
                 left -= len(chunk)
                 sent += len(chunk)
+                if progress:
+                    progress(sent)
         digests[entry["path"]] = digest.hexdigest()
     conn.sendall(json.dumps({"sha256": digests}).encode() + b"\n")
     verdict = read_line(conn, 4096).decode("utf-8", "replace").strip()

@@ -317,11 +317,19 @@ def _load(conn: socket.socket, compression: str, after: _Next | None = None):
 
 
 def send(
-    address: str, port: int, token: str, expected_id: str, image: str, compression: str, wait: float, timeout
+    address: str,
+    port: int,
+    token: str,
+    expected_id: str,
+    image: str,
+    compression: str,
+    wait: float,
+    timeout,
+    progress=None,
 ):
     """Stream ``image`` to a receiver at ``address``:``port`` (retrying the connection for up to
     ``wait`` seconds while it starts listening), without the layers it holds, and wait for its
-    answer."""
+    answer. ``progress``, if given, is called with the bytes sent so far after each chunk."""
     have = image_id(image)
     if have != expected_id:
         raise StreamError(f"this host's {image} is {have or 'missing'}, not {expected_id}")
@@ -342,7 +350,7 @@ def send(
                 " (a wrong token, or another version of this collection there)"
             )
         kept = image_layers.LayerFilter(layers, set(held))
-        sent = _stream(conn, image, compression, kept, address, port)
+        sent = _stream(conn, image, compression, kept, address, port, progress)
         conn.shutdown(socket.SHUT_WR)
         problem = fanout.reply_problem(_read_line(conn, 4096), expected_id)
         if problem:
@@ -351,7 +359,13 @@ def send(
 
 
 def _stream(
-    conn: socket.socket, image: str, compression: str, kept: image_layers.LayerFilter, address: str, port: int
+    conn: socket.socket,
+    image: str,
+    compression: str,
+    kept: image_layers.LayerFilter,
+    address: str,
+    port: int,
+    progress=None,
 ) -> int:
     """docker save, without the layers the receiver holds, (zstd,) into the connection; the
     bytes sent."""
@@ -381,6 +395,8 @@ def _stream(
         while chunk := source.read(CHUNK):
             conn.sendall(chunk)
             sent += len(chunk)
+            if progress:
+                progress(sent)
     except OSError as e:
         _stop(procs)
         raise StreamError(

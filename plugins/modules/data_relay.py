@@ -89,6 +89,11 @@ options:
         longer for each host after it down the chain, so that the one nearest a stall gives up first).
     type: int
     default: 60
+  progress:
+    description:
+      - V(send), a file on the sending host where the bytes sent so far are written once a second
+        while the transfer runs (removed when it ends), for P(torchswarm.ddp.relay_wait#module) to show.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -153,7 +158,7 @@ routed_around:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain, dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain, dir_stream, transfer_progress
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["held", "receive", "send"], "required": True},
@@ -165,6 +170,7 @@ ARGUMENT_SPEC = {
     "wait": {"type": "int", "default": 120},
     "timeout": {"type": "int", "default": 60},
     "limit": {"type": "int", "default": 14400},
+    "progress": {"type": "path"},
 }
 
 
@@ -172,10 +178,11 @@ def transfer(p: dict) -> dict:
     forward = [(address, p["port"]) for address in p["forward"]]
     if p["mode"] == "receive":
         return data_chain.receive(
-            p["port"], p["token"], p["path"], p["digest"], forward, p["wait"], p["timeout"]
+            p["port"], p["token"], p["path"], p["digest"], forward, p["wait"], p["timeout"], p["limit"]
         )
     root, files = data_chain.listing(p["path"])
-    return data_chain.send(root, files, forward, p["token"], p["timeout"])
+    with transfer_progress.recording(p["progress"], sum(f["size"] for f in files)) as progress:
+        return data_chain.send(root, files, forward, p["token"], p["timeout"], progress)
 
 
 def main() -> None:

@@ -91,6 +91,11 @@ options:
     description: Seconds either end waits on a silent connection before giving up.
     type: int
     default: 300
+  progress:
+    description:
+      - V(send), a file on the sending host where the bytes sent so far are written once a second
+        while the stream runs (removed when it ends), for P(torchswarm.ddp.relay_wait#module) to show.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -170,6 +175,7 @@ routed_around:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
 from ansible_collections.torchswarm.ddp.plugins.module_utils.image_stream import StreamError, receive, send
 
 ARGUMENT_SPEC = {
@@ -183,6 +189,7 @@ ARGUMENT_SPEC = {
     "compression": {"type": "str", "choices": ["zstd", "none"], "default": "zstd"},
     "wait": {"type": "int", "default": 120},
     "timeout": {"type": "int", "default": 300},
+    "progress": {"type": "path"},
 }
 
 
@@ -194,7 +201,8 @@ def main() -> None:
         if p["mode"] == "receive":
             transfer = receive(*common, forward=[(address, p["port"]) for address in p["forward"]])
         else:
-            transfer = send(p["address"], *common)
+            with transfer_progress.recording(p["progress"]) as progress:
+                transfer = send(p["address"], *common, progress=progress)
     except (StreamError, OSError) as exc:
         module.fail_json(msg=f"image_relay {p['mode']} of {p['image']} on port {p['port']}: {exc}")
     module.exit_json(changed=p["mode"] == "receive", **transfer.as_dict())

@@ -9,16 +9,22 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "x2b5kq0w3h2vd8s9g7u3n1f0c"
 
 
-def playbook(tmp_path: Path, tasks: list[dict], *options: str) -> subprocess.CompletedProcess:
+def playbook(
+    tmp_path: Path, tasks: list[dict], *options: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     path = tmp_path / "play.yml"
     path.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
     env = {
@@ -27,6 +33,7 @@ def playbook(tmp_path: Path, tasks: list[dict], *options: str) -> subprocess.Com
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        **(env or {}),
     }
     return subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), str(path), *options],
@@ -256,3 +263,73 @@ def test_a_later_read_that_misses_lines_keeps_what_was_saved_and_new_lines_are_a
     run = playbook(tmp_path, [more])
     assert run.returncode == 0 and task_results(run)[0]["changed"]
     assert log_file.read_text() == saved + late + "\n"
+
+
+def slow_receiver(port: int, token: str, rate: int) -> threading.Thread:
+    """A receiving end that takes ``rate`` bytes a second (as a busy link would), speaking the
+    dataset protocol: the sender's progress is what is seen moving."""
+    server = socket.create_server(("127.0.0.1", port))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
+    def serve() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                assert dir_stream.header_problem(dir_stream.read_line(conn), token) is None
+                files = dir_stream.json_line(conn, "file list")["files"]
+                conn.sendall(b"GO\n")
+                left = sum(f["size"] for f in files)
+                while left:
+                    left -= len(conn.recv(min(rate // 10, left)))
+                    time.sleep(0.1)
+                dir_stream.json_line(conn, "digests")
+                conn.sendall(b"OK\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp_path):
+    """data_relay sends in the background with a progress file; relay_wait waits for that job
+    through async_status and prints lines read from the file, with no retry messages."""
+    src, progress = tmp_path / "ds", tmp_path / "transfers" / "data-node1.json"
+    src.mkdir()
+    (src / "0.bin").write_bytes(os.urandom(6_000_000))
+    port = free_port()
+    receiver = slow_receiver(port, "t0k", rate=3_000_000)
+    send = {"mode": "send", "path": str(src), "forward": ["127.0.0.1"], "port": port, "token": "t0k"}
+    tasks = [
+        {
+            "torchswarm.ddp.data_relay": {**send, "progress": str(progress)},
+            "async": 120,
+            "poll": 0,
+            "register": "sending",
+        },
+        {
+            "torchswarm.ddp.relay_wait": {
+                "jid": "{{ sending.ansible_job_id }}",
+                "what": "dataset to node1",
+                "progress": str(progress),
+                "every": 1,
+                "interval": 0.2,
+            },
+            "register": "sent",
+        },
+        {"ansible.builtin.copy": {"content": "{{ sent | to_json }}", "dest": str(tmp_path / "sent.json")}},
+    ]
+    run = playbook(tmp_path, tasks, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
+    receiver.join(5)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if line.startswith("dataset to node1: ")]
+    sent_bytes = [
+        int(float(line.split(": ")[1].split(" MB")[0]) * 1e6) for line in lines if " MB of " in line
+    ]
+    assert len(sent_bytes) >= 2 and sent_bytes == sorted(sent_bytes) and sent_bytes[-1] > sent_bytes[0], lines
+    assert all("of 6.0 MB (" in line for line in lines if " MB of " in line)
+    assert "RETRYING" not in run.stdout
+    result = json.loads((tmp_path / "sent.json").read_text())
+    assert (
+        result["bytes"] == 6_000_000 and result["sent_to"] == f"127.0.0.1:{port}" and result["waited_s"] > 2
+    )
+    assert not progress.exists()  # removed when the transfer ended

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain, dir_stream
+from ansible_collections.torchswarm.ddp.plugins.modules import data_relay
+from module_runner import run_module
 
 TOKEN = "t0ken-for-this-run"
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
@@ -228,16 +230,16 @@ def test_a_single_file_is_a_dataset_of_one(tmp_path):
 
 def test_after_a_stream_that_broke_off_the_host_waits_for_a_sender_until_its_limit(tmp_path):
     """The host before a failed one sends its own copy once that copy is complete, which can be
-    long after the break: here later than ``wait`` after it, within ``limit``."""
+    long after the break: here later than ``wait`` after it, within ``limit``. The receiver is
+    the module itself, so its ``limit`` option is what reaches the chain."""
     root, files, digest = dataset(tmp_path / "src")
     dest, port = tmp_path / "host", free_port()
     outcome: dict = {}
+    args = {"mode": "receive", "path": str(dest), "digest": digest, "token": TOKEN, "port": port}
 
     def run() -> None:
-        try:
-            outcome["result"] = data_chain.receive(port, TOKEN, str(dest), digest, [], 1, 5, limit=30)
-        except Exception as e:  # the test reads it
-            outcome["error"] = str(e)
+        result, failed = run_module(data_relay.main, {**args, "wait": 1, "timeout": 5, "limit": 30})
+        outcome["error" if failed else "result"] = result
 
     thread = threading.Thread(target=run)
     thread.start()

@@ -179,7 +179,15 @@ def transfer(
     where.dir = sender
     try:
         result["sent"] = image_stream.send(
-            "127.0.0.1", port, sent_token, expected, "img", compression, 10, 10
+            "127.0.0.1",
+            port,
+            sent_token,
+            expected,
+            "img",
+            compression,
+            10,
+            10,
+            result.setdefault("progress", []).append,
         )
     except image_stream.StreamError as e:
         result["send_error"] = str(e)
@@ -201,6 +209,8 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
     assert image_id(receiver) == image_id(sender)
     sent, received = result["sent"], result["received"]
     assert sent.bytes == received.bytes
+    # What the progress file is written from: the bytes so far after each chunk, up to all of them.
+    assert result["progress"] == sorted(result["progress"]) and result["progress"][-1] == sent.bytes
     assert (sent.layers, sent.layers_held) == (received.layers, received.layers_held) == (3, 0)
     size = sum(len(layer) for layer in [*BASE, USER])
     if compression == "zstd":

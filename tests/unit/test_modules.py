@@ -211,7 +211,7 @@ def test_image_relay_send_needs_an_address_and_a_failure_hides_the_token(monkeyp
     result, failed = run_module(image_relay.main, args)
     assert failed and "address" in result["msg"]
 
-    def refuse(_address, _port, token, *_args):
+    def refuse(_address, _port, token, *_args, **_kwargs):
         # An error that carries the token, as a receiver's echo of a bad header would.
         raise image_relay.StreamError(f"10.0.0.9:29600 refused the header 'TSW1 {token} zstd'")
 
