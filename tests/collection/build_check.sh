@@ -23,7 +23,7 @@ m0 ansible_connection=local
 [workers]
 INV
 ansible-playbook -i inventory.ini --syntax-check torchswarm.ddp.site >/dev/null
-for playbook in cluster status logs results stop preflight; do
+for playbook in cluster status logs results stop preflight maintenance; do
   ansible-playbook -i inventory.ini --syntax-check "torchswarm.ddp.$playbook" >/dev/null
 done
 ansible-doc -t module torchswarm.ddp.docker_daemon_config >/dev/null

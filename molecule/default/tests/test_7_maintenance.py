@@ -1,0 +1,109 @@
+"""A worker is serviced while the job trains: maintenance.yml -l node1 drains it (its ranks
+leave; the others train on at world size 2), runs the user's tasks there (Docker restarted, as
+an upgrade does, a marker written, then the node container restarted, as a reboot is), checks
+it and brings it back, returning only once it trains again at world size 3. The job never
+stops, counts every epoch once and loses no host. The only manager is refused first, with nothing
+changed. Runs after test_7_elastic (node2 is gone; node3, node0 and node1 remain)."""
+
+from __future__ import annotations
+
+import time
+
+from harness import (
+    container,
+    epochs_of,
+    figure,
+    first_steps_after,
+    metrics,
+    node,
+    ranks_complete,
+    run_playbook,
+    run_site_playbook,
+    stack_tasks,
+    swarm_nodes,
+    wait_for,
+)
+
+STACK = "upkeep"
+HOSTS = ("node3", "node0", "node1")
+EPOCHS = 40
+MAINTENANCE = "../../playbooks/maintenance.yml"
+
+# A user's maintenance tasks: an upgrade restarts Docker; the reboot is the node container's
+# restart (systemd shuts down and boots again), done from the controller.
+TASKS = """
+- name: Restart Docker, as an upgrade of it does
+  ansible.builtin.systemd_service:
+    name: docker
+    state: restarted
+- name: Leave a marker
+  ansible.builtin.copy:
+    dest: /root/maintained
+    content: "serviced\\n"
+    mode: "0644"
+- name: Reboot (the node container restarted)
+  ansible.builtin.command: docker restart {container}
+  delegate_to: localhost
+  changed_when: true
+- name: Wait for the host to answer again
+  ansible.builtin.wait_for_connection:
+    timeout: 300
+"""
+
+
+def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(inventory, tmp_path):
+    inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
+    for rank, host in enumerate(("node0", "node1"), start=1):
+        group = "managers" if host == "node0" else "workers"
+        inventory[group]["hosts"][host] = {"job_node_rank": rank}
+    inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
+    inventory["all"]["vars"].update(
+        job_name=STACK,
+        job_wait=False,
+        job_epochs=EPOCHS,
+        job_snapshot_every=1,
+        job_peer_timeout=10,
+        job_trainer_args=["--dataset_size", "32768"],
+    )
+    assert run_site_playbook(inventory, tmp_path).rc == 0
+    wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node3")), 300, "epoch 2 to finish")
+
+    unnamed = run_playbook(MAINTENANCE, inventory, tmp_path)
+    assert unnamed.rc != 0 and "name the hosts to maintain" in unnamed.output
+    refused = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node0")
+    assert refused.rc != 0
+    assert "host node0 is the swarm's only manager: without it the swarm stops" in refused.output
+    assert swarm_nodes()["node0"]["Spec"]["Availability"] == "active"
+
+    tasks = tmp_path / "upkeep.yml"
+    tasks.write_text(TASKS.format(container=container("node1")))
+    started = time.time()
+    run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node1", "-e", f"maintenance_tasks={tasks}")
+    returned = time.time()
+    assert run.rc == 0
+    assert "host node1 leaving for maintenance; job upkeep trains on 2 host(s) meanwhile" in run.output
+    assert "host node1 back: job upkeep trains on 3 hosts again" in run.output
+    assert node("node1").file("/root/maintained").content_string == "serviced\n"
+    assert swarm_nodes()["node1"]["Spec"]["Availability"] == "active"
+
+    # The play returned only once node1 trained again: a round of 3 began before it did.
+    steps = first_steps_after(STACK, HOSTS, started)
+    assert [w for _, w in steps][:1] == [2], steps
+    back = [t for t, w in steps if w == 3]
+    assert back and back[0] < returned, steps
+    figure(
+        f"maintenance of a worker: play {returned - started:.1f} s, trained at world size 2 from"
+        f" +{steps[0][0] - started:.1f} s, at 3 again from +{back[0] - started:.1f} s"
+    )
+
+    wait_for(lambda: ranks_complete(STACK, 3), 420, f"{STACK} to complete")
+    records = metrics(STACK, rank0="node3")
+    assert epochs_of(records) == list(range(EPOCHS)), "an epoch was counted twice or lost"
+    assert {r["world_size"] for r in records if r["event"] == "epoch"} == {2, 3}
+    # The host left on purpose: no rank failed and nobody saw it as lost.
+    states = {t["CurrentState"].split()[0] for history in stack_tasks(STACK).values() for t in history}
+    assert "Failed" not in states, states
+    logs = node("node0").check_output(
+        f"for s in {' '.join(f'{STACK}_{h}' for h in HOSTS)}; do docker service logs --raw $s 2>&1; done"
+    )
+    assert " is gone (silent for " not in logs
