@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.torchswarm.ddp.plugins.module_utils.maintenance import verdict
 
 
 def maintenance_verdict(host, hostname, nodes, job, env=None, stop_job=False):
-    return verdict(host, hostname, nodes or [], job or {}, env, bool(stop_job))
+    # stop_job may come from -e as the text "true" or "false".
+    return verdict(host, hostname, nodes or [], job or {}, env, boolean(stop_job, strict=True))
 
 
 class FilterModule:

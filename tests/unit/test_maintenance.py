@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.torchswarm.ddp.plugins.filter import maintenance as maintenance_filter
 from ansible_collections.torchswarm.ddp.plugins.module_utils import maintenance
 
 
@@ -94,3 +95,10 @@ def test_a_host_that_is_no_swarm_node_is_refused():
 def test_an_environment_keeps_the_equals_signs_in_its_values():
     assert maintenance.environment(ELASTIC)["JOB_TOKEN"] == "s=cr=t"
     assert maintenance.environment(None) == {}
+
+
+def test_the_filter_reads_stop_job_given_as_text_on_the_command_line():
+    two_training = job(training=2)
+    for text, stops in (("true", True), ("false", False), ("no", False)):
+        v = maintenance_filter.maintenance_verdict("node1", "node1", ONE_MANAGER, two_training, ELASTIC, text)
+        assert v["stops_job"] is stops and bool(v["refusals"]) is not stops
