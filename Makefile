@@ -19,7 +19,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -34,6 +34,7 @@ help:
 	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
+	@echo "make benchmark-maintenance  a host out for maintenance against a lost host: time at N-1, steps retrained"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
 	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: chain, rounds, star"
 	@echo "make benchmark-data    a 1 GB dataset (job_data_src) to 3, 6 and 12 hosts on tc-limited links"
@@ -135,6 +136,9 @@ benchmark-user-script: venv images trainer-image
 
 benchmark-recovery: venv
 	python benchmarks/recovery.py
+
+benchmark-maintenance: venv
+	python benchmarks/maintenance.py
 
 benchmark-image: venv images trainer-image
 	python benchmarks/image_fanout.py

@@ -1,9 +1,11 @@
 """Snapshots that make torchrun restarts correct.
 
 Each node's snapshots are written by that node's local rank 0 into its own directory, one file
-per position (epoch, step), atomically (torchswarm.atomic), so a crash mid-write leaves the
-previous snapshot intact; the newest ``keep`` are kept. A snapshot records where training stands
-as (epoch, step): the next batch to train, so nothing is trained twice after a resume. A newest
+per position (epoch, samples of its order trained), atomically (torchswarm.atomic), so a crash
+mid-write leaves the previous snapshot intact; the newest ``keep`` are kept. A snapshot records
+where training stands as (epoch, step) at its world size and batch size, and as the samples of
+the epoch's order trained, which a round at another world size goes on from, so nothing is
+trained twice after a resume. A newest
 snapshot that cannot be read (torn by a filesystem that lost a write) is skipped, with a line
 saying so, for the one before it.
 """
@@ -31,7 +33,7 @@ class TornSnapshot(SnapshotError):
     """A snapshot file that cannot be read as one; an older one may serve."""
 
 
-# snapshot-<epoch>-<step>.pt: names sort as positions do.
+# snapshot-<epoch>-<samples>.pt: names sort as positions do.
 NAME_RE = re.compile(r"^snapshot-(\d{6,})-(\d{8,})\.pt$")
 # The one file of trainers before keep, read as the oldest snapshot.
 LEGACY_NAME = "snapshot.pt"
@@ -43,8 +45,14 @@ class Position:
     step: int = 0  # batches of that epoch already trained
 
 
-def path_for(directory: str, epoch: int, step: int) -> str:
-    return os.path.join(directory, f"snapshot-{epoch:06d}-{step:08d}.pt")
+def position_of(state: dict[str, Any]) -> tuple[int, int]:
+    """Where a snapshot stands, comparable across world sizes: (epoch, samples of the epoch's
+    order trained). Snapshots of trainers before ``samples`` count in steps."""
+    return state["epoch"], state.get("samples", state["step"])
+
+
+def path_for(directory: str, epoch: int, samples: int) -> str:
+    return os.path.join(directory, f"snapshot-{epoch:06d}-{samples:08d}.pt")
 
 
 def _positions(directory: str) -> list[tuple[tuple[int, int], str]]:
@@ -71,8 +79,8 @@ def candidates(directory: str) -> list[str]:
 def save(directory: str, state: dict[str, Any], keep: int) -> str:
     """Write the snapshot of ``state``'s position and keep the newest ``keep``. Snapshots past
     this position are removed first: they belong to a run this one went back from (a resume
-    from the start of an interrupted epoch, after the world size changed)."""
-    position = (state["epoch"], state["step"])
+    from an older snapshot, when a newer one was torn)."""
+    position = position_of(state)
     path = path_for(directory, *position)
     for at, old in _positions(directory):
         if at > position:

@@ -123,6 +123,29 @@ def setup_distributed() -> Dist:
     return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, backend)
 
 
+class EpochOrder(DistributedSampler):
+    """DistributedSampler's shuffled order (drop_last), whose epoch can begin past its first
+    ``offset`` samples. Each epoch's order depends only on the seed and the epoch, and after S
+    steps every rank has taken its share of the order's first S * batch * world samples: a round
+    at another world size goes on from there, so no sample of the epoch is trained twice."""
+
+    offset = 0
+
+    def __iter__(self):
+        if not self.offset:
+            return super().__iter__()
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()[self.offset :]
+        share = len(order) // self.num_replicas
+        return iter(order[self.rank : share * self.num_replicas : self.num_replicas])
+
+    def __len__(self) -> int:
+        if not self.offset:
+            return super().__len__()
+        return max(len(self.dataset) - self.offset, 0) // self.num_replicas
+
+
 class StopRequest:
     """Turns SIGTERM into a flag that all ranks agree on at a step boundary."""
 
@@ -151,7 +174,7 @@ class Trainer:
         model = work.model.to(d.device)
         self.model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr)
-        self.sampler = DistributedSampler(work.dataset, seed=args.seed, drop_last=True)
+        self.sampler = EpochOrder(work.dataset, seed=args.seed, drop_last=True)
         self.loader = DataLoader(
             work.dataset, batch_size=args.batch_size, sampler=self.sampler, drop_last=True
         )
@@ -170,6 +193,8 @@ class Trainer:
             )
         self.metrics_path = args.metrics_path or os.path.join(args.snapshot_dir, "metrics.jsonl")
         self.position = snapshot.Position()
+        # Samples of position.epoch's order trained before this round, at another world size.
+        self.offset = 0
         self.resumed_from: dict[str, int] | None = None
         self.history: list[dict[str, Any]] = []  # every record of the job, kept in each snapshot
         self.stop = StopRequest()
@@ -203,7 +228,7 @@ class Trainer:
         if self.d.local_rank == 0:
             try:
                 state, skipped = snapshot.load_newest(self.args.snapshot_dir, self.args.model)
-                found = {"at": (state["epoch"], state["step"])} if state else {}
+                found = {"at": snapshot.position_of(state)} if state else {}
                 for why in skipped:
                     print(
                         f"torchswarm: rank {self.d.rank} on {socket.gethostname()}: {why}; "
@@ -239,16 +264,20 @@ class Trainer:
                 "use another snapshot directory"
             ) from exc
         torch.set_rng_state(state["rng"])
-        step = state["step"]
-        if step and state.get("world_size") != self.d.world_size:
-            # The sampler splits an epoch by world size: a step count from another size does not
-            # say which samples were trained, so the interrupted epoch starts again.
-            step = 0
+        step, self.offset = state["step"], state.get("offset", 0)
+        split = (state.get("world_size", self.d.world_size), state.get("batch_size", self.args.batch_size))
+        if step and split != (self.d.world_size, self.args.batch_size):
+            # Steps of another split: go on past the samples they took (EpochOrder).
+            self.offset, step = self.offset + step * split[0] * split[1], 0
         self.position = snapshot.Position(state["epoch"], step)
         self.resumed_from = {"epoch": state["epoch"], "step": step}
+        before = ""
+        if self.offset:
+            self.resumed_from["trained_before"] = self.offset
+            before = f", past the {self.offset} samples of it trained at another world size"
         print(
             f"torchswarm: rank {self.d.rank} resumes at epoch {state['epoch']} step {step} "
-            f"(snapshot of rank {source})",
+            f"(snapshot of rank {source}){before}",
             file=sys.stderr,
             flush=True,
         )
@@ -263,7 +292,9 @@ class Trainer:
         write_atomically(self.metrics_path, lambda handle: handle.write(text.encode()), prefix=".metrics-")
 
     def save(self, epoch: int, step: int) -> None:
-        """One writer per node (local rank 0), each into its own node's snapshot directory."""
+        """One writer per node (local rank 0), each into its own node's snapshot directory. The
+        position is kept as samples of the epoch's order too, which any world size reads."""
+        offset = self.offset if epoch == self.position.epoch else 0
         if self.d.local_rank == 0:
             snapshot.save(
                 self.args.snapshot_dir,
@@ -273,6 +304,9 @@ class Trainer:
                     "epoch": epoch,
                     "step": step,
                     "world_size": self.d.world_size,
+                    "batch_size": self.args.batch_size,
+                    "offset": offset,
+                    "samples": offset + step * self.d.world_size * self.args.batch_size,
                     "model": self.model.module.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
                     "rng": torch.get_rng_state(),
@@ -313,6 +347,7 @@ class Trainer:
         last_loss = float("nan")
         for epoch in range(self.position.epoch, args.total_epochs):
             self.sampler.set_epoch(epoch)
+            self.sampler.offset = self.offset if epoch == self.position.epoch else 0
             skip = self.position.step if epoch == self.position.epoch else 0
             total, steps, epoch_start = torch.zeros(1, device=d.device), 0, time.monotonic()
             for index, (source, target) in enumerate(self.loader):
@@ -341,7 +376,8 @@ class Trainer:
                     return EXIT_STOPPED
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
             seconds = time.monotonic() - epoch_start
-            last_loss = total.item() / max(steps * d.world_size, 1)
+            # No step at all: the epoch's rest was less than a batch per rank after a resize.
+            last_loss = total.item() / (steps * d.world_size) if steps else last_loss
             samples = steps * args.batch_size * d.world_size * self.samples_per_item
             last = epoch + 1 == args.total_epochs
             due = (epoch + 1) % args.save_every == 0 and not last

@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from torch.utils.data.distributed import DistributedSampler
 
 import snapshot
 from conftest import epochs_of, finish, free_port, kill_tree, metrics, torchrun, wait_for
+from training_code import EpochOrder
 
 
 def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
@@ -167,6 +169,50 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
     rc, _ = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]))
     assert rc == 0
     assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": state["epoch"], "step": state["step"]}
+
+
+def test_a_rerun_at_another_world_size_goes_on_past_the_samples_trained_not_from_the_epochs_start(snapdir):
+    """A host left (or joined): the snapshot at the agreed step was taken at world size 2, the
+    next round has 3 ranks. It trains the rest of the epoch's order, not the epoch again."""
+    args = ["50", "50", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]
+    proc = torchrun(args)
+    wait_for(lambda: 0 in epochs_of(metrics(snapdir)))
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc, timeout=60)[0] != 0
+    state = snapshot.load_newest(str(snapdir), "linear")[0]
+    trained = state["step"] * 2 * 32  # steps x world size x batch size
+    assert state["step"] > 0 and state["samples"] == trained
+
+    rc, out = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)], nproc=3))
+
+    assert rc == 0
+    assert f"rank 0 resumes at epoch 1 step 0 (snapshot of rank 0), past the {trained} samples of it" in out
+    records = metrics(snapdir)
+    assert records[-1]["resumed_from"] == {"epoch": 1, "step": 0, "trained_before": trained}
+    [epoch1] = [r for r in records if r["event"] == "epoch" and r["epoch"] == 1]
+    assert epoch1["world_size"] == 3 and epoch1["steps"] == (65536 - trained) // 3 // 32
+
+
+def test_the_epochs_order_split_again_past_an_offset_takes_every_sample_once():
+    """EpochOrder: 10 steps at world size 3, then the rest at world size 2, cover the epoch's
+    order exactly once; with no offset it is DistributedSampler's order."""
+    data, batch = list(range(1000)), 8
+
+    def shares(world: int, offset: int = 0, sampler=EpochOrder) -> list[list[int]]:
+        out = []
+        for rank in range(world):
+            s = sampler(data, num_replicas=world, rank=rank, seed=7, drop_last=True)
+            s.set_epoch(3)
+            s.offset = offset
+            out.append(list(s))
+            assert len(s) == len(out[-1])
+        return out
+
+    assert shares(3) == shares(3, sampler=DistributedSampler)
+    first = [share[: 10 * batch] for share in shares(3)]
+    rest = shares(2, offset=10 * batch * 3)
+    seen = [i for share in first + rest for i in share]
+    assert sorted(seen) == data  # 240 + 2 x 380: all 1000, none twice
 
 
 @pytest.mark.parametrize(
