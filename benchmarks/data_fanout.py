@@ -33,7 +33,8 @@ from image_fanout import (
 
 RELAY_TASKS = (
     "Listen for the dataset, passing it on down the chain",
-    "Send the dataset to the chain's first host",
+    # The send runs in the background; its wait returns the send's result (bytes, seconds).
+    "Wait for the sender, showing the dataset's progress",
     "Read each host's result",
 )
 

@@ -29,7 +29,8 @@ IMAGE = "torchswarm/trainer:latest"
 NETWORK = "torchswarm-test"  # molecule/resources/vars/nodes.yml
 RELAY_TASKS = (
     "Listen for the image",
-    "Send the image from the host that holds it",
+    # The send runs in the background; its wait returns the send's result (bytes, seconds).
+    "Wait for the sender, showing the image's progress",
     "Read the receiver's result",
 )
 
@@ -98,7 +99,7 @@ def bridge() -> str:
 
 def relay_run(inventory: Path, play: Path, relay_tasks: tuple[str, str, str]) -> dict:
     """One run of a playbook that relays something to the hosts (``relay_tasks``: the listen,
-    send and result tasks' names): their wall time, the rounds and the first transfer."""
+    send's wait and result tasks' names): their wall time, the rounds and the first transfer."""
     out = run(
         "ansible-playbook", str(play), "-i", str(inventory),
         # Forks: every transfer of a round at once (Ansible's default of 5 would queue them).

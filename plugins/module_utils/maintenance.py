@@ -59,7 +59,9 @@ def _job_refusals(
             f"host {host} trains in job {name}, which is not elastic (job_network_mode host, or "
             "fewer than 3 hosts): its leaving would stop the job"
         ]
-    needed, left = int(env["TORCHSWARM_MIN_NODES"]), int(job.get("training_hosts") or 0) - 1
+    # A host drained already (a run that failed after the drain) takes nothing more away.
+    training = int(job.get("training_hosts") or 0)
+    needed, left = int(env["TORCHSWARM_MIN_NODES"]), training - (row.get("state") == "running")
     if left < needed:
         return [
             f"host {host}: job {name} would train on {left} host(s) without it, fewer than its "
@@ -78,9 +80,9 @@ def verdict(
 ) -> dict[str, Any]:
     """What stops ``host`` (swarm node ``hostname``) from leaving, one sentence each, and whether
     the job must be stopped first (``stop_job`` set, and only the job stood in the way).
-    ``world`` is the hosts the job trains on now, which it grows back to once the host returns
-    (0 when the host trains in no running job); ``image``, the job's image ID, which the host
-    must hold before it returns."""
+    ``world`` is the job's ranks on hosts that are up (this one among them), the world size it
+    grows back to once the host returns (0 when the host trains in no running job); ``image``,
+    the job's image ID, which the host must hold before it returns."""
     row, env_map = rank_of(job, hostname), environment(env)
     swarm = _swarm_refusals(host, hostname, nodes)
     for_job = _job_refusals(host, job, row, env_map) if row else []
@@ -92,7 +94,9 @@ def verdict(
     return {
         "refusals": swarm + ([] if stops_job else for_job),
         "stops_job": stops_job and not swarm,
-        "world": int(job.get("training_hosts") or 0) if row and not stops_job else 0,
+        "world": sum(1 for r in job.get("services") or [] if not r.get("lost"))
+        if row and not stops_job
+        else 0,
         "service": str(row["service"]) if row else "",
         "image": env_map.get("TORCHSWARM_IMAGE_ID", "") if row else "",
     }

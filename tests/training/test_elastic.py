@@ -5,14 +5,17 @@ host's power is cut (a killed process would close its connections and be noticed
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, epochs_of, first_steps_after, kill_tree, metrics, wait_for
+from conftest import TRAINING, Cluster, epochs_of, first_steps_after, kill_tree, metrics, wait_for
 from torchswarm.elastic import round_command
 from torchswarm.launcher import Outcome
 from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
@@ -106,6 +109,33 @@ def test_after_the_members_changed_only_an_ordinary_failure_joins_the_next_round
     stop = type("S", (), {"requested": stopped})()
     assert Outcome(code, env, stop).again(members_changed=True) is again
     assert Outcome(code, env, stop).again(members_changed=False) is False
+
+
+@pytest.mark.parametrize(
+    ("stopped", "again"), [(False, True), (True, False)], ids=["a-peer-was-stopped", "stopped"]
+)
+def test_ranks_that_stopped_with_a_stopped_peer_join_the_next_round_before_it_ends_the_round(
+    tmp_path, stopped, again
+):
+    """SIGTERM to one node's ranks is agreed by every rank: all snapshot and exit 143. The other
+    nodes' launchers may look before the stopped node's launcher ends the round; they rejoin all
+    the same, rather than exit for the swarm to restart them. This node's own stop still exits."""
+    env = {name: str(tmp_path / name) for name in ("fatal", "finished", "stopped")}
+    env = {f"TORCHSWARM_{name.upper()}_FILE": path for name, path in env.items()}
+    for path in env.values():
+        Path(path).write_text("")
+    Path(env["TORCHSWARM_STOPPED_FILE"]).write_text("1 3\n")  # what the worker wrapper writes
+    stop = type("S", (), {"requested": stopped})()
+    assert Outcome(1, env, stop).again(members_changed=False) is again
+
+
+def test_the_worker_wrapper_records_a_rank_that_stopped_after_a_snapshot(tmp_path):
+    script = tmp_path / "stops.py"
+    script.write_text("import sys\nsys.exit(143)\n")
+    env = {**os.environ, "TORCHSWARM_STOPPED_FILE": str(tmp_path / "stopped"), "RANK": "2", "WORLD_SIZE": "3"}
+    env["PYTHONPATH"] = str(TRAINING)
+    proc = subprocess.run([sys.executable, "-m", "torchswarm.worker", str(script)], env=env, check=False)
+    assert proc.returncode == 143 and (tmp_path / "stopped").read_text() == "2 3\n"
 
 
 def test_each_round_runs_torchrun_for_its_own_members():

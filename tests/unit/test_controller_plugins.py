@@ -333,3 +333,24 @@ def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp
         result["bytes"] == 6_000_000 and result["sent_to"] == f"127.0.0.1:{port}" and result["waited_s"] > 2
     )
     assert not progress.exists()  # removed when the transfer ended
+
+
+def test_relay_wait_fails_with_the_jobs_own_failure_and_on_its_timeout(tmp_path):
+    def background(command: str, name: str) -> dict:
+        return {"ansible.builtin.command": command, "async": 60, "poll": 0, "register": name}
+
+    def wait(name: str, timeout: int) -> dict:
+        args = {"jid": f"{{{{ {name}.ansible_job_id }}}}", "what": name, "timeout": timeout, "interval": 0.2}
+        return {"torchswarm.ddp.relay_wait": args, "ignore_errors": True}
+
+    tasks = [
+        background("sh -c 'exit 3'", "failing"),
+        wait("failing", 30),
+        background("sleep 20", "slow"),
+        wait("slow", 1),
+    ]
+    run = playbook(tmp_path, tasks)
+    assert run.returncode == 0, run.stdout
+    failing, slow = task_results(run)[1], task_results(run)[3]
+    assert failing["failed"] and failing["rc"] == 3
+    assert slow["failed"] and slow["msg"] == "slow: not done after 1 s"

@@ -16,9 +16,19 @@ def node(hostname: str, role: str = "worker", reachable: bool = True) -> dict:
     return entry
 
 
-def job(state: str = "running", hosts=("node0", "node1", "node2"), training: int | None = None) -> dict:
-    rows = [{"service": f"ddp_{h}", "host": h, "node": h, "lost": False} for h in hosts]
-    return {"state": state, "services": rows, "training_hosts": len(hosts) if training is None else training}
+def job(state: str = "running", hosts=("node0", "node1", "node2"), out: tuple[str, ...] = ()) -> dict:
+    """A job whose ranks run on ``hosts`` but those ``out`` (drained: their tasks pending)."""
+    rows = [
+        {
+            "service": f"ddp_{h}",
+            "host": h,
+            "node": h,
+            "lost": False,
+            "state": "pending" if h in out else "running",
+        }
+        for h in hosts
+    ]
+    return {"state": state, "services": rows, "training_hosts": len(hosts) - len(out)}
 
 
 ELASTIC = ["TORCHSWARM_MIN_NODES=2", "TORCHSWARM_IMAGE_ID=sha256:0a1b", "JOB_TOKEN=s=cr=t"]
@@ -60,7 +70,7 @@ def test_a_manager_may_leave_only_while_the_others_keep_quorum(reachable, refuse
 
 
 def test_a_job_left_with_fewer_than_job_min_nodes_is_refused_unless_stopping_it_is_intended():
-    two_training = job(training=2)  # one host is out already
+    two_training = job(out=("node2",))  # one host is out already
     [reason] = maintenance.verdict("node1", "node1", ONE_MANAGER, two_training, ELASTIC)["refusals"]
     assert reason == (
         "host node1: job ddp would train on 1 host(s) without it, fewer than its job_min_nodes (2);"
@@ -87,6 +97,11 @@ def test_stopping_the_job_does_not_lift_a_refusal_of_the_swarm():
     assert v["refusals"][0].startswith("host node0 is the swarm's only manager") and not v["stops_job"]
 
 
+def test_a_host_drained_by_an_earlier_run_may_leave_again_and_the_job_grows_back_to_all_its_ranks():
+    v = maintenance.verdict("node1", "node1", ONE_MANAGER, job(out=("node1",)), ELASTIC)
+    assert v["refusals"] == [] and v["world"] == 3
+
+
 def test_a_host_that_is_no_swarm_node_is_refused():
     [reason] = maintenance.verdict("gpu7", "gpu7.lab", ONE_MANAGER, job(), ELASTIC)["refusals"]
     assert reason.startswith("host gpu7: no swarm node has the hostname 'gpu7.lab'")
@@ -98,7 +113,7 @@ def test_an_environment_keeps_the_equals_signs_in_its_values():
 
 
 def test_the_filter_reads_stop_job_given_as_text_on_the_command_line():
-    two_training = job(training=2)
+    two_training = job(out=("node2",))
     for text, stops in (("true", True), ("false", False), ("no", False)):
         v = maintenance_filter.maintenance_verdict("node1", "node1", ONE_MANAGER, two_training, ELASTIC, text)
         assert v["stops_job"] is stops and bool(v["refusals"]) is not stops

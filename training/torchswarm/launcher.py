@@ -93,6 +93,7 @@ def child_environment(environ: Mapping[str, str], scratch: str) -> dict[str, str
         say(f"using interface {chosen} for {environ['TORCHSWARM_SUBNET']}")
     env["TORCHSWARM_FATAL_FILE"] = os.path.join(scratch, "fatal")
     env["TORCHSWARM_FINISHED_FILE"] = os.path.join(scratch, "finished")
+    env["TORCHSWARM_STOPPED_FILE"] = os.path.join(scratch, "stopped")
     return env
 
 
@@ -137,7 +138,7 @@ class Stop:
 def start(command: list[str], env: Mapping[str, str], stop: Stop) -> subprocess.Popen:
     """torchrun (in a process group of its own, so a round can be killed whole) with fresh files
     for what its workers report."""
-    for name in ("TORCHSWARM_FATAL_FILE", "TORCHSWARM_FINISHED_FILE"):
+    for name in ("TORCHSWARM_FATAL_FILE", "TORCHSWARM_FINISHED_FILE", "TORCHSWARM_STOPPED_FILE"):
         open(env[name], "w").close()
     stop.child = subprocess.Popen(wrap_workers(command), env=env, start_new_session=True)
     return stop.child
@@ -158,11 +159,16 @@ class Outcome:
         self.stopped = stop.requested
         self.fatal = code != 0 and bool(self.reasons)
         self.done = not self.fatal and not self.stopped and (code == 0 or bool(self.finished))
+        # This node's ranks stopped after a snapshot, agreed with a peer that was stopped (a
+        # drain, a restart): the peer's launcher ends the round only once its own torchrun has
+        # exited, which may be after this one looks.
+        self.peer_stopped = not self.stopped and bool(lines(env.get("TORCHSWARM_STOPPED_FILE", "")))
 
     def again(self, members_changed: bool) -> bool:
-        """Whether an elastic launcher joins the next round: when the members changed, unless
-        this node refused its input (exit 3) or was stopped: those are the swarm's to see."""
-        return members_changed and not (self.done or self.fatal or self.stopped)
+        """Whether an elastic launcher joins the next round: when the members changed or a
+        peer's stop ended the round, unless this node refused its input (exit 3) or was stopped:
+        those are the swarm's to see."""
+        return (members_changed or self.peer_stopped) and not (self.done or self.fatal or self.stopped)
 
     def exit_code(self) -> int:
         """The launcher's exit code for any outcome but ``done``."""

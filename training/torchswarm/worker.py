@@ -9,7 +9,8 @@ without an active exception", SIGABRT) after the script has finished and destroy
 group: 3 of 300 short 2-rank runs here (benchmarks/trainer_exits.py). The swarm then restarts a
 finished rank, which waits for peers that are gone. So the script runs as ``__main__`` here,
 atexit handlers run as usual, and the process ends with os._exit. A rank whose script returned
-0 leaves "RANK WORLD_SIZE" in TORCHSWARM_FINISHED_FILE for the launcher.
+0 leaves "RANK WORLD_SIZE" in TORCHSWARM_FINISHED_FILE for the launcher, one that stopped after a
+snapshot (exit 143: SIGTERM, agreed by every rank) the same in TORCHSWARM_STOPPED_FILE.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import runpy
 import sys
 import traceback
 from typing import NoReturn
+
+from torchswarm import EXIT_STOPPED
 
 
 def exit_code(value: object) -> int:
@@ -54,10 +57,11 @@ def run(argv: list[str]) -> int:
 
 
 def finish(code: int) -> NoReturn:
-    """Record a finished rank, then exit without finalization."""
-    finished_file = os.environ.get("TORCHSWARM_FINISHED_FILE")
-    if code == 0 and finished_file:
-        with open(finished_file, "a", encoding="utf-8") as handle:
+    """Record a finished or stopped rank, then exit without finalization."""
+    recorded = {0: "TORCHSWARM_FINISHED_FILE", EXIT_STOPPED: "TORCHSWARM_STOPPED_FILE"}.get(code, "")
+    path = os.environ.get(recorded)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"{os.environ.get('RANK', '?')} {os.environ.get('WORLD_SIZE', '?')}\n")
     exit_without_finalization(code)
 
