@@ -240,6 +240,17 @@ def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> P
     return run_playbook("converge-cluster.yml", inventory, tmp_path, *extra_args)
 
 
+def three_hosts_after_test_6(inventory: dict, **job_vars) -> None:
+    """The hosts the default scenario has after test_6 (node2 gone, marked absent): node3 as node
+    rank 0, node0 (the only manager) and node1; and the job's variables."""
+    inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
+    for rank, host in enumerate(("node0", "node1"), start=1):
+        group = "managers" if host == "node0" else "workers"
+        inventory[group]["hosts"][host] = {"job_node_rank": rank}
+    inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
+    inventory["all"]["vars"].update(job_vars)
+
+
 def power_off(name: str) -> None:
     """A host lost as to a power cut: its node container killed, so every process in it dies at
     once and its network goes with it; no service stops, no connection closes (docker stop would

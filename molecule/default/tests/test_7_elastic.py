@@ -21,6 +21,7 @@ from harness import (
     ranks_complete,
     results_of,
     start_playbook,
+    three_hosts_after_test_6,
     wait_for,
 )
 
@@ -29,12 +30,8 @@ HOSTS = ("node3", "node0", "node1")
 
 
 def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inventory, tmp_path):
-    inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
-    for rank, host in enumerate(("node0", "node1"), start=1):
-        group = "managers" if host == "node0" else "workers"
-        inventory[group]["hosts"][host] = {"job_node_rank": rank}
-    inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
-    inventory["all"]["vars"].update(
+    three_hosts_after_test_6(
+        inventory,
         job_name=STACK,
         job_wait_timeout=480,
         job_wait_interval=1,

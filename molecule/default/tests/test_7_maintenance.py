@@ -22,6 +22,7 @@ from harness import (
     run_site_playbook,
     stack_tasks,
     swarm_nodes,
+    three_hosts_after_test_6,
     wait_for,
 )
 
@@ -60,12 +61,8 @@ TASKS = """
 
 
 def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(inventory, tmp_path):
-    inventory["workers"]["hosts"]["node3"] = {"job_node_rank": 0}
-    for rank, host in enumerate(("node0", "node1"), start=1):
-        group = "managers" if host == "node0" else "workers"
-        inventory[group]["hosts"][host] = {"job_node_rank": rank}
-    inventory["workers"]["hosts"]["node2"] = {"swarm_node_state": "absent"}
-    inventory["all"]["vars"].update(
+    three_hosts_after_test_6(
+        inventory,
         job_name=STACK,
         job_wait=False,
         job_epochs=EPOCHS,
