@@ -42,7 +42,7 @@ help:
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling"
 	@echo "make molecule-default  bare nodes -> site.yml -> finished job; idempotence, bad input,"
-	@echo "                       node loss, scale-out to four nodes"
+	@echo "                       node loss, scale-out to four nodes, a worker serviced (maintenance.yml)"
 	@echo "make molecule-registry nodes over SSH as a sudo user; the image from a real registry (TLS, basic"
 	@echo "                       auth), then streamed from the controller over SSH"
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
