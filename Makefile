@@ -34,7 +34,7 @@ help:
 	@echo "make benchmark-trainer training_code.py against a plain DDP loop: samples/s ratio"
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
-	@echo "make benchmark-maintenance  a host out for maintenance against a lost host: time at N-1, steps retrained"
+	@echo "make benchmark-maintenance  a host out for maintenance against a lost host: time at N-1, samples retrained"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
 	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: chain, rounds, star"
 	@echo "make benchmark-data    a 1 GB dataset (job_data_src) to 3, 6 and 12 hosts on tc-limited links"
