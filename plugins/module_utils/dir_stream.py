@@ -105,7 +105,8 @@ def json_line(conn: socket.socket, what: str) -> dict:
 def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None, progress=None) -> dict:
     """The sending end, on a connection whose header was checked: the files below ``root``
     (``files``, paths relative to it with sizes; default, all of them); ``progress``, if given,
-    is called with the bytes sent so far after each chunk.
+    is called with the bytes sent so far after each chunk, and with ``last=True`` once every byte
+    is sent, while the receiver checks them.
     Returns {"files": [...with sha256], "bytes": n, "skipped": why or None}."""
     files = files_of(root) if files is None else [{"path": f["path"], "size": f["size"]} for f in files]
     conn.sendall(json.dumps({"files": files}).encode() + b"\n")
@@ -130,6 +131,8 @@ def send_dir(conn: socket.socket, root: str, files: list[dict] | None = None, pr
                     progress(sent)
         digests[entry["path"]] = digest.hexdigest()
     conn.sendall(json.dumps({"sha256": digests}).encode() + b"\n")
+    if progress:
+        progress(sent, last=True)
     verdict = read_line(conn, 4096).decode("utf-8", "replace").strip()
     if verdict.startswith("BAD"):
         raise DirRefused(f"the receiver refused the files: {verdict[3:].strip()}")

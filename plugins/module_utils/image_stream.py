@@ -329,7 +329,8 @@ def send(
 ):
     """Stream ``image`` to a receiver at ``address``:``port`` (retrying the connection for up to
     ``wait`` seconds while it starts listening), without the layers it holds, and wait for its
-    answer. ``progress``, if given, is called with the bytes sent so far after each chunk."""
+    answer. ``progress``, if given, is called with the bytes sent so far after each chunk, and
+    with ``last=True`` once every byte is sent, while the receivers load the image."""
     have = image_id(image)
     if have != expected_id:
         raise StreamError(f"this host's {image} is {have or 'missing'}, not {expected_id}")
@@ -351,6 +352,8 @@ def send(
             )
         kept = image_layers.LayerFilter(layers, set(held))
         sent = _stream(conn, image, compression, kept, address, port, progress)
+        if progress:
+            progress(sent, last=True)
         conn.shutdown(socket.SHUT_WR)
         problem = fanout.reply_problem(_read_line(conn, 4096), expected_id)
         if problem:

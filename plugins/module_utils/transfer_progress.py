@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 class Recorder:
     """Called with the bytes sent so far; writes ``path`` when ``every`` seconds have passed
-    since the last write (and at ``finish``), atomically, so a reader never sees half a file."""
+    since the last write, and at once when the call says it was the ``last`` byte (the other
+    end then answers), atomically, so a reader never sees half a file."""
 
     def __init__(
         self,
@@ -32,12 +33,9 @@ class Recorder:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.write(0)
 
-    def __call__(self, done: int) -> None:
-        if self.written_at is None or self.clock() - self.written_at >= self.every:
-            self.write(done)
-
-    def finish(self, done: int) -> None:
-        self.write(done, finished=True)
+    def __call__(self, done: int, last: bool = False) -> None:
+        if last or self.written_at is None or self.clock() - self.written_at >= self.every:
+            self.write(done, finished=last)
 
     def write(self, done: int, finished: bool = False) -> None:
         now = self.clock()
@@ -97,4 +95,6 @@ def line(what: str, record: dict | None, waited: float) -> str:
     done, total, seconds = record["bytes"], record.get("total"), record.get("seconds") or 0
     of = f" of {size(total)} ({100 * done / total:.0f}%)" if total else ""
     rate = f", {size(done / seconds)}/s" if seconds > 0 and done else ""
+    if record.get("finished"):
+        return f"{what}: all {size(done)} sent in {seconds:.0f} s{rate}; waiting for the answer"
     return f"{what}: {size(done)}{of} in {seconds:.0f} s{rate}"

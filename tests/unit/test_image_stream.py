@@ -187,7 +187,7 @@ def transfer(
             compression,
             10,
             10,
-            result.setdefault("progress", []).append,
+            lambda sent, last=False: result.setdefault("progress", []).append((sent, last)),
         )
     except image_stream.StreamError as e:
         result["send_error"] = str(e)
@@ -209,8 +209,11 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
     assert image_id(receiver) == image_id(sender)
     sent, received = result["sent"], result["received"]
     assert sent.bytes == received.bytes
-    # What the progress file is written from: the bytes so far after each chunk, up to all of them.
-    assert result["progress"] == sorted(result["progress"]) and result["progress"][-1] == sent.bytes
+    # What the progress file is written from: the bytes so far after each chunk, up to all of
+    # them, and then that every byte is sent.
+    seen = result["progress"]
+    assert seen == sorted(seen) and seen[-1] == (sent.bytes, True)
+    assert not any(last for _, last in seen[:-1])
     assert (sent.layers, sent.layers_held) == (received.layers, received.layers_held) == (3, 0)
     size = sum(len(layer) for layer in [*BASE, USER])
     if compression == "zstd":

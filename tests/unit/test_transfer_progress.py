@@ -26,8 +26,9 @@ def test_the_record_is_written_at_most_once_per_interval_and_at_the_end(tmp_path
     clock.now += 0.6
     recorder(300)
     assert json.loads(path.read_text()) == {"bytes": 300, "total": 1000, "seconds": 1.1, "finished": False}
-    recorder.finish(1000)
-    assert json.loads(path.read_text())["finished"] is True
+    clock.now += 0.1
+    recorder(1000, last=True)  # written at once: the other end answers next
+    assert json.loads(path.read_text()) == {"bytes": 1000, "total": 1000, "seconds": 1.2, "finished": True}
     assert [p.name for p in path.parent.iterdir()] == ["image-node1.json"]  # no partial file left
     recorder.remove()
     recorder.remove()  # twice is fine
@@ -61,6 +62,11 @@ def test_the_line_says_how_much_of_how_much_and_how_fast():
     )
     assert (
         transfer_progress.line("image to node2", None, 14.6) == "image to node2: nothing sent yet after 15 s"
+    )
+    sent = {"bytes": 558_900_000, "total": None, "seconds": 29, "finished": True}
+    assert (
+        transfer_progress.line("image to node0", sent, 60)
+        == "image to node0: all 558.9 MB sent in 29 s, 19.3 MB/s; waiting for the answer"
     )
 
 
