@@ -16,7 +16,7 @@ MODULES := docker_daemon_config validate_inventory training_stack training_job_i
   training_results image_relay image_push training_output data_relay relay_wait
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
-  preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes daemon_config_unchanged job_host_paths \
+  preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean

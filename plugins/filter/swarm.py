@@ -1,7 +1,8 @@
-"""Filters for the swarm role; the logic lives in module_utils/swarm_nodes.py."""
+"""Filters for the swarm role; the logic lives in module_utils/swarm_nodes.py and swarm_certs.py."""
 
 from __future__ import annotations
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_certs, swarm_settings
 from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_nodes import (
     node_ids_of_hosts,
     spec_changes,
@@ -16,6 +17,19 @@ def swarm_node_changes(nodes, node_id, role, labels=None, labels_absent=None):
     return spec_changes(nodes or [], node_id or "", role, labels or {}, labels_absent or [])
 
 
+def swarm_cert_report(reads, now, warn_days=swarm_certs.WARN_DAYS):
+    return swarm_certs.report(reads or {}, now, int(warn_days))
+
+
+def swarm_settings_changes(settings, cert_expiry=None, autolock=None):
+    return swarm_settings.changes(settings or {}, cert_expiry or "", autolock)
+
+
 class FilterModule:
     def filters(self):
-        return {"swarm_node_ids": swarm_node_ids, "swarm_node_changes": swarm_node_changes}
+        return {
+            "swarm_node_ids": swarm_node_ids,
+            "swarm_node_changes": swarm_node_changes,
+            "swarm_cert_report": swarm_cert_report,
+            "swarm_settings_changes": swarm_settings_changes,
+        }

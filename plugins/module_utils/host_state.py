@@ -16,6 +16,8 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_settings
+
 Run = Callable[[list[str]], tuple[int, str, str]]
 # The command module's rc for an executable that is not there (ENOENT), which the nvidia role
 # reads as "no GPUs".
@@ -60,8 +62,8 @@ def unit_states(names: Sequence[str], enabled_output: str, active_output: str) -
     }
 
 
-# What the swarm role reads of docker info's Swarm (a manager's also holds the cluster's spec and
-# CA certificate, which nothing here needs).
+# What the swarm role reads of docker info's Swarm; of a manager's cluster spec, only the settings
+# it keeps (swarm_settings.settings_of), as "Settings".
 SWARM_KEYS = ("NodeID", "NodeAddr", "LocalNodeState", "ControlAvailable", "Error", "RemoteManagers")
 
 
@@ -77,7 +79,7 @@ def swarm_state(rc: int, docker_info_swarm: str) -> dict | None:
     # Docker 26's CLI with no engine to ask prints an empty Swarm, and exits 0.
     if not isinstance(swarm, dict) or not swarm.get("LocalNodeState"):
         return None
-    return {k: swarm[k] for k in SWARM_KEYS if k in swarm}
+    return {**{k: swarm[k] for k in SWARM_KEYS if k in swarm}, "Settings": swarm_settings.settings_of(swarm)}
 
 
 IMAGE_LS = ["docker", "image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]

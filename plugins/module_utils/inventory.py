@@ -20,6 +20,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job, from_variables, validated
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
+from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_settings import problems as swarm_problems
 
 PRESENT = "present"
 ABSENT = "absent"
@@ -56,6 +57,7 @@ def check_inventory(
     secret_names: Iterable[str] = (),
     script_files: Iterable[str] = (),
     data_digest: str = "",
+    swarm_cert_expiry: str = "",
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
@@ -72,7 +74,9 @@ def check_inventory(
     error. ``network_subnet``, ``image`` (image_name, which job_image defaults to), ``job`` (the
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
     ``script_files`` (the paths of job_script_src's files) are the first manager's;
-    ``data_digest``, job_data_src's, when a dataset is staged.
+    ``data_digest``, job_data_src's, when a dataset is staged; ``swarm_cert_expiry`` the first
+    manager's too. A node's ``swarm_locked`` (its manager locked, as autolock leaves it after
+    Docker restarted) needs its ``unlock_key`` (whether swarm_unlock_key is given).
     """
     managers = list(managers)
     workers = list(workers)
@@ -123,8 +127,18 @@ def check_inventory(
             "Three managers survive the loss of any one host"
         )
 
-    # The job and network variables are read from the first manager's inventory variables.
+    for host in staying:
+        if nodes[host].get("swarm_locked") and not nodes[host].get("unlock_key"):
+            report.errors.append(
+                f"host {host}: its swarm manager is locked (autolock, and Docker restarted there); "
+                "give swarm_unlock_key (what `docker swarm unlock-key -q` printed, kept in a vault) "
+                "for the run to unlock it"
+            )
+
+    # The job, network and swarm variables are read from the first manager's inventory variables.
     first = managers[0] if managers else ""
+    if managers:
+        report.errors += [f"host {first}: {problem}" for problem in swarm_problems(swarm_cert_expiry)]
     if managers and network_subnet:
         why = check_subnet(network_subnet)
         if why:

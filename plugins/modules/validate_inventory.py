@@ -50,6 +50,8 @@ options:
         stack module's argument spec would.
       - C(reachable) (default true) and C(unreachable_msg) say whether the host answered. One
         that does not is an error unless it is marked absent; then it is listed in RV(gone).
+      - C(swarm_locked) (its manager is locked, as autolock leaves it after Docker restarted) is
+        an error unless C(unlock_key) says that C(swarm_unlock_key) is given for the host.
     type: dict
     required: true
   network_subnet:
@@ -85,6 +87,11 @@ options:
     description:
       - The digest of C(job_data_src) when a dataset is staged (the P(torchswarm.ddp.data_digest#lookup)
         lookup's), with which C(job_data_target) is checked against the job's other mounts.
+    type: str
+    default: ""
+  swarm_cert_expiry:
+    description:
+      - The first manager's C(swarm_cert_expiry), a duration such as V(2160h) of at least an hour.
     type: str
     default: ""
 """
@@ -139,6 +146,7 @@ def main() -> None:
             "secret_names": {"type": "list", "elements": "str", "default": []},
             "script_files": {"type": "list", "elements": "str", "default": []},
             "data_digest": {"type": "str", "default": ""},
+            "swarm_cert_expiry": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )

@@ -109,6 +109,15 @@ def test_the_swarm_state_is_read_where_an_engine_answers_and_none_where_not():
         '"RemoteManagers"', '"Cluster":{"TLSInfo":{"TrustRoot":"-----BEGIN"}},"RemoteManagers"'
     )
     assert "Cluster" not in host_state.swarm_state(0, manager)
+    assert host_state.swarm_state(0, SWARM)["Settings"] == {}  # a worker sees no cluster spec
+    spec = (
+        '"Spec":{"CAConfig":{"NodeCertExpiry":7776000000000000},"EncryptionConfig":{"AutoLockManagers":true}}'
+    )
+    with_spec = SWARM.replace('"RemoteManagers"', '"Cluster":{' + spec + '},"RemoteManagers"')
+    assert host_state.swarm_state(0, with_spec)["Settings"] == {
+        "cert_expiry_ns": 7776000000000000,
+        "autolock": True,
+    }
     assert host_state.swarm_state(1, NO_ENGINE) is None
     assert host_state.swarm_state(0, NO_ENGINE_26) is None
     assert host_state.swarm_state(0, "") is None

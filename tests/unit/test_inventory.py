@@ -358,3 +358,16 @@ def test_a_host_path_mount_a_training_host_lacks_stops_the_run_naming_host_path_
         and "job_mounts" in report.errors[0]
         and "does not exist" not in report.errors[0]
     )
+
+
+def test_a_locked_manager_needs_the_unlock_key_and_a_bad_cert_expiry_is_named():
+    nodes = {"m": node("m", "10.0.0.1"), "w": node("w", "10.0.0.2")}
+    nodes["m"]["swarm_locked"] = True
+    report = check_inventory(["m"], ["w"], nodes, swarm_cert_expiry="90d")
+    assert report.errors == [
+        "host m: its swarm manager is locked (autolock, and Docker restarted there); give swarm_unlock_key"
+        " (what `docker swarm unlock-key -q` printed, kept in a vault) for the run to unlock it",
+        "host m: swarm_cert_expiry: '90d' is not a duration such as 2160h or 720h30m",
+    ]
+    nodes["m"]["unlock_key"] = True
+    assert check_inventory(["m"], ["w"], nodes, swarm_cert_expiry="720h").errors == []
