@@ -251,6 +251,30 @@ def three_hosts_after_test_6(inventory: dict, **job_vars) -> None:
     inventory["all"]["vars"].update(job_vars)
 
 
+# maintenance.yml's maintenance_tasks, as a user writes them for an upgrade and a reboot: Docker
+# restarted (as an upgrade of it does), a marker left, and the node container restarted from the
+# controller (systemd shuts down and boots again), as a reboot is. Format with container=.
+SERVICING_TASKS = """
+- name: Restart Docker, as an upgrade of it does
+  ansible.builtin.systemd_service:
+    name: docker
+    state: restarted
+- name: Leave a marker
+  ansible.builtin.copy:
+    dest: /root/maintained
+    content: "serviced\\n"
+    mode: "0644"
+- name: Reboot (the node container restarted)
+  ansible.builtin.command: docker restart {container}
+  delegate_to: localhost
+  changed_when: true
+- name: Wait for the host to answer again
+  ansible.builtin.wait_for_connection:
+    timeout: 300
+"""
+MAINTENANCE = "../../playbooks/maintenance.yml"
+
+
 def power_off(name: str) -> None:
     """A host lost as to a power cut: its node container killed, so every process in it dies at
     once and its network goes with it; no service stops, no connection closes (docker stop would

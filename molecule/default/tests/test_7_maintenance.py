@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 from harness import (
+    MAINTENANCE,
+    SERVICING_TASKS,
     container,
     epochs_of,
     figure,
@@ -29,34 +31,12 @@ from harness import (
 STACK = "upkeep"
 HOSTS = ("node3", "node0", "node1")
 EPOCHS = 40
-MAINTENANCE = "../../playbooks/maintenance.yml"
 
 # A maintenance that cannot be done: the host must stay out.
 FAILING = """
 - name: Swap the disk
   ansible.builtin.fail:
     msg: the new disk is not there
-"""
-
-# A user's maintenance tasks: an upgrade restarts Docker; the reboot is the node container's
-# restart (systemd shuts down and boots again), done from the controller.
-TASKS = """
-- name: Restart Docker, as an upgrade of it does
-  ansible.builtin.systemd_service:
-    name: docker
-    state: restarted
-- name: Leave a marker
-  ansible.builtin.copy:
-    dest: /root/maintained
-    content: "serviced\\n"
-    mode: "0644"
-- name: Reboot (the node container restarted)
-  ansible.builtin.command: docker restart {container}
-  delegate_to: localhost
-  changed_when: true
-- name: Wait for the host to answer again
-  ansible.builtin.wait_for_connection:
-    timeout: 300
 """
 
 
@@ -101,7 +81,7 @@ def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(invento
 
     # Again, mended: Docker restarted, a marker, a reboot; back at world size 3.
     tasks = tmp_path / "upkeep.yml"
-    tasks.write_text(TASKS.format(container=container("node1")))
+    tasks.write_text(SERVICING_TASKS.format(container=container("node1")))
     started = time.time()
     run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node1", "-e", f"maintenance_tasks={tasks}")
     returned = time.time()
