@@ -34,6 +34,15 @@ def node_generic_resources(uuids: list[str]) -> list[str]:
     return [f"{GPU_KIND}={uuid}" for uuid in uuids]
 
 
+def advertised_gpu_uuids(generic_resources: list[Mapping[str, Any]] | None) -> list[str]:
+    """The GPUs an engine advertises by UUID (``docker info``'s ``GenericResources``)."""
+    return [
+        str(named["Value"])
+        for named in ((r or {}).get("NamedResourceSpec") or {} for r in generic_resources or [])
+        if named.get("Kind") == GPU_KIND and named.get("Value")
+    ]
+
+
 def advertised_gpus(node: Mapping[str, Any]) -> int:
     """How many GPUs a node (``docker node inspect``) offers the swarm."""
     resources = ((node.get("Description") or {}).get("Resources") or {}).get("GenericResources") or []

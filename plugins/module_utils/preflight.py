@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import gpu_uuids
+from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import advertised_gpu_uuids, gpu_uuids
 
 
 def _docker_info(result: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -58,6 +58,18 @@ def node_problems(checks: Mapping[str, Any]) -> list[str]:
     elif gpus and info.get("DefaultRuntime") != "nvidia":
         runtime = info.get("DefaultRuntime")
         problems.append(f"{len(gpus)} GPUs but the default runtime is {runtime}: swarm tasks would get none")
+    # What the engine offers the swarm must be there: after a driver upgrade without a reboot, or
+    # a GPU that fell off the bus, tasks would be handed GPUs that do not answer.
+    missing = [uuid for uuid in advertised_gpu_uuids(info.get("GenericResources")) if uuid not in gpus]
+    if missing and smi.get("rc") != 0:
+        why = (smi.get("stderr") or smi.get("stdout") or smi.get("msg") or "no output").strip()
+        problems.append(f"it advertises {len(missing)} GPU(s) to the swarm but nvidia-smi -L fails ({why})")
+    elif missing:
+        problems.append(
+            f"it advertises GPU(s) to the swarm that nvidia-smi -L does not list: {', '.join(missing)} "
+            "(gone from the bus, or the driver not loaded); mend it, then run site.yml to advertise "
+            "the GPUs that are there"
+        )
 
     image = checks.get("image_inspect") or {}
     if not image.get("skipped") and image.get("rc") != 0:

@@ -28,10 +28,14 @@ READY = {
 }
 
 
+# docker info's GenericResources of a node whose daemon.json advertises SMI's two GPUs.
+ADVERTISED = [{"NamedResourceSpec": {"Kind": "GPU", "Value": u}} for u in ("GPU-aaaa", "GPU-bbbb")]
+
+
 def test_a_ready_node_has_no_problems():
     assert node_problems(READY) == []
     gpu_node = {
-        "docker_info": info(Runtimes={"nvidia": {}}, DefaultRuntime="nvidia"),
+        "docker_info": info(Runtimes={"nvidia": {}}, DefaultRuntime="nvidia", GenericResources=ADVERTISED),
         "nvidia_smi": {"rc": 0, "stdout": SMI},
     }
     assert node_problems({**READY, **gpu_node}) == []
@@ -54,6 +58,27 @@ def test_a_ready_node_has_no_problems():
         (
             {"nvidia_smi": {"rc": 0, "stdout": SMI}, "docker_info": info(Runtimes={"nvidia": {}})},
             "2 GPUs but the default runtime is runc",
+        ),
+        (
+            {
+                "nvidia_smi": {"rc": 0, "stdout": SMI.splitlines()[0]},
+                "docker_info": info(
+                    Runtimes={"nvidia": {}}, DefaultRuntime="nvidia", GenericResources=ADVERTISED
+                ),
+            },
+            "it advertises GPU(s) to the swarm that nvidia-smi -L does not list: GPU-bbbb (gone from the bus",
+        ),
+        (
+            {
+                "nvidia_smi": {
+                    "rc": 9,
+                    "stdout": "Failed to initialize NVML: Driver/library version mismatch",
+                },
+                "docker_info": info(
+                    Runtimes={"nvidia": {}}, DefaultRuntime="nvidia", GenericResources=ADVERTISED
+                ),
+            },
+            "it advertises 2 GPU(s) to the swarm but nvidia-smi -L fails (Failed to initialize NVML",
         ),
         (
             {"image_inspect": {"rc": 1, "stderr": "No such image"}},

@@ -36,3 +36,21 @@ def test_a_missing_image_is_named_on_every_training_node(inventory, tmp_path):
     for name in ("node0", "node1", "node2"):
         assert f"host {name}: the training image torchswarm/not-built:1 is not on this node" in run.output
     assert "allreduce: world size" not in run.output
+
+
+def test_a_gpu_the_node_advertises_but_no_longer_lists_is_named(inventory, tmp_path):
+    """As after a GPU fell off the bus: the STAND-IN nvidia-smi on node1 lists one GPU fewer than
+    node1's daemon.json advertises to the swarm."""
+    listed = "/etc/torchswarm-standin/gpus"
+    gone = node("node1").file(listed).content_string.split()[-1]
+    node("node1").check_output(f"cp {listed} {listed}.bak && sed -i '$d' {listed}")
+    try:
+        run = run_playbook("preflight.yml", inventory, tmp_path)
+    finally:
+        node("node1").check_output(f"mv {listed}.bak {listed}")
+
+    assert run.rc != 0
+    text = " ".join(run.output.split())
+    assert f"host node1: it advertises GPU(s) to the swarm that nvidia-smi -L does not list: {gone}" in text
+    assert "host node0: it advertises" not in text
+    assert "allreduce: world size" not in run.output
