@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import posixpath
 import time
 
 from ansible.plugins.action import ActionBase
@@ -11,6 +12,10 @@ from ansible.utils.display import Display
 from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
 
 display = Display()
+
+# A key of a finished job's result in its async results file; the file holds only
+# {"started": 1, "finished": 0, "ansible_job_id": ...} while the job runs.
+FINISHED = r'"(changed|failed|msg|rc)"\s*:'
 
 ARGUMENT_SPEC = {
     "jid": {"type": "str", "required": True},
@@ -23,8 +28,11 @@ ARGUMENT_SPEC = {
 
 
 class ActionModule(ActionBase):
-    """Polls async_status for ``jid`` on the host the task runs on; every ``every`` seconds,
-    reads the sender's progress file there and prints one line. Returns the job's result."""
+    """Waits for the async job ``jid`` on the host the task runs on: between two reads of its
+    status (async_status), one wait_for there watches the job's results file until it holds a
+    result or the next progress line is due, so the host runs a module every ``every`` seconds,
+    not every second, and the end is seen within a second. Every ``every`` seconds it reads the
+    sender's progress file there and prints one line. Returns the job's result."""
 
     TRANSFERS_FILES = False
 
@@ -55,10 +63,24 @@ class ActionModule(ActionBase):
                     transfer_progress.line(args["what"], self._read(args["progress"], task_vars), waited)
                 )
                 shown = time.monotonic()
-            time.sleep(args["interval"])
+            due = shown + args["every"] if args["progress"] else time.monotonic() + args["every"]
+            until = min(due, started + args["timeout"]) - time.monotonic()
+            self._watch(posixpath.join(async_dir, args["jid"]), until, args["interval"], task_vars)
         for key in ("invocation", "started", "finished", "results_file", "ansible_job_id"):
             status.pop(key, None)
         return {**result, **status, "waited_s": round(waited, 1)}
+
+    def _watch(self, results_file: str, seconds: float, interval: float, task_vars) -> None:
+        """Return once the job's results file holds a result, or after ``seconds``; never
+        sooner than ``interval`` (where the file cannot be watched, that is the poll)."""
+        begun = time.monotonic()
+        if seconds >= 1:
+            self._execute_module(
+                module_name="ansible.legacy.wait_for",
+                module_args={"path": results_file, "search_regex": FINISHED, "timeout": int(seconds)},
+                task_vars=task_vars,
+            )
+        time.sleep(max(0.0, interval - (time.monotonic() - begun)))
 
     def _read(self, path: str, task_vars) -> dict | None:
         answer = self._execute_module(

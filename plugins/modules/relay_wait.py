@@ -15,6 +15,9 @@ description:
     O(progress) file (written by M(torchswarm.ddp.image_relay) and M(torchswarm.ddp.data_relay)
     with their C(progress) option) with the bytes sent, of how many, and the rate. No retry
     messages.
+  - Between two reads of the job's status, one M(ansible.builtin.wait_for) on that host watches the
+    job's results file until it holds a result or the next line is due. The host runs a module
+    about every O(every) seconds, not every second, and the end is seen within a second.
   - It fails when the job failed, or when O(timeout) passes first (the job is left running).
 author:
   - torchswarm maintainers
@@ -49,7 +52,9 @@ options:
     type: int
     default: 3600
   interval:
-    description: Seconds between polls of the job.
+    description:
+      - The least time between two reads of the job's status (the poll where its results file
+        cannot be watched).
     type: float
     default: 1.0
 """

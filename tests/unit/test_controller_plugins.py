@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -354,3 +355,27 @@ def test_relay_wait_fails_with_the_jobs_own_failure_and_on_its_timeout(tmp_path)
     failing, slow = task_results(run)[1], task_results(run)[3]
     assert failing["failed"] and failing["rc"] == 3
     assert slow["failed"] and slow["msg"] == "slow: not done after 1 s"
+
+
+def test_relay_wait_sees_the_end_at_once_with_one_module_run_per_line_not_per_second(tmp_path):
+    """Between two status reads, one wait_for on the sender watches the job's results file: a
+    6 s job is seen finished within about a second, after two async_status runs, not six."""
+    tasks = [
+        {"ansible.builtin.command": "sleep 6", "async": 60, "poll": 0, "register": "slow"},
+        {
+            "torchswarm.ddp.relay_wait": {"jid": "{{ slow.ansible_job_id }}", "what": "slow", "every": 30},
+            "register": "waited",
+        },
+        {
+            "ansible.builtin.copy": {
+                "content": "{{ waited | to_json }}",
+                "dest": str(tmp_path / "waited.json"),
+            }
+        },
+    ]
+    run = playbook(tmp_path, tasks, "-vvv", env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
+    assert run.returncode == 0, run.stdout[-2000:]
+    waited = json.loads((tmp_path / "waited.json").read_text())
+    assert waited["rc"] == 0 and 5.5 < waited["waited_s"] < 8.0, waited["waited_s"]
+    runs = re.findall(r"Using module file \S+/(async_status|wait_for)\.py", run.stdout)
+    assert runs.count("async_status") <= 3 and runs.count("wait_for") >= 1, runs
