@@ -21,8 +21,8 @@ def swarm_cert_report(reads, now, warn_days=swarm_certs.WARN_DAYS):
     return swarm_certs.report(reads or {}, now, int(warn_days))
 
 
-def swarm_settings_changes(settings, cert_expiry=None, autolock=None):
-    return swarm_settings.changes(settings or {}, cert_expiry or "", autolock)
+def swarm_settings_changes(swarm, cert_expiry=None, autolock=None):
+    return swarm_settings.changes(swarm or {}, cert_expiry or "", autolock)
 
 
 class FilterModule:

@@ -26,9 +26,13 @@ def duration_ns(text: str) -> int:
 
 
 def settings_of(swarm: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``docker info``'s Swarm section of a manager -> {cert_expiry_ns, autolock}; {} elsewhere
-    (a worker does not see the cluster's spec)."""
-    spec = ((swarm or {}).get("Cluster") or {}).get("Spec") or {}
+    """A manager's swarm state -> {cert_expiry_ns, autolock}; {} elsewhere (a worker does not
+    see the cluster's spec). ``swarm`` is docker info's Swarm section, or host_state's reading
+    of it, which keeps only these ("Settings")."""
+    swarm = swarm or {}
+    if "Settings" in swarm:
+        return dict(swarm["Settings"] or {})
+    spec = (swarm.get("Cluster") or {}).get("Spec") or {}
     if not spec:
         return {}
     return {
@@ -50,9 +54,13 @@ def problems(cert_expiry: str | None) -> list[str]:
     return []
 
 
-def changes(current: Mapping[str, Any], cert_expiry: str | None, autolock: bool | None) -> dict[str, Any]:
-    """community.docker.docker_swarm's options for what differs ({} when nothing does). An unset
-    wish (empty or None) leaves that setting as it is."""
+def changes(
+    swarm: Mapping[str, Any] | None, cert_expiry: str | None, autolock: bool | None
+) -> dict[str, Any]:
+    """community.docker.docker_swarm's options for what differs from the manager's swarm state
+    (settings_of) ({} when nothing does). An unset wish (empty or None) leaves that setting as
+    it is."""
+    current = settings_of(swarm)
     wanted: dict[str, Any] = {}
     if cert_expiry and duration_ns(cert_expiry) != current.get("cert_expiry_ns"):
         wanted["node_cert_expiry"] = duration_ns(cert_expiry)

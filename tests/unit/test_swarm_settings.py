@@ -42,14 +42,21 @@ def test_settings_are_read_from_a_managers_cluster_spec_only():
     }
     assert swarm_settings.settings_of({"LocalNodeState": "active"}) == {}
     assert swarm_settings.settings_of(None) == {}
+    kept = {"cert_expiry_ns": 720 * HOUR, "autolock": True}  # host_state's reading
+    assert swarm_settings.settings_of({"LocalNodeState": "active", "Settings": kept}) == kept
 
 
 def test_only_what_differs_changes_and_an_unset_wish_leaves_the_setting_alone():
-    current = {"cert_expiry_ns": 2160 * HOUR, "autolock": False}
+    current = {"Settings": {"cert_expiry_ns": 2160 * HOUR, "autolock": False}}
     assert swarm_settings.changes(current, "2160h0m0s", False) == {}
     assert swarm_settings.changes(current, "", None) == {}
     assert swarm_settings.changes(current, "720h", True) == {
         "node_cert_expiry": 720 * HOUR,
         "autolock_managers": True,
     }
-    assert swarm_settings.changes({**current, "autolock": True}, None, False) == {"autolock_managers": False}
+    spec = {"CAConfig": {"NodeCertExpiry": 2160 * HOUR}, "EncryptionConfig": {"AutoLockManagers": True}}
+    assert swarm_settings.changes({"Cluster": {"Spec": spec}}, None, False) == {"autolock_managers": False}
+    # A swarm just initialised, its state read before: everything asked for is set.
+    assert swarm_settings.changes({"LocalNodeState": "inactive"}, "720h", None) == {
+        "node_cert_expiry": 720 * HOUR
+    }
