@@ -275,6 +275,16 @@ SERVICING_TASKS = """
 MAINTENANCE = "../../playbooks/maintenance.yml"
 
 
+def service(host: str, inventory: dict, tmp_path: Path) -> tuple[PlaybookRun, str, float, float]:
+    """maintenance.yml -l ``host`` with SERVICING_TASKS: the run, its output on one line (long
+    messages are wrapped), and when it began and returned."""
+    tasks = tmp_path / f"upkeep-{host}.yml"
+    tasks.write_text(SERVICING_TASKS.format(container=container(host)))
+    started = time.time()
+    run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", host, "-e", f"maintenance_tasks={tasks}")
+    return run, " ".join(run.output.split()), started, time.time()
+
+
 def power_off(name: str) -> None:
     """A host lost as to a power cut: its node container killed, so every process in it dies at
     once and its network goes with it; no service stops, no connection closes (docker stop would

@@ -12,8 +12,6 @@ import time
 
 from harness import (
     MAINTENANCE,
-    SERVICING_TASKS,
-    container,
     epochs_of,
     figure,
     first_steps_after,
@@ -22,6 +20,7 @@ from harness import (
     ranks_complete,
     run_playbook,
     run_site_playbook,
+    service,
     stack_tasks,
     swarm_nodes,
     three_hosts_after_test_6,
@@ -80,12 +79,7 @@ def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(invento
     assert at_two[1] == 2
 
     # Again, mended: Docker restarted, a marker, a reboot; back at world size 3.
-    tasks = tmp_path / "upkeep.yml"
-    tasks.write_text(SERVICING_TASKS.format(container=container("node1")))
-    started = time.time()
-    run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node1", "-e", f"maintenance_tasks={tasks}")
-    returned = time.time()
-    text = " ".join(run.output.split())
+    run, text, started, returned = service("node1", inventory, tmp_path)
     assert run.rc == 0
     assert "host node1 back: job upkeep trains on 3 hosts again" in text
     assert node("node1").file("/root/maintained").content_string == "serviced\n"

@@ -12,10 +12,7 @@ import re
 import time
 
 from harness import (
-    MAINTENANCE,
     MANAGER,
-    SERVICING_TASKS,
-    container,
     epochs_of,
     figure,
     first_steps_after,
@@ -25,6 +22,7 @@ from harness import (
     ranks_complete,
     run_playbook,
     run_site_playbook,
+    service,
     stack_tasks,
     swarm_nodes,
     wait_for,
@@ -51,12 +49,7 @@ def test_node0_with_three_managers_is_serviced_then_lost_and_the_job_finishes(in
     wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node1")), 300, "epoch 2 to finish")
 
     # Serviced: Docker restarted and a reboot, while the job trains on at world size 2.
-    tasks = tmp_path / "upkeep.yml"
-    tasks.write_text(SERVICING_TASKS.format(container=container("node0")))
-    started = time.time()
-    run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node0", "-e", f"maintenance_tasks={tasks}")
-    returned = time.time()
-    text = " ".join(run.output.split())
+    run, text, started, returned = service("node0", inventory, tmp_path)
     assert run.rc == 0, text[-3000:]
     assert "host node0 leaving for maintenance; job lose0 trains on 2 host(s) meanwhile" in text
     assert "host node0 back: job lose0 trains on 3 hosts again" in text
