@@ -74,10 +74,12 @@ class ActionModule(ActionBase):
         """Return once the job's results file holds a result, or after ``seconds``; never
         sooner than ``interval`` (where the file cannot be watched, that is the poll)."""
         begun = time.monotonic()
-        if seconds >= 1:
+        # wait_for counts whole seconds and starts in about one: a wait shorter than two is left
+        # to the poll, so that lines come when they are due.
+        if seconds >= 2:
             self._execute_module(
                 module_name="ansible.legacy.wait_for",
-                module_args={"path": results_file, "search_regex": FINISHED, "timeout": int(seconds)},
+                module_args={"path": results_file, "search_regex": FINISHED, "timeout": int(seconds) - 1},
                 task_vars=task_vars,
             )
         time.sleep(max(0.0, interval - (time.monotonic() - begun)))
