@@ -49,8 +49,19 @@ def mount_a_path_node2_lacks(inventory: dict) -> dict:
             mount_a_path_node2_lacks,
             "host node2: job_mounts[0].source '/srv/local-data' does not exist",
         ),
+        (
+            lambda inv: inv["all"]["vars"].update(swarm_cert_expiry="90d") or inv,
+            "host node0: swarm_cert_expiry: '90d' is not a duration",
+        ),
     ],
-    ids=["duplicate-rank", "no-processes", "bad-image-name", "epochs-not-a-number", "missing-host-path"],
+    ids=[
+        "duplicate-rank",
+        "no-processes",
+        "bad-image-name",
+        "epochs-not-a-number",
+        "missing-host-path",
+        "cert-expiry-in-days",
+    ],
 )
 def test_refused_before_any_host_changes(inventory, tmp_path, change, expected):
     before = task_ids("ddp")
