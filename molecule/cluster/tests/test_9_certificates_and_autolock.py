@@ -1,4 +1,4 @@
-"""Day 2 on the swarm: a run at -vvv sets a 30-day certificate lifetime, turns autolock on and
+"""Day 2 on the swarm: a run at -vvv sets a 25-day certificate lifetime, turns autolock on and
 rotates the CA; every node gets a new certificate, which status.yml reports with a warning (under
 30 days); a re-run changes nothing. Docker restarted on the manager leaves it locked: a run without
 the unlock key stops naming the host and the variable, one with it unlocks the manager. The unlock
@@ -6,6 +6,7 @@ key is never in the output. Autolock is turned off again at the end."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -27,23 +28,24 @@ def swarm_state(host: str) -> str:
 
 
 def test_certificates_rotate_to_a_new_lifetime_and_a_locked_manager_is_unlocked(inventory, tmp_path):
-    inventory["all"]["vars"].update(swarm_autolock=True, swarm_cert_expiry="720h")
+    inventory["all"]["vars"].update(swarm_autolock=True, swarm_cert_expiry="600h")
     run = run_cluster_playbook(inventory, tmp_path, "-vvv", "-e", "swarm_ca_rotate=true")
     assert run.rc == 0, run.output[-3000:]
     key = node("node0").check_output("docker swarm unlock-key -q")
     assert key.startswith("SWMKEY-") and key not in run.output
     spec = docker_json(node("node0"), "info", "--format", "'{{json .Swarm.Cluster.Spec}}'")
-    assert spec["CAConfig"]["NodeCertExpiry"] == 720 * HOUR_NS
+    assert spec["CAConfig"]["NodeCertExpiry"] == 600 * HOUR_NS
     assert spec["EncryptionConfig"]["AutoLockManagers"] is True
 
     # The rotation gives every node a certificate of the new lifetime as it talks to the manager.
-    soon = datetime.now(UTC) + timedelta(days=31)
+    soon = datetime.now(UTC) + timedelta(days=26)
     wait_for(lambda: all(cert_end(h) < soon for h in HOSTS), 180, "every node's new certificate")
     status = run_playbook("../../playbooks/status.yml", inventory, tmp_path)
     text = " ".join(status.output.split())
     assert status.rc == 0
     for host in HOSTS:
-        assert f"WARNING: host {host}: its swarm certificate expires in 29 day(s)" in text
+        # swarmkit's new certificate ends 600 h after it was issued, give or take its clock skew
+        assert re.search(rf"WARNING: host {host}: its swarm certificate expires in 2[45] day[(]s[)]", text)
 
     run_cluster_playbook(inventory, tmp_path).assert_unchanged(*HOSTS)
 
