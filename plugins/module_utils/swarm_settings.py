@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Go's duration syntax, as `docker swarm update --cert-expiry` takes it ("2160h", "1h30m").
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")  # longest unit first
 NANOSECONDS = {"h": 3600e9, "m": 60e9, "s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1}
 # swarmkit refuses node certificates shorter than an hour.
 MIN_CERT_EXPIRY = 3600 * 10**9

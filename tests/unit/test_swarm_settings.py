@@ -12,7 +12,13 @@ HOUR = 3600 * 10**9
 
 @pytest.mark.parametrize(
     ("text", "ns"),
-    [("2160h", 2160 * HOUR), ("2160h0m0s", 2160 * HOUR), ("1h30m", 90 * 60 * 10**9), ("1.5h", 5400 * 10**9)],
+    [
+        ("2160h", 2160 * HOUR),
+        ("2160h0m0s", 2160 * HOUR),
+        ("1h30m", 90 * 60 * 10**9),
+        ("1.5h", 5400 * 10**9),
+        ("1h500ms", HOUR + 500 * 10**6),
+    ],
 )
 def test_go_durations_are_read_as_docker_reads_them(text, ns):
     assert swarm_settings.duration_ns(text) == ns
