@@ -30,8 +30,8 @@ ARGUMENT_SPEC = {
 class ActionModule(ActionBase):
     """Waits for the async job ``jid`` on the host the task runs on: between two reads of its
     status (async_status), one wait_for there watches the job's results file until it holds a
-    result or the next progress line is due, so the host runs a module every ``every`` seconds,
-    not every second, and the end is seen within a second. Every ``every`` seconds it reads the
+    result or the next progress line is due, so the host runs a few modules per line rather than
+    one a second, and the end is seen within a second. Every ``every`` seconds it reads the
     sender's progress file there and prints one line. Returns the job's result."""
 
     TRANSFERS_FILES = False

@@ -1,4 +1,5 @@
-"""Filters for the swarm role; the logic lives in module_utils/swarm_nodes.py and swarm_certs.py."""
+"""Filters for the swarm role; the logic lives in module_utils/swarm_nodes.py, swarm_certs.py and
+swarm_settings.py."""
 
 from __future__ import annotations
 

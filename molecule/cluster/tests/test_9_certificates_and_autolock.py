@@ -23,6 +23,11 @@ def cert_end(host: str) -> datetime:
     return x509.load_pem_x509_certificate(node(host).file(CERT).content).not_valid_after_utc
 
 
+def cluster_spec() -> dict:
+    """The swarm's spec, as the manager node0 shows it."""
+    return docker_json(node("node0"), "info", "--format", "'{{json .Swarm.Cluster.Spec}}'")
+
+
 def swarm_state(host: str) -> str:
     return node(host).check_output("docker info --format '{{.Swarm.LocalNodeState}}'")
 
@@ -33,7 +38,7 @@ def test_certificates_rotate_to_a_new_lifetime_and_a_locked_manager_is_unlocked(
     assert run.rc == 0, run.output[-3000:]
     key = node("node0").check_output("docker swarm unlock-key -q")
     assert key.startswith("SWMKEY-") and key not in run.output
-    spec = docker_json(node("node0"), "info", "--format", "'{{json .Swarm.Cluster.Spec}}'")
+    spec = cluster_spec()
     assert spec["CAConfig"]["NodeCertExpiry"] == 600 * HOUR_NS
     assert spec["EncryptionConfig"]["AutoLockManagers"] is True
 
@@ -65,5 +70,5 @@ def test_certificates_rotate_to_a_new_lifetime_and_a_locked_manager_is_unlocked(
 
     inventory["all"]["vars"]["swarm_autolock"] = False
     assert run_cluster_playbook(inventory, tmp_path).rc == 0
-    spec = docker_json(node("node0"), "info", "--format", "'{{json .Swarm.Cluster.Spec}}'")
+    spec = cluster_spec()
     assert not spec.get("EncryptionConfig", {}).get("AutoLockManagers")
