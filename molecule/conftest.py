@@ -34,16 +34,26 @@ _PHASES: dict[str, list] = {}
 
 
 def pytest_runtest_logreport(report) -> None:
-    """Each check's wall time (setup, call and teardown) for the table that make test prints at
-    its end (tests/harness/timings.py sets TORCHSWARM_TIMINGS to its records)."""
+    """Each check's wall time (setup, call and teardown), and why it failed, for the table that
+    make test prints at its end (tests/harness/timings.py sets TORCHSWARM_TIMINGS to its records)."""
     phases = _PHASES.setdefault(report.nodeid, [])
     phases.append(report)
     path = os.environ.get("TORCHSWARM_TIMINGS")
     if report.when != "teardown" or not path:
         return
-    outcome = next((r.outcome for r in phases if r.outcome != "passed"), "passed")
+    failed = next((r for r in phases if r.outcome != "passed"), None)
+    outcome = failed.outcome if failed else "passed"
     seconds = sum(r.duration for r in phases)
     scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "?")
     check = report.nodeid.rsplit("/", 1)[-1]
     with open(path, "a") as records:
         records.write(f"check\t{scenario}: {check}\t{seconds:.1f}\t{outcome}\t{time.time() - seconds:.1f}\n")
+        if failed and failed.longrepr:
+            # Why, on one line: CI keeps only the end of its log, where the table is.
+            records.write(f"why\t{scenario}: {check}\t0\t{_why(failed)}\t{time.time():.1f}\n")
+
+
+def _why(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
+    return " ".join(text.split())[:400]

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -275,14 +276,47 @@ SERVICING_TASKS = """
 MAINTENANCE = "../../playbooks/maintenance.yml"
 
 
-def service(host: str, inventory: dict, tmp_path: Path) -> tuple[PlaybookRun, str, float, float]:
+def service(
+    host: str, inventory: dict, tmp_path: Path, *extra_args: str
+) -> tuple[PlaybookRun, str, float, float]:
     """maintenance.yml -l ``host`` with SERVICING_TASKS: the run, its output on one line (long
     messages are wrapped), and when it began and returned."""
     tasks = tmp_path / f"upkeep-{host}.yml"
     tasks.write_text(SERVICING_TASKS.format(container=container(host)))
     started = time.time()
-    run = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", host, "-e", f"maintenance_tasks={tasks}")
+    run = run_playbook(
+        MAINTENANCE, inventory, tmp_path, "-l", host, "-e", f"maintenance_tasks={tasks}", *extra_args
+    )
     return run, " ".join(run.output.split()), started, time.time()
+
+
+# Stand-in for a newer engine in a team's apt mirror (Debian's archive has one docker.io per
+# release): the host's own docker.io, fetched from the archive again and re-stamped with a higher
+# version, in a local apt repository on the host. apt and dpkg upgrade it for real (its
+# maintainer scripts restart Docker). Prints the new version.
+STANDIN_DOCKER_REPO = r"""set -e
+VERSION="$(dpkg-query -W -f '${Version}' docker.io)+torchswarm1"
+mkdir -p /srv/standin-apt && cd /srv/standin-apt
+apt-get download -q docker.io >/dev/null
+dpkg-deb -R docker.io_*.deb pkg && rm docker.io_*.deb
+sed -i "s/^Version: .*/Version: $VERSION/" pkg/DEBIAN/control
+dpkg-deb -Znone -b pkg docker.io_standin.deb >/dev/null && rm -r pkg
+{ dpkg-deb -f docker.io_standin.deb
+  echo "Filename: ./docker.io_standin.deb"
+  echo "Size: $(stat -c%s docker.io_standin.deb)"
+  echo "SHA256: $(sha256sum docker.io_standin.deb | cut -d' ' -f1)"; } > Packages
+echo "deb [trusted=yes] file:/srv/standin-apt ./" > /etc/apt/sources.list.d/standin.list
+echo "$VERSION"
+"""
+
+
+def standin_docker_upgrade(host: str) -> str:
+    """A newer docker.io for ``host`` to upgrade to (STANDIN_DOCKER_REPO): its version."""
+    return node(host).check_output(f"bash -c {shlex.quote(STANDIN_DOCKER_REPO)}").strip()
+
+
+def installed_version(host: str, package: str) -> str:
+    return node(host).check_output(f"dpkg-query -W -f '${{Version}}' {package}")
 
 
 def power_off(name: str) -> None:
@@ -410,10 +444,13 @@ def figure(text: str) -> None:
     print(text)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
+def wait_for(predicate, timeout: float, what: str, seen=None) -> None:
+    """Poll ``predicate`` each second; past ``timeout``, fail naming ``what`` and, when given,
+    what ``seen()`` then describes (the state the wait never left)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    state = f"; seen: {seen()}" if seen else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{state}")

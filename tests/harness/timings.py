@@ -9,7 +9,8 @@
     timings.py report                   print the table of what was recorded
 
 Records go to $TORCHSWARM_TIMINGS (default .cache/timings/records.tsv), one line each:
-kind, name, seconds, status, start (epoch seconds). molecule/conftest.py adds each check's time.
+kind, name, seconds, status, start (epoch seconds). molecule/conftest.py adds each check's time,
+and for a failed check a "why" line (its assertion, on one line).
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def report() -> None:
     if outcomes:
         passed = outcomes.count("passed")
         print(f"molecule checks: {passed} passed, {len(outcomes) - passed} failed")
+    for _, check, _, why, _ in (r for r in rows if r[0] == "why"):
+        print(f"failed: {check}: {why}")
 
 
 def main(argv: list[str]) -> int:
