@@ -17,7 +17,7 @@ MODULES := docker_daemon_config validate_inventory training_stack training_job_i
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
-  fanout_chain_after job_data_host_dir maintenance_verdict
+  fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 
 .PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
@@ -107,7 +107,7 @@ lint: venv
 	  ansible-doc -t filter torchswarm.ddp.$$f >/dev/null || { echo "ansible-doc cannot render $$f"; exit 1; }; done
 	@for l in script_files job_options data_digest; do \
 	  ansible-doc -t lookup torchswarm.ddp.$$l >/dev/null || { echo "ansible-doc cannot render lookup $$l"; exit 1; }; done
-	@for r in docker nvidia swarm network validate image job preflight; do \
+	@for r in docker nvidia swarm network validate image job preflight maintenance; do \
 	  ansible-doc -t role torchswarm.ddp.$$r >/dev/null || { echo "ansible-doc cannot render role $$r"; exit 1; }; done
 	@echo "lint: ok"
 

@@ -7,9 +7,9 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.torchswarm.ddp.plugins.module_utils.maintenance import verdict
 
 
-def maintenance_verdict(host, hostname, nodes, job, env=None, stop_job=False):
+def maintenance_verdict(host, hostname, nodes, job, env=None, stop_job=False, upgrade_pins=None):
     # stop_job may come from -e as the text "true" or "false".
-    return verdict(host, hostname, nodes or [], job or {}, env, boolean(stop_job, strict=True))
+    return verdict(host, hostname, nodes or [], job or {}, env, boolean(stop_job, strict=True), upgrade_pins)
 
 
 class FilterModule:

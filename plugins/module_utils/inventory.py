@@ -19,6 +19,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
     is_ip_address,
 )
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job, from_variables, validated
+from ansible_collections.torchswarm.ddp.plugins.module_utils.package_pins import problems as pin_problems
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
 from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_settings import problems as swarm_problems
 
@@ -67,7 +68,9 @@ def check_inventory(
     matter here: ``hostname`` (what the node will be called in the swarm), ``advertise_addr``,
     ``state`` (``present`` or ``absent``, for scale-in), ``reachable`` (whether it answered,
     default true) and ``unreachable_msg``, for training ``training`` (bool), ``node_rank`` and
-    ``nproc_per_node``, ``daemon_options`` (docker_daemon_options), ``job`` (the job options
+    ``nproc_per_node``, ``daemon_options`` (docker_daemon_options), ``pins`` (docker_version and
+    nvidia_toolkit_version, by name) and ``docker_drift`` (the engine's packages installed at
+    another version than docker_version, warned about), ``job`` (the job options
     set for the host, whose types are checked) and ``paths`` (host_state's read of the job's host
     path mounts there, which each training host must have). A host marked absent that
     does not answer is only listed in ``Report.gone``; a present one that does not answer is an
@@ -166,6 +169,17 @@ def check_inventory(
 
         for problem in check_daemon_options(node.get("daemon_options") or {}):
             report.errors.append(f"host {host}: docker_daemon_options: {problem}")
+        pins = node.get("pins") or {}
+        for variable, version in pins.items():
+            report.errors.extend(f"host {host}: {problem}" for problem in pin_problems(variable, version))
+        if node.get("docker_drift"):
+            installed = ", ".join(f"{name} {version}" for name, version in node["docker_drift"].items())
+            report.warnings.append(
+                f"host {host}: {installed} installed, and docker_version pins {pins.get('docker_version')}; "
+                "this run leaves it as it is (an upgrade restarts Docker, which would stop the host's "
+                f"ranks). ansible-playbook maintenance.yml -l {host} -e maintenance_upgrade=true upgrades "
+                "it while the job trains on without the host"
+            )
         report.errors.extend(f"host {host}: {e}" for e in validated(node.get("job") or {})[1])
 
         addr = node.get("advertise_addr")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.package_pins import upgrade_refusals
+
 RUNNING = ("running", "recovering")
 
 
@@ -77,14 +79,19 @@ def verdict(
     job: Mapping[str, Any],
     env: Sequence[str] | None,
     stop_job: bool = False,
+    upgrade_pins: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     """What stops ``host`` (swarm node ``hostname``) from leaving, one sentence each, and whether
     the job must be stopped first (``stop_job`` set, and only the job stood in the way).
     ``world`` is the job's ranks on hosts that are up (this one among them), the world size it
     grows back to once the host returns (0 when the host trains in no running job); ``image``,
-    the job's image ID, which the host must hold before it returns."""
+    the job's image ID, which the host must hold before it returns. ``upgrade_pins``, when the
+    built-in upgrade is asked for: the versions it installs (none set, or one malformed, refuses)."""
     row, env_map = rank_of(job, hostname), environment(env)
-    swarm = _swarm_refusals(host, hostname, nodes)
+    # What refuses the host whatever becomes of the job.
+    refused = _swarm_refusals(host, hostname, nodes)
+    if upgrade_pins is not None:
+        refused += upgrade_refusals(host, upgrade_pins)
     for_job = _job_refusals(host, job, row, env_map) if row else []
     stops_job = bool(for_job) and stop_job
     if for_job and not stop_job:
@@ -92,8 +99,8 @@ def verdict(
             f"{reason}; set maintenance_stop_job: true to stop the job on purpose" for reason in for_job
         ]
     return {
-        "refusals": swarm + ([] if stops_job else for_job),
-        "stops_job": stops_job and not swarm,
+        "refusals": refused + ([] if stops_job else for_job),
+        "stops_job": stops_job and not refused,
         "world": sum(1 for r in job.get("services") or [] if not r.get("lost"))
         if row and not stops_job
         else 0,

@@ -73,6 +73,13 @@ options:
     type: list
     elements: path
     default: []
+  as_fact:
+    description:
+      - Return the state as the fact C(torchswarm_host). V(false) returns it as RV(host) instead
+        and leaves that fact as it is (for a role reading one more thing later in the play, as the nvidia
+        role reads which packages of the toolkit are installed).
+    type: bool
+    default: true
   facts:
     description:
       - Also return the few facts the roles read, with the names and meaning C(setup) gives
@@ -103,6 +110,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+host:
+  description: The host's state, as C(torchswarm_host) below.
+  returned: when O(as_fact=false)
+  type: dict
+  sample: {packages: {nvidia-container-toolkit: 1.19.0-1}, services: {}}
 ansible_facts:
   description: The host's state, as the fact C(torchswarm_host); with O(facts), also C(nodename),
     C(default_ipv4), C(distribution), C(distribution_release), C(architecture), C(service_mgr).
@@ -170,6 +182,7 @@ ARGUMENT_SPEC = {
     "daemon_config": {"type": "path", "default": ""},
     "record_dir": {"type": "path", "default": RECORD_DIR},
     "facts": {"type": "bool", "default": False},
+    "as_fact": {"type": "bool", "default": True},
     "paths": {"type": "list", "elements": "path", "default": []},
 }
 
@@ -192,6 +205,8 @@ def main() -> None:
         p["paths"],
     )
     facts = read_system_facts(run) if p["facts"] else {}
+    if not p["as_fact"]:
+        module.exit_json(changed=False, host=state, ansible_facts=facts)
     module.exit_json(changed=False, ansible_facts={**facts, "torchswarm_host": state})
 
 

@@ -47,7 +47,10 @@ options:
         Training ranks must have no duplicates or gaps. C(daemon_options), the host's
         C(docker_daemon_options), is checked as the daemon.json module would check it, and
         C(job), the job options set for the host (P(torchswarm.ddp.job_options#lookup)), as the
-        stack module's argument spec would.
+        stack module's argument spec would. C(pins), the host's C(docker_version) and
+        C(nvidia_toolkit_version) by name, must be package versions apt takes (or empty);
+        C(docker_drift), the engine's packages installed at another version than C(docker_version),
+        is warned about, naming the host and the maintenance.yml command that upgrades it.
       - C(reachable) (default true) and C(unreachable_msg) say whether the host answered. One
         that does not is an error unless it is marked absent; then it is listed in RV(gone).
       - C(swarm_locked) (its manager is locked, as autolock leaves it after Docker restarted) is

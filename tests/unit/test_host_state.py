@@ -178,6 +178,14 @@ def test_the_module_asks_this_machines_dpkg_and_sets_the_fact_without_a_change()
     assert packages["dpkg"] and packages["nosuchpkg-torchswarm"] == ""
 
 
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian machine")
+def test_without_as_fact_the_state_comes_back_as_host_and_the_fact_is_left_alone():
+    args = {"packages": ["dpkg"], "as_fact": False}
+    result, failed = run_module(host_state_module.main, args)
+    assert not failed and result["host"]["packages"]["dpkg"]
+    assert "torchswarm_host" not in result.get("ansible_facts", {})
+
+
 def test_daemon_json_and_each_owners_record_are_read_and_what_cannot_be_read_is_unknown(
     tmp_path, monkeypatch
 ):

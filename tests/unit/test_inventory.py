@@ -371,3 +371,38 @@ def test_a_locked_manager_needs_the_unlock_key_and_a_bad_cert_expiry_is_named():
     ]
     nodes["m"]["unlock_key"] = True
     assert check_inventory(["m"], ["w"], nodes, swarm_cert_expiry="720h").errors == []
+
+
+def test_version_pins_that_apt_would_not_take_are_named_with_the_host():
+    nodes = {
+        "m0": {
+            **node("m0", "10.0.0.10"),
+            "pins": {"docker_version": "5:27.3.*", "nvidia_toolkit_version": ""},
+        },
+        "w1": {**node("w1", "10.0.0.11"), "pins": {"docker_version": "", "nvidia_toolkit_version": "latest"}},
+    }
+    errors = check_inventory(["m0"], ["w1"], nodes).errors
+    assert errors == [
+        "host w1: nvidia_toolkit_version: 'latest' is not a package version such as "
+        "5:27.3.1-1~debian.12~bookworm, or a prefix of one ending in * such as 5:27.3.*"
+    ]
+
+
+def test_an_engine_at_another_version_than_the_pin_is_warned_about_naming_the_host_and_the_way_out():
+    nodes = {
+        "m0": {**node("m0", "10.0.0.10"), "pins": {"docker_version": "5:27.3.*"}, "docker_drift": {}},
+        "w1": {
+            **node("w1", "10.0.0.11"),
+            "pins": {"docker_version": "5:27.3.*"},
+            "docker_drift": {"docker-ce": "5:26.1.4-1~debian.12~bookworm"},
+        },
+    }
+    report = check_inventory(["m0"], ["w1"], nodes)
+    assert report.errors == []
+    assert report.warnings[-1] == (
+        "host w1: docker-ce 5:26.1.4-1~debian.12~bookworm installed, and docker_version pins 5:27.3.*; "
+        "this run leaves it as it is (an upgrade restarts Docker, which would stop the host's ranks). "
+        "ansible-playbook maintenance.yml -l w1 -e maintenance_upgrade=true upgrades it while the job "
+        "trains on without the host"
+    )
+    assert not any(w.startswith("host m0") for w in report.warnings)

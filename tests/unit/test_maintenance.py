@@ -117,3 +117,16 @@ def test_the_filter_reads_stop_job_given_as_text_on_the_command_line():
     for text, stops in (("true", True), ("false", False), ("no", False)):
         v = maintenance_filter.maintenance_verdict("node1", "node1", ONE_MANAGER, two_training, ELASTIC, text)
         assert v["stops_job"] is stops and bool(v["refusals"]) is not stops
+
+
+def test_an_upgrade_without_a_version_to_install_is_refused_and_does_not_stop_the_job():
+    pins = {"docker_version": "", "nvidia_toolkit_version": ""}
+    v = maintenance_filter.maintenance_verdict(
+        "node1", "node1", ONE_MANAGER, job(hosts=("node0", "node1")), ELASTIC, "true", pins
+    )
+    assert v["refusals"][0].startswith("host node1: maintenance_upgrade installs docker_version or")
+    assert not v["stops_job"]
+    pinned = maintenance.verdict(
+        "node1", "node1", ONE_MANAGER, job(), ELASTIC, False, {"docker_version": "5:27.*"}
+    )
+    assert pinned["refusals"] == []

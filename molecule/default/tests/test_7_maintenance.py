@@ -1,10 +1,14 @@
 """A worker is serviced while the job trains: maintenance.yml -l node1 drains it (its ranks
 leave; the others train on at world size 2); its first maintenance fails, and it stays drained
-while the job trains on; run again, the user's tasks restart Docker (as an upgrade does), write a
-marker and restart the node container (as a reboot is), and the host is checked and brought back,
-the play returning only once it trains again at world size 3. The job never stops, counts every
-epoch once and loses no host. The only manager is refused first, with nothing changed. Runs after
-test_7_elastic (node2 is gone; node3, node0 and node1 remain)."""
+while the job trains on; run again, it upgrades Docker to the docker_version the inventory pins
+for node1 (site.yml only warned about it), the user's tasks restart Docker, write a marker and
+restart the node container (as a reboot is), and the host is checked and brought back, the play
+returning only once it trains again at world size 3. The job never stops, counts every epoch once
+and loses no host. The only manager, and an upgrade with no version pinned, are refused first,
+with nothing changed. Runs after test_7_elastic (node2 is gone; node3, node0 and node1 remain).
+
+The newer Docker is a stand-in (harness.STANDIN_DOCKER_REPO): Debian's own docker.io re-stamped
+with a higher version in a local apt repository on node1, as a team's mirror would serve one."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from harness import (
     epochs_of,
     figure,
     first_steps_after,
+    installed_version,
     metrics,
     node,
     ranks_complete,
@@ -22,6 +27,7 @@ from harness import (
     run_site_playbook,
     service,
     stack_tasks,
+    standin_docker_upgrade,
     swarm_nodes,
     three_hosts_after_test_6,
     wait_for,
@@ -39,7 +45,7 @@ FAILING = """
 """
 
 
-def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(inventory, tmp_path):
+def test_a_worker_leaves_is_upgraded_and_serviced_and_rejoins_while_the_job_trains_on(inventory, tmp_path):
     three_hosts_after_test_6(
         inventory,
         job_name=STACK,
@@ -49,17 +55,34 @@ def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(invento
         job_peer_timeout=10,
         job_trainer_args=["--dataset_size", "32768"],
     )
-    assert run_site_playbook(inventory, tmp_path).rc == 0
+    was = installed_version("node1", "docker.io")
+    newer = standin_docker_upgrade("node1")
+    inventory["workers"]["hosts"]["node1"]["docker_version"] = newer
+    deploy = run_site_playbook(inventory, tmp_path)
+    assert deploy.rc == 0
+    # A running engine is not upgraded under the job: the run says so and how.
+    assert (
+        f"[WARNING]: host node1: docker.io {was} installed, and docker_version pins {newer}; this run leaves"
+        " it as it is (an upgrade restarts Docker, which would stop the host's ranks). ansible-playbook"
+        " maintenance.yml -l node1 -e maintenance_upgrade=true upgrades it" in " ".join(deploy.output.split())
+    )
+    assert installed_version("node1", "docker.io") == was
     wait_for(lambda: 2 in epochs_of(metrics(STACK, rank0="node3")), 300, "epoch 2 to finish")
 
     unnamed = run_playbook(MAINTENANCE, inventory, tmp_path)
     assert unnamed.rc != 0 and "name the hosts to maintain" in " ".join(unnamed.output.split())
-    refused = run_playbook(MAINTENANCE, inventory, tmp_path, "-l", "node0")
+    refused = run_playbook(
+        MAINTENANCE, inventory, tmp_path, "-l", "node0:node3", "-e", "maintenance_upgrade=true"
+    )
+    text = " ".join(refused.output.split())
     assert refused.rc != 0
-    assert "host node0 is the swarm's only manager: without it the swarm stops" in " ".join(
-        refused.output.split()
+    assert "host node0 is the swarm's only manager: without it the swarm stops" in text
+    assert (
+        "host node3: maintenance_upgrade installs docker_version or nvidia_toolkit_version, and neither"
+        in text
     )
     assert swarm_nodes()["node0"]["Spec"]["Availability"] == "active"
+    assert swarm_nodes()["node3"]["Spec"]["Availability"] == "active"
 
     # A maintenance that fails: the host stays drained, the job trains on without it.
     failing = tmp_path / "disk.yml"
@@ -78,11 +101,12 @@ def test_a_worker_leaves_is_serviced_and_rejoins_while_the_job_trains_on(invento
     at_two = first_steps_after(STACK, HOSTS, left)[0]
     assert at_two[1] == 2
 
-    # Again, mended: Docker restarted, a marker, a reboot; back at world size 3.
-    run, text, started, returned = service("node1", inventory, tmp_path)
+    # Again, mended: Docker upgraded to the pin, restarted, a marker, a reboot; back at world size 3.
+    run, text, started, returned = service("node1", inventory, tmp_path, "-e", "maintenance_upgrade=true")
     assert run.rc == 0
     assert "host node1 back: job upkeep trains on 3 hosts again" in text
     assert node("node1").file("/root/maintained").content_string == "serviced\n"
+    assert installed_version("node1", "docker.io") == newer
     assert swarm_nodes()["node1"]["Spec"]["Availability"] == "active"
     # The play returned only once node1 trained again: a round of 3 began before it did.
     back = [t for t, w in first_steps_after(STACK, HOSTS, started) if w == 3]
