@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -20,9 +21,17 @@ sys.path.insert(0, str(TRAINING))
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and below the kernel's ephemeral range (32768-60999), from which the
+    system hands out the source ports of connections: a port picked in that range could be some
+    rank's connection by the time a store or torchrun binds it (EADDRINUSE, seen in a run)."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 def torchrun(
@@ -66,7 +75,7 @@ def torchrun(
 
 
 def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
-    out, _ = proc.communicate(timeout=timeout)
+    out, _unused = proc.communicate(timeout=timeout)
     print(out)  # shown when a test fails
     return proc.returncode, out
 
