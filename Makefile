@@ -19,14 +19,15 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 
-.PHONY: help demo demo-clean test lint unit trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit sanity doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
-	@echo "make test              everything CI runs: lint, unit, trainer, build-check, image-test,"
+	@echo "make test              everything CI runs: lint, unit, sanity, trainer, build-check, image-test,"
 	@echo "                       molecule-cluster, molecule-default, molecule-registry, molecule-gpu"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
+	@echo "make sanity            ansible-test sanity on a copy of the collection, each test in its own venv"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
 	@echo "make trainer-image     build torchswarm/trainer here (local base + CPU torch wheelhouse)"
 	@echo "make image-test        the guide's two-node docker run commands, verbatim, on the image"
@@ -60,9 +61,10 @@ help:
 # CI's limit. The limits are about twice what each takes on CI's slowest machines.
 TEST_FIRST := lint unit build-check image-test
 LANE_A := molecule-default
-LANE_B := trainer molecule-cluster molecule-registry molecule-gpu
+LANE_B := sanity trainer molecule-cluster molecule-registry molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
 LIMIT_trainer := 1200
+LIMIT_sanity := 1200
 LIMIT_image-test := 1200
 LIMIT_molecule-cluster := 1800
 LIMIT_molecule-default := 2700
@@ -96,6 +98,10 @@ $(VENV)/.installed: requirements-dev.txt training/requirements.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -r training/requirements.txt
 	touch $@
+
+# ansible-test sanity, as Galaxy and Automation Hub run it (tests/sanity/run.sh says how).
+sanity: venv
+	bash tests/sanity/run.sh
 
 lint: venv
 	ansible-lint
@@ -147,6 +153,10 @@ benchmark-image: venv images trainer-image
 
 benchmark-data: venv images
 	python benchmarks/data_fanout.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))
+
+# After a job option changes in module_utils/job_options.py (a unit test fails until this ran).
+doc-fragment: venv
+	PYTHONPATH=collections python tests/harness/job_doc_fragment.py
 
 benchmark-site: venv images trainer-image
 	python benchmarks/site_vs_by_hand.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))

@@ -61,7 +61,7 @@ def make_dataset(root: Path, megabytes: int, files: int = 8) -> None:
     chunk = 1 << 20
     for i in range(files):
         with open(root / f"shard-{i:03d}.bin", "wb") as handle:
-            for _ in range(megabytes // files):
+            for _unused in range(megabytes // files):
                 handle.write(os.urandom(chunk))
 
 

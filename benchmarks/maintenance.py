@@ -52,7 +52,10 @@ def one_run(case: str, out_s: float) -> dict[str, float]:
             ended, record = next_epoch(cluster)
             pace = record["samples_per_s"] / (BATCH * record["world_size"])  # steps a second
             time.sleep(0.6 * record["steps"] / pace)
-            logs = lambda: "".join(cluster.log(n) for n in SURVIVORS)  # noqa: E731
+
+            def logs(cluster=cluster) -> str:
+                return "".join(cluster.log(n) for n in SURVIVORS)
+
             before = len(RESUMES.findall(logs()))
             pid = cluster.procs[VICTIM].pid
             event = time.time()
@@ -61,7 +64,7 @@ def one_run(case: str, out_s: float) -> dict[str, float]:
             else:
                 kill_tree(pid, signal.SIGSTOP)
             wait_for(lambda: first_steps_after(logs(), event), timeout=300)
-            at_n1 = min(t for t, _ in first_steps_after(logs(), event))
+            at_n1 = min(t for t, _unused in first_steps_after(logs(), event))
             # Where the next round resumes and where training was, in samples of the epoch's order
             # (3 ranks of BATCH before the event; the resumed round splits the rest).
             epoch, step, past = RESUMES.findall(logs())[before]
@@ -78,7 +81,7 @@ def one_run(case: str, out_s: float) -> dict[str, float]:
                 cluster.start(2, peer_timeout="10")
             else:
                 kill_tree(pid, signal.SIGCONT)
-            wait_for(lambda: any(w == 3 for _, w in first_steps_after(logs(), back)), timeout=300)
+            wait_for(lambda: any(w == 3 for _unused, w in first_steps_after(logs(), back)), timeout=300)
             at_n = min(t for t, w in first_steps_after(logs(), back) if w == 3)
             return {
                 "to N-1 s": at_n1 - event,
@@ -97,7 +100,7 @@ def main() -> None:
     header = ("case", "to N-1 s", "samples retrained", "at N-1 s", "back to N s")
     print(" | ".join(header))
     for case in ("maintenance", "lost"):
-        results = [one_run(case, out_s) for _ in range(runs)]
+        results = [one_run(case, out_s) for _unused in range(runs)]
         cells = [
             "/".join(f"{r[k]:.0f}" if k == "samples retrained" else f"{r[k]:.1f}" for r in results)
             + f" (median {statistics.median(r[k] for r in results):.1f})"

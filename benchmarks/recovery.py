@@ -40,9 +40,12 @@ def one_run(victim: int, peer_timeout: str) -> float:
             if victim == 0:
                 time.sleep(STORE_MOVE_S)
                 cluster.restart_store()
-            logs = lambda: "".join(cluster.log(f"node{o}") for o in range(3) if o != victim)  # noqa: E731
+
+            def logs() -> str:
+                return "".join(cluster.log(f"node{o}") for o in range(3) if o != victim)
+
             wait_for(lambda: first_steps_after(logs(), lost), timeout=300)
-            return min(t for t, _ in first_steps_after(logs(), lost)) - lost
+            return min(t for t, _unused in first_steps_after(logs(), lost)) - lost
         finally:
             cluster.close()
 
@@ -52,7 +55,7 @@ def main() -> None:
     peer_timeout = sys.argv[2] if len(sys.argv) > 2 else "10"
     print(f"recovery after a lost host, {runs} runs each, peer timeout {peer_timeout} s")
     for victim, what in ((2, "worker"), (0, f"node 0 and the store (new store after {STORE_MOVE_S:.0f} s)")):
-        times = [one_run(victim, peer_timeout) for _ in range(runs)]
+        times = [one_run(victim, peer_timeout) for _unused in range(runs)]
         listed = ", ".join(f"{t:.1f}" for t in times)
         print(f"{what}: {listed} s; median {statistics.median(times):.1f} s, max {max(times):.1f} s")
 

@@ -26,7 +26,9 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 def torchrun(nproc: int, script: Path, args: list[str], cwd: Path) -> list[dict]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    out = subprocess.run([*cmd, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [*cmd, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         sys.exit(f"{script.name} failed:\n{out.stdout}\n{out.stderr}")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"event"')]

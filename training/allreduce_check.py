@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             if d.device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            for _ in range(args.iters):
+            for _unused in range(args.iters):
                 dist.all_reduce(data)
             if d.device.type == "cuda":
                 torch.cuda.synchronize()

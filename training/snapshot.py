@@ -73,7 +73,7 @@ def _positions(directory: str) -> list[tuple[tuple[int, int], str]]:
 
 def candidates(directory: str) -> list[str]:
     """The snapshots in ``directory``, newest first."""
-    return [path for _, path in _positions(directory)]
+    return [path for _unused, path in _positions(directory)]
 
 
 def save(directory: str, state: dict[str, Any], keep: int) -> str:

@@ -245,7 +245,7 @@ class Trainer:
             raise snapshot.SnapshotError("; ".join(errors))
         held = [(f["at"], rank) for rank, f in enumerate(every) if "at" in f]
         if held:
-            newest = max(at for at, _ in held)
+            newest = max(at for at, _unused in held)
             source = min(rank for at, rank in held if at == newest)
             payload = [state if self.d.rank == source else None]
             device = self.d.device if self.d.backend == "nccl" else None

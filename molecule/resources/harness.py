@@ -217,11 +217,11 @@ def start_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: 
 
 def finish_playbook(proc: subprocess.Popen, timeout: float = 0) -> PlaybookRun:
     try:
-        out, _ = proc.communicate(timeout=timeout or PLAYBOOK_TIMEOUT)
+        out, _unused = proc.communicate(timeout=timeout or PLAYBOOK_TIMEOUT)
         rc = proc.returncode
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
+        out, _unused = proc.communicate()
         rc, out = 124, out + b"\n(killed: ran too long)"
     output = ANSI.sub("", out.decode(errors="replace"))
     print(output)  # shown by pytest when a check fails

@@ -31,7 +31,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         watch = Watch(epochs=args["epochs"], heartbeat=args["heartbeat"])
         module_args = {"name": args["name"], "logs_since": ""}
         if args["stack_dir"]:

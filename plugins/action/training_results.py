@@ -50,7 +50,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         info = args["info"]
         # This run's lines only: a service's log also holds its earlier deployments' tasks, until
         # the swarm reaps them (at a time of its choosing, which would change a re-run's files).
@@ -115,7 +115,7 @@ class ActionModule(ActionBase):
         except (FileNotFoundError, ValueError):
             return {"kept": False, "files": [], "written": [], "summary": {}, "lines": []}
         files = sorted(
-            os.path.relpath(os.path.join(d, f), path) for d, _, names in os.walk(path) for f in names
+            os.path.relpath(os.path.join(d, f), path) for d, _unused, names in os.walk(path) for f in names
         )
         kept = summary.get("state") == "complete"
         lines = summary_lines(summary) if kept else []

@@ -35,7 +35,7 @@ def split_reference(image: str) -> tuple[str, str]:
 
 def registry_of(image: str) -> str:
     """The registry part of an image reference (``host[:port]``), or Docker Hub's address."""
-    first, _, rest = image.partition("/")
+    first, _unused, rest = image.partition("/")
     if rest and ("." in first or ":" in first or first == "localhost"):
         return first
     return "https://index.docker.io/v1/"

@@ -92,7 +92,7 @@ def image_ids(rc: int, docker_image_ls: str) -> dict[str, str] | None:
         return None
     ids = {}
     for line in docker_image_ls.splitlines():
-        name, _, image_id = line.strip().rpartition(" ")
+        name, _unused, image_id = line.strip().rpartition(" ")
         if name and "<none>" not in name and image_id.startswith("sha256:"):
             ids[name] = image_id
     return ids
@@ -235,7 +235,7 @@ def read(
         rc, out, err = output([nvidia_smi, "-L"])
         state["nvidia_smi"] = {"rc": rc, "stdout": out, "stderr": err}
     if engine:
-        rc, out, _ = output(["docker", "info", "--format", "{{json .Swarm}}"])
+        rc, out, _unused = output(["docker", "info", "--format", "{{json .Swarm}}"])
         state["swarm"] = swarm_state(rc, out)
         state["images"] = image_ids(*output(IMAGE_LS)[:2]) if state["swarm"] is not None else None
     if daemon_config:

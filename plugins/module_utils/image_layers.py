@@ -61,7 +61,7 @@ def _raw_members(text: str) -> dict[str, str]:
     while text[i] != "}":
         key, i = decoder.raw_decode(text, i)
         i += 1  # the colon: Go writes compact JSON
-        _, end = decoder.raw_decode(text, i)
+        _unused, end = decoder.raw_decode(text, i)
         members[key] = text[i:end]
         i = end + (text[end] == ",")
     return members

@@ -203,7 +203,7 @@ def check_inventory(
         if nodes.get(host, {}).get("state", PRESENT) == PRESENT and nodes[host].get("training", True)
     ]
     if training:
-        _, rank_errors = assign_ranks(training)
+        _unused, rank_errors = assign_ranks(training)
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
     typed, type_errors = _typed_job(image, job or {}, data_digest)

@@ -34,7 +34,7 @@ def _of_deployment(task: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
 
 def time_key(stamp: str) -> tuple[str, str]:
     """RFC 3339 with trailing zeros trimmed from the fraction does not sort as text; pad it."""
-    head, _, frac = stamp.rstrip("Z").partition(".")
+    head, _unused, frac = stamp.rstrip("Z").partition(".")
     return head, frac.ljust(9, "0")
 
 

@@ -312,7 +312,7 @@ def mount_errors(mounts: Iterable[Mapping[str, Any]], data_target: str | None = 
     targets: list[tuple[int, str]] = []
     reserved = [(t, "the job's own") for t in RESERVED_TARGETS]
     if data_target is not None:
-        clash = next((t for t, _ in reserved if _nested(data_target, t)), None)
+        clash = next((t for t, _unused in reserved if _nested(data_target, t)), None)
         if not _absolute(data_target):
             errors.append(f"job_data_target '{data_target}' is not an absolute path such as /data")
         elif clash:

@@ -312,6 +312,8 @@ def data_host_dir(name: str, data_dir: str = "") -> str:
 
 
 def _field(option: Mapping[str, Any]):
+    # Fields for make_dataclass, which pylint does not see them go to.
+    # pylint: disable=invalid-field-call
     if option.get("required"):
         return field()
     default = option.get("default")

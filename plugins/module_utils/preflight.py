@@ -26,7 +26,7 @@ def _docker_info(result: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]
 def _swarm_status(view: str, hostname: str) -> str:
     """The node's status in ``docker node ls --format '{{.Hostname}} {{.Status}}'``."""
     for line in view.splitlines():
-        name, _, status = line.partition(" ")
+        name, _unused, status = line.partition(" ")
         if name == hostname:
             return status.strip()
     return ""

@@ -75,7 +75,7 @@ def since_with_margin(stamp: str, margin: int = 10) -> str:
     read; the overlap prints nothing twice (Watch drops records it has seen). "" stays "" (all)."""
     if not stamp:
         return ""
-    head, _, frac = stamp.rstrip("Z").partition(".")
+    head, _unused, frac = stamp.rstrip("Z").partition(".")
     seconds = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) - margin
     return f"{seconds}.{frac or '0'}"
 

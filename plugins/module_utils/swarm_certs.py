@@ -59,15 +59,15 @@ def not_after(pem: str) -> datetime:
         der = base64.b64decode("".join(match.group(1).split()), validate=True)
     except binascii.Error as e:
         raise CertificateError(f"bad base64: {e}") from e
-    tag, at, _ = _tlv(der, 0)  # Certificate
+    tag, at, _unused = _tlv(der, 0)  # Certificate
     tag2, at, end = _tlv(der, at)  # tbsCertificate
     if tag != SEQUENCE or tag2 != SEQUENCE:
         raise CertificateError("not an X.509 certificate")
     if der[at] == EXPLICIT_0:  # version
         at = _tlv(der, at)[2]
-    for _ in range(3):  # serialNumber, signature, issuer
+    for _unused in range(3):  # serialNumber, signature, issuer
         at = _tlv(der, at)[2]
-    tag, at, _ = _tlv(der, at)  # validity
+    tag, at, _unused = _tlv(der, at)  # validity
     if tag != SEQUENCE or at >= end:
         raise CertificateError("no validity")
     at = _tlv(der, at)[2]  # notBefore

@@ -52,7 +52,7 @@ def accept(
     nothing, a port scan, after at most 10 s); TimeoutError at the deadline."""
     while True:
         server.settimeout(max(deadline - time.monotonic(), 0.01))
-        conn, (peer, _) = server.accept()
+        conn, (peer, _unused) = server.accept()
         conn.settimeout(min(timeout, 10))
         try:
             problem = check(read_line(conn, header_limit))

@@ -26,7 +26,7 @@ description:
     mid-stream is left, and the host before it sends its own checked copy on to the hosts after
     it, which went back to listening. The failed host's own receive fails, saying why.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes

@@ -23,7 +23,7 @@ description:
     never written.
   - Writes atomically (fsync, rename) through a symlink to the file it points to, with mode 0644.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes

@@ -20,7 +20,7 @@ description:
     read of the swarm state, no C(daemon.json) step that would change nothing).
   - The result is the fact C(torchswarm_host), which the nvidia and swarm roles read.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts

@@ -16,7 +16,7 @@ description:
     reaches the disk of the host that pushes (the controller).
   - The engine must trust the registry's certificate (C(/etc/docker/certs.d/<registry>/ca.crt)).
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
@@ -44,7 +44,6 @@ options:
     description: Registry password or token.
     type: str
     default: ""
-    no_log: true
 """
 
 EXAMPLES = r"""

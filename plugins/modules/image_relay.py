@@ -31,7 +31,7 @@ description:
     default).
   - Needs the C(docker) CLI, and C(zstd) when O(compression=zstd), on both hosts.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
@@ -77,7 +77,6 @@ options:
     description: A secret both ends share for this transfer (make a fresh one per run).
     type: str
     required: true
-    no_log: true
   compression:
     description: V(zstd) makes a CUDA or torch image about 2.4 times smaller on the wire.
     type: str
@@ -131,7 +130,7 @@ seconds:
   type: float
   sample: 11.4
 mb_per_s:
-  description: O(bytes) over O(seconds), in MB/s.
+  description: RV(bytes) over RV(seconds), in MB/s.
   returned: success
   type: float
   sample: 53.2

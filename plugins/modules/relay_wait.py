@@ -20,7 +20,7 @@ description:
     about every O(every) seconds, not every second, and the end is seen within a second.
   - It fails when the job failed, or when O(timeout) passes first (the job is left running).
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

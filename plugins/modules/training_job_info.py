@@ -24,7 +24,7 @@ description:
     polls it that way to print progress.
   - Also the deployed stack, read from the manager's stack file, with job_env values hidden.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes

@@ -19,7 +19,7 @@ description:
     seconds without one. No retry messages.
   - It never fails on the job's state; the caller decides (the job role fails unless V(complete)).
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -21,7 +21,7 @@ description:
     node keeps it.
   - The job role runs it after a waited run completes, unless C(job_results_output) is false.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes

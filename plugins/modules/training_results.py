@@ -10,7 +10,7 @@ short_description: Keep a training run's metrics, logs, stack, summary and plots
 version_added: 0.2.0
 description:
   - Writes C(<dest>/<name>/<run>/) on the controller, where C(<run>) is the deployed stack's digest
-    (RV(summary.run)). It holds C(summary.json), C(metrics.jsonl), C(stack.json) (the deployed
+    (C(run) in RV(summary)). It holds C(summary.json), C(metrics.jsonl), C(stack.json) (the deployed
     stack with job_env values hidden), C(logs/<service>.log) for every rank, and the plots
     C(loss.png) and C(throughput.png) (800 x 450), with restarts and world-size changes marked.
   - The metrics are the bundled trainer's C(metrics.jsonl) when O(metrics) holds one, else the
@@ -20,7 +20,7 @@ description:
   - Plots need matplotlib on the controller; without it the task warns and writes the rest.
   - Each file is written only when its content differs, so a second run reports no change.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -12,7 +12,7 @@ description:
   - Renders one swarm service per training node, pinned with a C(node.hostname) placement
     constraint, each running C(torchrun) with that node's C(--node_rank), the cluster's
     C(--nnodes) and rank 0's service as C(--master_addr), exactly as the hand-run guide does.
-  - Services use C(endpoint_mode=dnsrr), a C(/dev/shm) tmpfs of O(shm_size), a named snapshot
+  - Services use C(endpoint_mode=dnsrr), a C(/dev/shm) tmpfs of O(job.shm_size), a named snapshot
     volume mounted at C(/snapshots), and a restart policy that restarts a failed torchrun (and so
     every rank, which then resume from the last snapshot) but leaves a finished job alone.
   - Idempotent without touching running tasks. Every service carries a hash of the rendered
@@ -27,7 +27,7 @@ description:
     secrets and environment variables). Every message names the host and the variable.
   - Runs on a swarm manager with the docker CLI.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes

@@ -15,7 +15,7 @@ description:
     choices that work but are fragile (an even number of managers).
   - Changes nothing, anywhere.
 author:
-  - torchswarm maintainers
+  - torchswarm maintainers (@torchswarm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
@@ -146,7 +146,8 @@ def main() -> None:
             "network_subnet": {"type": "str"},
             "image": {"type": "str"},
             "job": {"type": "dict", "default": {}},
-            "secret_names": {"type": "list", "elements": "str", "default": []},
+            # Names only, never values.
+            "secret_names": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "script_files": {"type": "list", "elements": "str", "default": []},
             "data_digest": {"type": "str", "default": ""},
             "swarm_cert_expiry": {"type": "str", "default": ""},

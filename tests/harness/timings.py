@@ -96,7 +96,7 @@ def report() -> None:
     print()
     line("make test: wall times", "s", "status")
     total = 0.0
-    for kind, name, seconds, status, _ in rows:
+    for kind, name, seconds, status, _unused in rows:
         if kind != "target":
             continue
         total += float(seconds)
@@ -105,13 +105,13 @@ def report() -> None:
         mine = [r for r in rows if r[0] != "target" and f"molecule-{r[1].split(':', 1)[0]}" == name]
         steps = [r for r in mine if r[0] == "step"]
         checks = [r for r in mine if r[0] == "check"]
-        for _, step, s, st, _ in steps:
+        for _unused, step, s, st, _unused in steps:
             line(step, s, st, 2)
             if step.endswith(": verify"):
-                for _, check, cs, cst, _ in checks:
+                for _unused, check, cs, cst, _unused in checks:
                     line(check, cs, cst, 4)
         if not any(step[1].endswith(": verify") for step in steps):
-            for _, check, cs, cst, _ in checks:
+            for _unused, check, cs, cst, _unused in checks:
                 line(check, cs, cst, 4)
     line("total of the targets (side by side lanes overlap)", f"{total:.1f}", "")
     targets = [r for r in rows if r[0] == "target"]
@@ -122,7 +122,7 @@ def report() -> None:
     if outcomes:
         passed = outcomes.count("passed")
         print(f"molecule checks: {passed} passed, {len(outcomes) - passed} failed")
-    for _, check, _, why, _ in (r for r in rows if r[0] == "why"):
+    for _unused, check, _unused, why, _unused in (r for r in rows if r[0] == "why"):
         print(f"failed: {check}: {why}")
 
 

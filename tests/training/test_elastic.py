@@ -61,7 +61,7 @@ def test_a_silent_host_is_dropped_the_rest_train_on_and_it_rejoins_when_back(clu
     c.procs["node2"].wait()
     back = time.time()
     c.start(2)
-    wait_for(lambda: any(w == 3 for _, w in first_steps_after(c.log("node0"), back)), timeout=120)
+    wait_for(lambda: any(w == 3 for _unused, w in first_steps_after(c.log("node0"), back)), timeout=120)
     assert "ends: node2 is joining" in c.log("node0") + c.log("node1")
 
     for name in ("node0", "node1", "node2"):

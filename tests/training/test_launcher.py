@@ -107,7 +107,7 @@ def test_sigterm_is_a_stop_not_a_finish(user_script, snapdir, tmp_path):
 
 
 def test_a_script_that_reports_bad_input_is_not_retried_and_not_recorded(snapdir):
-    rc, _ = finish(
+    rc, _unused = finish(
         torchrun(
             ["2", "1", "--batch_size", "5000"],
             entrypoint=True,

@@ -67,7 +67,7 @@ def test_a_save_removes_snapshots_past_its_position_and_keeps_the_newest(tmp_pat
 
 def test_a_finished_run_asked_for_more_epochs_resumes_at_the_first_untrained_epoch(snapdir):
     assert finish(torchrun(["3", "1", "--snapshot_dir", str(snapdir)]))[0] == 0
-    rc, _ = finish(torchrun(["5", "1", "--snapshot_dir", str(snapdir)]))
+    rc, _unused = finish(torchrun(["5", "1", "--snapshot_dir", str(snapdir)]))
     assert rc == 0
     assert epochs_of(metrics(snapdir)) == [0, 1, 2, 3, 4]  # epoch 2 is not trained twice
     assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": 3, "step": 0}
@@ -81,7 +81,7 @@ def test_a_run_killed_mid_training_resumes_and_every_epoch_runs_once(snapdir):
     kill_tree(proc.pid)  # torchrun and both workers, mid-epoch
     finish(proc)
 
-    rc, _ = finish(torchrun(args))
+    rc, _unused = finish(torchrun(args))
 
     assert rc == 0
     records = metrics(snapdir)
@@ -99,7 +99,7 @@ def test_epochs_trained_after_the_last_snapshot_are_counted_once_after_the_resum
     kill_tree(proc.pid)
     finish(proc)
 
-    rc, _ = finish(torchrun(args))
+    rc, _unused = finish(torchrun(args))
 
     assert rc == 0
     records = metrics(snapdir)
@@ -120,7 +120,7 @@ def run_two_nodes(epochs: str, rank0_dir, rank1_dir) -> list[tuple[int, str]]:
 def test_every_node_keeps_its_own_snapshot_and_metrics(tmp_path):
     node0, node1 = tmp_path / "node0", tmp_path / "node1"
 
-    assert [rc for rc, _ in run_two_nodes("2", node0, node1)] == [0, 0]
+    assert [rc for rc, _unused in run_two_nodes("2", node0, node1)] == [0, 0]
 
     for node in (node0, node1):
         state = snapshot.load_newest(str(node), "linear")[0]
@@ -133,9 +133,9 @@ def test_rank0_on_a_host_with_a_stale_snapshot_resumes_from_the_newest_copy_anyw
     """Rank 0 moves to a host that held rank 0 an epoch ago (a stale snapshot) or never (none):
     before, it resumed from that stale file or from epoch 0."""
     node0, node1, spare = tmp_path / "node0", tmp_path / "node1", tmp_path / "spare"
-    assert [rc for rc, _ in run_two_nodes("1", node0, node1)] == [0, 0]
+    assert [rc for rc, _unused in run_two_nodes("1", node0, node1)] == [0, 0]
     shutil.copytree(node0, spare)  # the spare host keeps epoch 1's snapshot
-    assert [rc for rc, _ in run_two_nodes("3", node0, node1)] == [0, 0]
+    assert [rc for rc, _unused in run_two_nodes("3", node0, node1)] == [0, 0]
 
     (rc0, out0), (rc1, out1) = run_two_nodes("5", spare, node1)  # rank 0 now on the spare host
 
@@ -166,7 +166,7 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
     assert (state["epoch"], state["step"]) == (stopped[0]["epoch"], stopped[0]["step"])
     assert state["step"] > 0  # mid-epoch, at a step boundary
 
-    rc, _ = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]))
+    rc, _unused = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]))
     assert rc == 0
     assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": state["epoch"], "step": state["step"]}
 

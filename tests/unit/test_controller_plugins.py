@@ -274,7 +274,7 @@ def slow_receiver(port: int, token: str, rate: int) -> threading.Thread:
 
     def serve() -> None:
         with server:
-            conn, _ = server.accept()
+            conn, _unused = server.accept()
             with conn:
                 assert dir_stream.header_problem(dir_stream.read_line(conn), token) is None
                 files = dir_stream.json_line(conn, "file list")["files"]

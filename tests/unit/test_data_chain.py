@@ -36,7 +36,9 @@ def dataset(root: Path) -> tuple[str, list[dict], str]:
     (root / "labels.csv").write_text("id,label\n1,cat\n")
     (root / "empty").write_bytes(b"")
     top, files = data_chain.listing(str(root))
-    digest, _, _ = data_chain.digest_with_cache(files, None, lambda p: data_chain.file_sha256(str(root / p)))
+    digest, _unused, _unused = data_chain.digest_with_cache(
+        files, None, lambda p: data_chain.file_sha256(str(root / p))
+    )
     return top, files, digest
 
 
@@ -74,17 +76,17 @@ def local(*ports: int) -> list[tuple[str, int]]:
 
 def test_the_dataset_goes_down_the_chain_each_host_passing_it_on_and_each_copy_is_checked(tmp_path):
     root, files, digest = dataset(tmp_path / "src")
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _unused in range(3)]
     dests = [tmp_path / f"host{i}" / "data" for i in range(3)]
     receivers = [receiving(dests[i], ports[i], digest, local(*ports[i + 1 :])) for i in range(3)]
 
     sent = data_chain.send(root, files, local(*ports), TOKEN, 20)
-    for thread, _ in receivers:
+    for thread, _unused in receivers:
         thread.join()
 
     assert sent["sent_to"] == f"127.0.0.1:{ports[0]}" and sent["routed_around"] == []
     assert sent["bytes"] == sum(f["size"] for f in files)
-    for i, (_, outcome) in enumerate(receivers):
+    for i, (_unused, outcome) in enumerate(receivers):
         assert "error" not in outcome, outcome
         assert outcome["result"]["forwarded_to"] == (f"127.0.0.1:{ports[i + 1]}" if i < 2 else "")
         assert same_files(tmp_path / "src", version(dests[i], digest))
@@ -92,7 +94,7 @@ def test_the_dataset_goes_down_the_chain_each_host_passing_it_on_and_each_copy_i
         assert [p.name for p in dests[i].iterdir()] == [f"sha256-{digest[7:]}"]
     # A host that holds it sends its version directory: the same files, the same digest.
     held_root, held_files = data_chain.listing(str(version(dests[2], digest)))
-    again, _, _ = data_chain.digest_with_cache(
+    again, _unused, _unused = data_chain.digest_with_cache(
         held_files, None, lambda p: data_chain.file_sha256(f"{held_root}/{p}")
     )
     assert again == digest
@@ -101,7 +103,7 @@ def test_the_dataset_goes_down_the_chain_each_host_passing_it_on_and_each_copy_i
 def test_a_changed_dataset_replaces_the_old_one_whole(tmp_path):
     root, files, digest = dataset(tmp_path / "src")
     dest, port = tmp_path / "host" / "data", free_port()
-    thread, _ = receiving(dest, port, digest)
+    thread, _unused = receiving(dest, port, digest)
     data_chain.send(root, files, local(port), TOKEN, 20)
     thread.join()
     (dest / "notes.txt").write_text("the team's own file beside the versions")
@@ -122,7 +124,9 @@ def test_a_changed_dataset_replaces_the_old_one_whole(tmp_path):
 
 def dataset_again(root: Path):
     top, files = data_chain.listing(str(root))
-    digest, _, _ = data_chain.digest_with_cache(files, None, lambda p: data_chain.file_sha256(str(root / p)))
+    digest, _unused, _unused = data_chain.digest_with_cache(
+        files, None, lambda p: data_chain.file_sha256(str(root / p))
+    )
     return top, files, digest
 
 
@@ -200,25 +204,25 @@ def test_a_dataset_whose_digest_is_not_the_expected_one_is_refused_and_nothing_c
 
 def test_the_digest_reads_again_only_the_files_whose_size_or_time_changed(tmp_path):
     root = tmp_path / "src"
-    _, files, digest = dataset(root)
+    _unused, files, digest = dataset(root)
     reads: list[str] = []
 
     def sha(path: str) -> str:
         reads.append(path)
         return data_chain.file_sha256(str(root / path))
 
-    first, entry, _ = data_chain.digest_with_cache(files, None, sha)
+    first, entry, _unused = data_chain.digest_with_cache(files, None, sha)
     assert first == digest and sorted(reads) == sorted(f["path"] for f in files)
     # Same sizes and times: nothing read, even where the bytes changed (what the cache trusts).
     stat = os.stat(root / "labels.csv")
     (root / "labels.csv").write_text("id,label\n1,dog\n")
     os.utime(root / "labels.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     reads.clear()
-    again, _, read = data_chain.digest_with_cache(data_chain.listing(str(root))[1], entry, sha)
+    again, _unused, read = data_chain.digest_with_cache(data_chain.listing(str(root))[1], entry, sha)
     assert again == digest and reads == [] and read == []
     # A new modification time: that file, and only it, is read again.
     os.utime(root / "labels.csv")
-    changed, _, read = data_chain.digest_with_cache(data_chain.listing(str(root))[1], entry, sha)
+    changed, _unused, read = data_chain.digest_with_cache(data_chain.listing(str(root))[1], entry, sha)
     assert read == reads == ["labels.csv"] and changed != digest
 
 

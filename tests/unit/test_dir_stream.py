@@ -106,7 +106,7 @@ def test_more_than_the_limit_is_left_on_the_node_and_said(tmp_path):
 
 def test_a_missing_output_directory_is_an_empty_one(tmp_path):
     port = free_port()
-    thread, _ = serving(tmp_path / "nothing-here", port)
+    thread, _unused = serving(tmp_path / "nothing-here", port)
     result, failed = run_module(training_output.main, fetch_args(tmp_path, port))
     thread.join()
     assert not failed and result["files"] == [] and result["bytes"] == 0
@@ -114,7 +114,7 @@ def test_a_missing_output_directory_is_an_empty_one(tmp_path):
 
 def test_a_wrong_token_is_refused_and_the_node_waits_for_the_right_one(tmp_path):
     root, port = output_dir(tmp_path), free_port()
-    thread, _ = serving(root, port)
+    thread, _unused = serving(root, port)
     wrong, failed = run_module(training_output.main, fetch_args(tmp_path, port, token="guessed"))
     assert failed and "sent no file list" in wrong["msg"]
     right, failed = run_module(training_output.main, fetch_args(tmp_path, port))
@@ -127,7 +127,7 @@ def fake_sender(port: int, files: list[dict], payload: bytes, digests: dict) -> 
     said: dict = {}
 
     def run() -> None:
-        conn, _ = dir_stream.accept(port, TOKEN, 20, 20)
+        conn, _unused = dir_stream.accept(port, TOKEN, 20, 20)
         with conn:
             conn.sendall(json.dumps({"files": files}).encode() + b"\n")
             said["go"] = dir_stream.read_line(conn)
@@ -164,7 +164,7 @@ def test_a_file_list_that_leaves_the_directory_is_refused_before_a_byte_is_writt
 
 def test_the_token_never_appears_in_what_the_module_returns(tmp_path):
     root, port = output_dir(tmp_path), free_port()
-    thread, _ = serving(root, port)
+    thread, _unused = serving(root, port)
     result, failed = run_module(training_output.main, fetch_args(tmp_path, port))
     thread.join()
     assert not failed and TOKEN not in json.dumps(result)

@@ -59,7 +59,7 @@ def test_push_sends_the_credentials_in_the_header_and_reads_the_engines_stream(t
     seen = {}
 
     def engine():
-        conn, _ = server.accept()
+        conn, _unused = server.accept()
         with conn:
             request = b""
             while b"\r\n\r\n" not in request:

@@ -204,7 +204,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("compression", ["none", pytest.param("zstd", marks=needs_zstd)])
 def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hosts, compression):
     result = transfer(hosts, free_port(), compression=compression)
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     assert "send_error" not in result and "receive_error" not in result, result
     assert image_id(receiver) == image_id(sender)
     sent, received = result["sent"], result["received"]
@@ -213,7 +213,7 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
     # them, and then that every byte is sent.
     seen = result["progress"]
     assert seen == sorted(seen) and seen[-1] == (sent.bytes, True)
-    assert not any(last for _, last in seen[:-1])
+    assert not any(last for _unused, last in seen[:-1])
     assert (sent.layers, sent.layers_held) == (received.layers, received.layers_held) == (3, 0)
     size = sum(len(layer) for layer in [*BASE, USER])
     if compression == "zstd":
@@ -223,7 +223,7 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
 
 
 def test_a_receiver_that_holds_the_base_image_gets_only_the_layer_the_users_image_adds(hosts):
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     add_image(receiver, "base", BASE)
 
     result = transfer(hosts, free_port())
@@ -236,7 +236,7 @@ def test_a_receiver_that_holds_the_base_image_gets_only_the_layer_the_users_imag
 
 def test_the_same_content_in_another_chain_is_sent_again(hosts):
     """A layer counts as held only on top of the same layers: its content alone is not enough."""
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     add_image(receiver, "other", [BASE[1]])
 
     result = transfer(hosts, free_port())
@@ -248,7 +248,7 @@ def test_the_same_content_in_another_chain_is_sent_again(hosts):
 
 def test_an_engine_that_keeps_images_in_containerd_is_sent_every_layer(hosts):
     """Its docker load needs every layer in the archive, so it claims none."""
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     add_image(receiver, "base", BASE)
     (receiver / "containerd").touch()
 
@@ -267,7 +267,7 @@ def test_a_sender_with_the_wrong_token_is_refused_and_the_receiver_keeps_waiting
 
 
 def test_a_sender_whose_copy_is_not_the_expected_image_sends_nothing(hosts):
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     # The sender's tag points at other content than the ID the controller expects.
     result = transfer(hosts, free_port(), expected="sha256:" + "0" * 64, wait=2)
     assert f"this host's img is {image_id(sender)}, not sha256:000" in result["send_error"]
@@ -279,7 +279,7 @@ def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
     """The receiver's own check after docker load: what arrived is not the ID it was told to
     expect (a sender that holds another image under the same ID claim, or a stream changed on
     the way), and the sender reports the receiver's answer."""
-    _, sender, receiver = hosts
+    _unused, sender, receiver = hosts
     wanted = "sha256:" + "0" * 64
     port = free_port()
     result = transfer(hosts, port, receiver_expects=wanted)
@@ -331,7 +331,7 @@ def chain(hosts, tmp_path, ports, forwards, wait=10):
     under tmp_path, each on its port), each passing it on to the first of ``forwards[i]`` (ports)
     that answers.
     Returns the sender's and each receiver's Transfer or error."""
-    where, sender, _ = hosts
+    where, sender, _unused = hosts
     expected, results = image_id(sender), {}
     dirs = [tmp_path / f"r{i}" for i in range(len(ports))]
 
@@ -363,7 +363,7 @@ def test_a_chain_passes_the_stream_on_as_it_arrives_and_every_host_ends_with_the
     hosts, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(image_stream, "CHUNK", 64 << 10)  # many chunks, so that they can overlap
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _unused in range(3)]
     results, dirs = chain(hosts, tmp_path, ports, [ports[1:], ports[2:], []])
 
     assert all(isinstance(r, image_stream.Transfer) for r in results.values()), results
@@ -383,7 +383,7 @@ def test_a_chain_passes_the_stream_on_as_it_arrives_and_every_host_ends_with_the
 
 @pytest.mark.parametrize("holders", [("r0",), ("r0", "r1")])
 def test_a_chain_leaves_out_only_the_layers_every_host_down_it_holds(hosts, tmp_path, holders):
-    ports = [free_port() for _ in range(2)]
+    ports = [free_port() for _unused in range(2)]
     for name in holders:
         (tmp_path / name).mkdir()
         add_image(tmp_path / name, "base", BASE)

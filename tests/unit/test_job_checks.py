@@ -58,7 +58,7 @@ NUL = "holds a NUL byte, which no argument or environment variable can"
     ],
 )
 def test_rejected_nodes(nodes, expected):
-    _, errors = assign_ranks(nodes)
+    _unused, errors = assign_ranks(nodes)
     assert errors == [expected]
 
 
@@ -98,12 +98,12 @@ def test_rejected_nodes(nodes, expected):
     ],
 )
 def test_rejected_jobs(job, expected):
-    nodes, _ = assign_ranks(THREE)
+    nodes, _unused = assign_ranks(THREE)
     assert check_job(Job(**{"image": IMAGE, **job}), nodes) == [expected]
 
 
 def test_a_node_outside_the_swarm_is_named():
-    nodes, _ = assign_ranks(THREE)
+    nodes, _unused = assign_ranks(THREE)
     errors = check_job(Job(image=IMAGE), nodes, swarm_hostnames=["node0", "node1"])
     assert errors == [
         "host node2: its swarm hostname 'node2' is not a node of the swarm (the swarm has node0, node1); "
@@ -136,7 +136,7 @@ def test_valid_image_names(image):
     ],
 )
 def test_accepted_jobs(job):
-    nodes, _ = assign_ranks(THREE)
+    nodes, _unused = assign_ranks(THREE)
     assert check_job(Job(image=IMAGE, **job), nodes) == []
 
 
@@ -150,7 +150,7 @@ def test_secret_names_are_environment_names_apart_from_job_env():
 
 
 def test_nodes_holding_different_images_under_one_tag_are_an_error():
-    nodes, _ = assign_ranks(
+    nodes, _unused = assign_ranks(
         [{**n, "image_id": f"sha256:{'b' if n['name'] == 'node2' else 'a'}{'0' * 63}"} for n in THREE]
     )
     assert check_job(Job(image=IMAGE), nodes) == [

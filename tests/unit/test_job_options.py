@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,16 @@ def test_the_module_takes_the_declared_options_as_its_job():
     assert training_stack.ARGUMENT_SPEC["job"]["options"] == argument_spec()
     assert "description" not in argument_spec()["epochs"]
     assert argument_spec("job_")["job_epochs"] == {"type": "int", "default": 10}
+
+
+def test_the_written_doc_fragment_is_what_the_declaration_makes_now():
+    spec = importlib.util.spec_from_file_location(
+        "job_doc_fragment", ROOT / "tests/harness/job_doc_fragment.py"
+    )
+    writer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(writer)
+    written = (ROOT / "plugins/doc_fragments/job.py").read_text()
+    assert written == writer.text(), "a job option changed: run make doc-fragment"
 
 
 def test_the_module_documents_them_from_the_same_declaration():
@@ -85,7 +96,7 @@ def test_options_are_typed_and_filled_and_errors_name_the_role_variable():
     assert errors == []
     assert options["epochs"] == 12 and options["batch_size"] == 32 and options["image"] is None
 
-    _, errors = validated({"epochs": "ten", "network_mode": "bridge", "trainer_args": "--x"})
+    _unused, errors = validated({"epochs": "ten", "network_mode": "bridge", "trainer_args": "--x"})
     assert errors == [
         "argument 'job_epochs' is of type str and we were unable to convert to int: "
         "\"'ten'\" cannot be converted to an int",

@@ -29,14 +29,14 @@ def test_daemon_config_merges_keeps_others_and_is_idempotent(tmp_path):
     assert json.loads(path.read_text()) == {"max-concurrent-downloads": 4, "log-driver": "json-file"}
     assert path.stat().st_mode & 0o777 == 0o600  # the admin's mode is kept
 
-    again, _ = daemon_config(path, {"log-driver": "json-file"})
+    again, _unused = daemon_config(path, {"log-driver": "json-file"})
     assert again["changed"] is False
 
 
 def test_daemon_config_reformatting_is_not_a_change(tmp_path):
     path = tmp_path / "daemon.json"
     path.write_text('{ "log-driver" :"json-file",\n\n "debug":true }')
-    result, _ = daemon_config(path, {"debug": True})
+    result, _unused = daemon_config(path, {"debug": True})
     assert result["changed"] is False
     assert path.read_text().startswith("{ ")  # not rewritten
 
@@ -44,7 +44,7 @@ def test_daemon_config_reformatting_is_not_a_change(tmp_path):
 def test_daemon_config_check_mode_writes_nothing_and_diff_shows_both_sides(tmp_path):
     path = tmp_path / "daemon.json"
     path.write_text('{"debug": true}')
-    result, _ = daemon_config(path, {"debug": False}, _ansible_check_mode=True, _ansible_diff=True)
+    result, _unused = daemon_config(path, {"debug": False}, _ansible_check_mode=True, _ansible_diff=True)
     assert result["changed"] is True
     assert json.loads(path.read_text()) == {"debug": True}
     assert json.loads(result["diff"]["before"]) == {"debug": True}
@@ -84,13 +84,13 @@ def test_daemon_config_removes_only_keys_this_owner_set_and_no_longer_wants(tmp_
         "runtimes": {"crun": {"path": "crun"}, "nvidia": {"path": "nvidia-container-runtime"}},
     }
     # No GPUs any more: the runtime goes, the admin's runtime and keys stay.
-    result, _ = daemon_config(path, {}, **nvidia)
+    result, _unused = daemon_config(path, {}, **nvidia)
     assert json.loads(path.read_text()) == {
         "max-concurrent-downloads": 4,
         "log-driver": "json-file",
         "runtimes": {"crun": {"path": "crun"}},
     }
-    again, _ = daemon_config(path, {}, **nvidia)
+    again, _unused = daemon_config(path, {}, **nvidia)
     assert again["changed"] is False
 
 
@@ -98,7 +98,7 @@ def test_daemon_config_keeps_a_key_someone_else_changed_since(tmp_path):
     path = tmp_path / "daemon.json"
     daemon_config(path, {"default-runtime": "nvidia"}, owner="nvidia")
     path.write_text('{"default-runtime": "crun"}')  # an admin's choice now
-    result, _ = daemon_config(path, {}, owner="nvidia")
+    result, _unused = daemon_config(path, {}, owner="nvidia")
     assert result["changed"] is False
     assert json.loads(path.read_text()) == {"default-runtime": "crun"}
 
@@ -132,7 +132,7 @@ def test_daemon_config_writes_through_a_symlink(tmp_path):
     target.write_text('{"debug": true}')
     link = tmp_path / "daemon.json"
     link.symlink_to(target)
-    _, failed = daemon_config(link, {"log-driver": "json-file"})
+    _unused, failed = daemon_config(link, {"log-driver": "json-file"})
     assert not failed
     assert link.is_symlink()
     assert json.loads(target.read_text()) == {"debug": True, "log-driver": "json-file"}

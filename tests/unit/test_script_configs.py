@@ -19,7 +19,7 @@ def existing(*names, job="ddp"):
 
 def test_a_changed_file_gets_a_new_name_and_the_old_config_goes():
     before = plan_configs("ddp", FILES, [])
-    assert sorted(n for n, _ in before.create) == sorted(before.refs.values()) and not before.obsolete
+    assert sorted(n for n, _unused in before.create) == sorted(before.refs.values()) and not before.obsolete
     changed = {**FILES, "my_ddp.py": "print('hello')\n"}
     after = plan_configs("ddp", changed, existing(*before.refs.values()))
     assert after.refs["lib/util.py"] == before.refs["lib/util.py"]

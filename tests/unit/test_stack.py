@@ -253,7 +253,7 @@ def test_redacted_hides_job_env_values_and_marks_changed_ones():
 
 
 def test_secrets_are_mounted_named_in_the_environment_and_part_of_the_hash():
-    ranked, _ = assign_ranks(THREE)
+    ranked, _unused = assign_ranks(THREE)
     job = Job(image=IMAGE)
     stack = render_stack(job, ranked, {"TOKEN": "ddp_TOKEN_aaaa", "KEY": "ddp_KEY_bbbb"})
     service = stack["services"]["node2"]
@@ -327,7 +327,11 @@ def test_docker_reads_the_mounts_as_rendered(tmp_path):
     path = tmp_path / "stack.yml"
     path.write_text(stack_text(rendered(mounts=MOUNTS)))
     out = subprocess.run(
-        ["docker", "stack", "config", "--compose-file", str(path)], capture_output=True, text=True, timeout=60
+        ["docker", "stack", "config", "--compose-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)

@@ -23,7 +23,10 @@ def salts(*values):
 def test_a_first_deploy_creates_one_secret_per_name():
     plan = plan_secrets("ddp", {"B": "2", "A": "1"}, [], salts("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"))
     assert plan.refs == {"A": "ddp_A_aaaaaaaaaaaa", "B": "ddp_B_bbbbbbbbbbbb"}
-    assert [(n, s) for n, s, _ in plan.create] == [("ddp_A_aaaaaaaaaaaa", "A"), ("ddp_B_bbbbbbbbbbbb", "B")]
+    assert [(n, s) for n, s, _unused in plan.create] == [
+        ("ddp_A_aaaaaaaaaaaa", "A"),
+        ("ddp_B_bbbbbbbbbbbb", "B"),
+    ]
     labels = plan.create[0][2]
     assert labels["io.torchswarm.digest"] == digest("aaaaaaaaaaaaaaaa", "1")
     assert "1" not in labels.values()  # a digest, never the value
@@ -39,7 +42,7 @@ def test_an_unchanged_value_reuses_its_secret_and_a_changed_one_replaces_it():
     ]
     plan = plan_secrets("ddp", {"A": "1", "B": "two"}, swarm, salts("ffffffffffffffff"))
     assert plan.refs == {"A": "ddp_A_old", "B": "ddp_B_ffffffffffff"}
-    assert [n for n, _, _ in plan.create] == ["ddp_B_ffffffffffff"]
+    assert [n for n, _unused, _unused in plan.create] == ["ddp_B_ffffffffffff"]
     assert plan.obsolete == ["ddp_B_old", "ddp_C_old"]
 
 

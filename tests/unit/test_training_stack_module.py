@@ -159,15 +159,15 @@ def test_deploys_once_then_changes_nothing_against_what_docker_reports(swarm, tm
     assert json.loads((tmp_path / "ddp.yml").read_text()) == first["stack"]
     assert swarm.spec("ddp_node1")["Labels"][HASH_LABEL] == first["stack_hash"]
 
-    second, _ = run_module(training_stack.main, args(tmp_path))
+    second, _unused = run_module(training_stack.main, args(tmp_path))
     assert not second["changed"] and second["actions"] == []
     assert swarm.deploys() == 1
 
 
 def test_another_stack_on_the_swarm_is_neither_counted_nor_touched(swarm, tmp_path):
     run_module(training_stack.main, args(tmp_path, name="other", epochs=3))
-    first, _ = run_module(training_stack.main, args(tmp_path))
-    again, _ = run_module(training_stack.main, args(tmp_path))
+    first, _unused = run_module(training_stack.main, args(tmp_path))
+    again, _unused = run_module(training_stack.main, args(tmp_path))
     assert first["changed"] and not again["changed"] and swarm.deploys() == 2
     assert len(swarm.stack_service_ids("other")) == len(swarm.stack_service_ids("ddp")) == 4
 
@@ -175,20 +175,20 @@ def test_another_stack_on_the_swarm_is_neither_counted_nor_touched(swarm, tmp_pa
 def test_a_service_changed_or_removed_behind_its_back_is_deployed_again(swarm, tmp_path):
     run_module(training_stack.main, args(tmp_path))
     swarm.spec("ddp_node1")["Labels"][HASH_LABEL] = "0" * 16  # `docker service update --label-add`
-    result, _ = run_module(training_stack.main, args(tmp_path, diff=True))
+    result, _unused = run_module(training_stack.main, args(tmp_path, diff=True))
     assert result["changed"] and swarm.deploys() == 2
     assert json.loads(result["diff"]["before"]) == {"stack_hash": {"node1": "0" * 16}}
     assert json.loads(result["diff"]["after"]) == {"stack_hash": {"node1": result["stack_hash"]}}
 
     [node2] = [i for i, s in swarm.services.items() if s["Name"] == "ddp_node2"]
     del swarm.services[node2]  # `docker service rm ddp_node2`
-    again, _ = run_module(training_stack.main, args(tmp_path))
+    again, _unused = run_module(training_stack.main, args(tmp_path))
     assert again["changed"] and swarm.deploys() == 3 and swarm.spec("ddp_node2")
 
 
 def test_a_changed_job_is_redeployed_and_the_diff_shows_only_what_differs(swarm, tmp_path):
-    first, _ = run_module(training_stack.main, args(tmp_path))
-    result, _ = run_module(training_stack.main, args(tmp_path, diff=True, epochs=20))
+    first, _unused = run_module(training_stack.main, args(tmp_path))
+    result, _unused = run_module(training_stack.main, args(tmp_path, diff=True, epochs=20))
     assert result["changed"] and swarm.deploys() == 2
     assert "deploy stack ddp (3 services) with its rendezvous service" in result["actions"]
     before, after = json.loads(result["diff"]["before"]), json.loads(result["diff"]["after"])
@@ -207,7 +207,7 @@ def test_a_changed_job_is_redeployed_and_the_diff_shows_only_what_differs(swarm,
 
 
 def test_check_mode_deploys_nothing_and_says_what_it_would(swarm, tmp_path):
-    result, _ = run_module(training_stack.main, args(tmp_path, check=True, diff=True))
+    result, _unused = run_module(training_stack.main, args(tmp_path, check=True, diff=True))
     assert result["changed"] and result["actions"] == [
         "deploy stack ddp (3 services) with its rendezvous service"
     ]
@@ -252,10 +252,10 @@ def test_a_job_option_of_the_wrong_type_or_name_is_refused_by_the_argument_spec(
 
 def test_absent_removes_the_stack_once(swarm, tmp_path):
     run_module(training_stack.main, args(tmp_path))
-    removed, _ = run_module(
+    removed, _unused = run_module(
         training_stack.main, {"state": "absent", "stack_dir": str(tmp_path), "_ansible_diff": True}
     )
-    again, _ = run_module(training_stack.main, {"state": "absent", "stack_dir": str(tmp_path)})
+    again, _unused = run_module(training_stack.main, {"state": "absent", "stack_dir": str(tmp_path)})
     assert removed["changed"] and not again["changed"]
     assert removed["actions"] == ["remove stack ddp; snapshot volumes stay"]
     assert json.loads(removed["diff"]["before"])["services"]["node0"]["image"] == "torchswarm/trainer:latest"
@@ -306,7 +306,9 @@ def test_gpus_on_the_overlay_are_refused_with_an_engine_that_rejects_them(swarm,
         "Upgrade Docker (docker_package_source: docker), or set job_network_mode: host"
     ]
 
-    hosts, _ = run_module(training_stack.main, args(tmp_path, network_mode="host", master_addr="10.0.0.1"))
+    hosts, _unused = run_module(
+        training_stack.main, args(tmp_path, network_mode="host", master_addr="10.0.0.1")
+    )
     assert hosts["changed"] and swarm.deploys() == 1  # the host network is not affected
 
 
@@ -338,15 +340,15 @@ def test_secrets_become_swarm_secrets_whose_values_appear_nowhere_else(swarm, tm
     assert result["invocation"]["module_args"]["job"]["env"] == {"PLAIN": "<hidden>"}
     assert result["invocation"]["module_args"]["secrets"] == {"API_TOKEN": "<hidden>"}
 
-    again, _ = run_module(
+    again, _unused = run_module(
         training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}, env={"PLAIN": "shown-nowhere"})
     )
     assert again["changed"] is False and len(swarm.secrets) == 1 and swarm.deploys() == 1
 
 
 def test_a_rotated_secret_redeploys_and_the_old_swarm_secret_goes(swarm, tmp_path):
-    first, _ = run_module(training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}))
-    rotated, _ = run_module(
+    first, _unused = run_module(training_stack.main, args(tmp_path, secrets={"API_TOKEN": SECRET}))
+    rotated, _unused = run_module(
         training_stack.main, args(tmp_path, diff=True, secrets={"API_TOKEN": "new-value"})
     )
     assert rotated["changed"] and swarm.deploys() == 2
@@ -381,7 +383,7 @@ def test_absent_removes_the_jobs_swarm_secrets_too(swarm, tmp_path):
 
 def test_a_changed_env_value_shows_as_changed_in_the_diff_but_never_its_value(swarm, tmp_path):
     run_module(training_stack.main, args(tmp_path, env={"A": "old-value", "B": "same"}))
-    result, _ = run_module(
+    result, _unused = run_module(
         training_stack.main, args(tmp_path, diff=True, env={"A": "new-value", "B": "same"})
     )
     assert result["changed"]
@@ -427,12 +429,12 @@ def test_script_files_become_configs_in_the_working_directory_and_a_changed_file
     # The result names each file's config, never its text.
     assert "print('v1')" not in json.dumps(first["invocation"])
 
-    again, _ = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=files))
+    again, _unused = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=files))
     assert not again["changed"] and swarm.deploys() == 1
 
     old = set(swarm.names(swarm.configs))
     changed = {**files, "my_ddp.py": "print('v2')\n"}
-    third, _ = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=changed))
+    third, _unused = run_module(training_stack.main, args(tmp_path, script="my_ddp.py", script_files=changed))
     assert third["changed"] and swarm.deploys() == 2
     now = set(swarm.names(swarm.configs))
     assert len(now) == 2 and len(old & now) == 1  # the old my_ddp.py's config went
@@ -457,5 +459,5 @@ def test_each_nodes_snapshot_directory_on_its_host_is_returned(swarm, tmp_path):
     env = result["stack"]["services"]["node1"]["environment"]
     assert env["TORCHSWARM_OUTPUT_DIR"] == f"/snapshots/exp/node1/{result['output_subdir']}"
     assert result["output_subdir"] == f"output/{result['stack_hash']}"
-    volume, _ = run_module(training_stack.main, args(tmp_path))
+    volume, _unused = run_module(training_stack.main, args(tmp_path))
     assert volume["snapshot_dirs"] == {f"node{i}": "" for i in range(3)}

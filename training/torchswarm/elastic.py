@@ -57,7 +57,7 @@ class ReconnectingStore:
     host may die, and the swarm starts it again elsewhere under the same name."""
 
     def __init__(self, endpoint: str) -> None:
-        host, _, port = endpoint.rpartition(":")
+        host, _unused, port = endpoint.rpartition(":")
         self.host, self.port = host, int(port)
         self._client = None
         self._lock = threading.Lock()

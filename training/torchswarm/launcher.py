@@ -76,7 +76,7 @@ def wrap_workers(command: list[str]) -> list[str]:
     parsed = parse_torchrun(command)
     if parsed is None or parsed[2].no_python:
         return command
-    _, head_len, args = parsed
+    _unused, head_len, args = parsed
     head, tail = command[:head_len], command[head_len:]
     if args.module:  # "-m" is already among torchrun's options
         return [*head, "torchswarm.worker", "-m", *tail]
@@ -221,7 +221,7 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
     parsed = parse_torchrun(command)
     if parsed is None:
         return exit_status(start(command, env, stop))
-    prefix, head_len, _ = parsed
+    prefix, head_len, _unused = parsed
     stop.elastic = True
     rendezvous = elastic.rendezvous(env)
     elastic.start_heart(env)
@@ -268,7 +268,8 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
     return EXIT_STOPPED
 
 
-def run(command: list[str], environ: Mapping[str, str] = os.environ) -> int:
+def run(command: list[str], environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
     generation = environ.get("TORCHSWARM_GENERATION", "")
     snapshot_dir = environ.get("TORCHSWARM_SNAPSHOT_DIR", "")
     if generation and snapshot_dir:

@@ -34,7 +34,7 @@ def ipv4_addresses() -> list[tuple[str, str]]:
     """(interface, IPv4 address) for every interface that has one."""
     pairs = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for _, name in socket.if_nameindex():
+        for _unused, name in socket.if_nameindex():
             try:
                 packed = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
             except OSError:
@@ -45,7 +45,7 @@ def ipv4_addresses() -> list[tuple[str, str]]:
 
 def configure_socket_ifname(
     subnet: str | None,
-    env: MutableMapping[str, str] = os.environ,
+    env: MutableMapping[str, str] | None = None,
     addresses: Iterable[tuple[str, str]] | None = None,
 ) -> str | None:
     """Set NCCL_SOCKET_IFNAME and GLOO_SOCKET_IFNAME from ``subnet`` unless the user set them.
@@ -53,6 +53,7 @@ def configure_socket_ifname(
     Returns the interface chosen, or None when nothing was set. Raises ValueError when a subnet
     is given but no interface holds an address in it (a silent fallback would pick eth0).
     """
+    env = os.environ if env is None else env
     if not subnet or any(env.get(var) for var in SOCKET_IFNAME_VARS):
         return None
     pairs = list(ipv4_addresses() if addresses is None else addresses)

@@ -147,7 +147,7 @@ class Rendezvous:
         key = self.key("r", number, "end")
         if not self.store.check([key]):
             return f"round {number} was ended by another node", False
-        lost, _, reason = _text(self.store.get(key)).partition(" ")
+        lost, _unused, reason = _text(self.store.get(key)).partition(" ")
         return f"round {number} was ended by {reason}", lost == "1"
 
     def join(self) -> Round:

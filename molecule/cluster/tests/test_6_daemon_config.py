@@ -36,7 +36,7 @@ def test_a_new_key_restarts_docker_one_host_at_a_time_and_is_removed_when_unwant
     assert run.rc == 0
     windows = sorted(restart_window(h) for h in HOSTS)
     assert all(restart_window(h) != before[h] for h in HOSTS), "every host restarted Docker"
-    for (_, ready), (next_start, _) in itertools.pairwise(windows):
+    for (_unused, ready), (next_start, _unused) in itertools.pairwise(windows):
         assert next_start >= ready, f"a restart began before the previous host was back: {windows}"
     for h in HOSTS:
         assert daemon_json(h)["max-concurrent-uploads"] == 3

@@ -220,7 +220,7 @@ def test_a_script_from_the_controller_on_a_host_path_and_a_staged_dataset_report
     # A user's script reports no wall time: it is the completion record's, read on the shared directory.
     assert summary["wall_s"] > 0
     assert list((shared_dir() / "snapshots" / "user-src" / "node0" / ".torchswarm").glob("complete-*.json"))
-    assert [epoch for epoch, _ in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
+    assert [epoch for epoch, _unused in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
     for host in ("node0", "node1", "node2"):
         logs = service_logs("user-src", host)

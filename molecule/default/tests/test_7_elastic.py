@@ -77,7 +77,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
         power_on("node1")
         back = time.time()
         wait_for(
-            lambda: any(w == 3 for _, w in first_steps_after(STACK, HOSTS, back)),
+            lambda: any(w == 3 for _unused, w in first_steps_after(STACK, HOSTS, back)),
             300,
             "node1 to rejoin",
             lambda: f"first steps after {back:.0f} {first_steps_after(STACK, HOSTS, back)}; {progress()}",
