@@ -109,7 +109,7 @@ def test_a_worker_leaves_is_upgraded_and_serviced_and_rejoins_while_the_job_trai
     assert "host node1 back: job upkeep trains on 3 hosts again" in text
     assert node("node1").file("/root/maintained").content_string == "serviced\n"
     assert installed_version("node1", "docker.io") == newer
-    left = EPOCHS - 1 - max(epochs_of(metrics(STACK, rank0="node3")))
+    epochs_left = EPOCHS - 1 - max(epochs_of(metrics(STACK, rank0="node3")))
     assert swarm_nodes()["node1"]["Spec"]["Availability"] == "active"
     # The play returned only once node1 trained again: a round of 3 began before it did.
     back = [t for t, w in first_steps_after(STACK, HOSTS, started) if w == 3]
@@ -122,7 +122,9 @@ def test_a_worker_leaves_is_upgraded_and_serviced_and_rejoins_while_the_job_trai
 
     wait_for(lambda: ranks_complete(STACK, 3), 420, f"{STACK} to complete")
     done = time.time() - returned
-    figure(f"maintenance of a worker: {left} epochs left when the play returned; done {done:.0f} s later")
+    figure(
+        f"maintenance of a worker: {epochs_left} epochs left when the play returned; done {done:.0f} s later"
+    )
     records = metrics(STACK, rank0="node3")
     assert epochs_of(records) == list(range(EPOCHS)), "an epoch was counted twice or lost"
     assert {r["world_size"] for r in records if r["event"] == "epoch"} == {2, 3}
