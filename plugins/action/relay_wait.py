@@ -43,6 +43,7 @@ class ActionModule(ActionBase):
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
         started = time.monotonic()
         shown = started
+        record = None  # the last one read: the sender removes its file as the transfer ends
         while True:
             status = self._execute_module(
                 module_name="ansible.legacy.async_status",
@@ -59,9 +60,8 @@ class ActionModule(ActionBase):
                     "msg": f"{args['what']}: not done after {args['timeout']} s",
                 }
             if args["progress"] and time.monotonic() - shown >= args["every"]:
-                display.display(
-                    transfer_progress.line(args["what"], self._read(args["progress"], task_vars), waited)
-                )
+                record = self._read(args["progress"], task_vars) or record
+                display.display(transfer_progress.line(args["what"], record, waited))
                 shown = time.monotonic()
             due = shown + args["every"] if args["progress"] else time.monotonic() + args["every"]
             until = min(due, started + args["timeout"]) - time.monotonic()

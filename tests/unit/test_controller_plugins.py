@@ -279,10 +279,13 @@ def slow_receiver(port: int, token: str, rate: int) -> threading.Thread:
                 assert dir_stream.header_problem(dir_stream.read_line(conn), token) is None
                 files = dir_stream.json_line(conn, "file list")["files"]
                 conn.sendall(b"GO\n")
-                left = sum(f["size"] for f in files)
-                while left:
-                    left -= len(conn.recv(min(rate // 10, left)))
-                    time.sleep(0.1)
+                total, got, began = sum(f["size"] for f in files), 0, time.monotonic()
+                while got < total:
+                    allowed = int(rate * (time.monotonic() - began)) - got
+                    if allowed <= 0:
+                        time.sleep(0.02)
+                        continue
+                    got += len(conn.recv(min(allowed, total - got, 1 << 16)))
                 dir_stream.json_line(conn, "digests")
                 conn.sendall(b"OK\n")
 
@@ -296,9 +299,10 @@ def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp
     through async_status and prints lines read from the file, with no retry messages."""
     src, progress = tmp_path / "ds", tmp_path / "transfers" / "data-node1.json"
     src.mkdir()
-    (src / "0.bin").write_bytes(os.urandom(6_000_000))
+    # Five times what loopback buffers hold (some 5 MB), so that most goes at the receiver's pace.
+    (src / "0.bin").write_bytes(os.urandom(24_000_000))
     port = free_port()
-    receiver = slow_receiver(port, "t0k", rate=3_000_000)
+    receiver = slow_receiver(port, "t0k", rate=4_000_000)
     send = {"mode": "send", "path": str(src), "forward": ["127.0.0.1"], "port": port, "token": "t0k"}
     tasks = [
         {
@@ -323,15 +327,21 @@ def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp
     receiver.join(5)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [line for line in run.stdout.splitlines() if line.startswith("dataset to node1: ")]
+    unit = {"B": 1, "KB": 1e3, "MB": 1e6}
     sent_bytes = [
-        int(float(line.split(": ")[1].split(" MB")[0]) * 1e6) for line in lines if " MB of " in line
+        int(float(m[1]) * unit[m[2]])
+        for m in (re.search(r": ([\d.]+) (B|KB|MB) of ", line) for line in lines)
+        if m
     ]
     assert len(sent_bytes) >= 2 and sent_bytes == sorted(sent_bytes) and sent_bytes[-1] > sent_bytes[0], lines
-    assert all("of 6.0 MB (" in line for line in lines if " MB of " in line)
+    assert all("of 24.0 MB (" in line for line in lines if " of " in line)
+    # Once something was seen sent, the file's removal at the end is not read as nothing sent.
+    first_sent = next(i for i, line in enumerate(lines) if " of " in line or "sent in" in line)
+    assert not any("nothing sent yet" in line for line in lines[first_sent:]), lines
     assert "RETRYING" not in run.stdout
     result = json.loads((tmp_path / "sent.json").read_text())
     assert (
-        result["bytes"] == 6_000_000 and result["sent_to"] == f"127.0.0.1:{port}" and result["waited_s"] > 2
+        result["bytes"] == 24_000_000 and result["sent_to"] == f"127.0.0.1:{port}" and result["waited_s"] > 2
     )
     assert not progress.exists()  # removed when the transfer ended
 
