@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers, tcp
+from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
 from ansible_collections.torchswarm.ddp.plugins.module_utils.tcp import read_line as _read_line
 
 CHUNK = 1 << 20
@@ -68,37 +69,28 @@ class Transfer:
         }
 
 
-def image_id(image: str) -> str | None:
+def image_id(docker: DockerCli, image: str) -> str | None:
     """The ID the local engine gives ``image``, or None when it has no such image."""
-    out = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stdout.strip() if out.returncode == 0 else None
+    try:
+        return docker.run("image", "inspect", "--format", "{{.Id}}", image).strip()
+    except DockerCliError:
+        return None
 
 
-def _docker_lines(*args: str) -> list[str]:
-    out = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines() if out.returncode == 0 else []
-
-
-def diff_ids(image: str) -> list[str]:
+def diff_ids(docker: DockerCli, image: str) -> list[str]:
     """The image's layers, bottom first, as the local engine lists them."""
-    lines = _docker_lines("image", "inspect", "--format", "{{json .RootFS.Layers}}", image)
-    return json.loads(lines[0]) if lines else []
+    return json.loads(docker.run("image", "inspect", "--format", "{{json .RootFS.Layers}}", image))
 
 
-def held_chains() -> set[str]:
+def held_chains(docker: DockerCli) -> set[str]:
     """The chain ID of every layer the local engine holds (of any image). None are claimed on an
     engine that keeps images in containerd, whose load needs every layer in the archive."""
-    if "io.containerd.snapshotter" in "".join(_docker_lines("info", "--format", "{{json .DriverStatus}}")):
+    if "io.containerd.snapshotter" in docker.run("info", "--format", "{{json .DriverStatus}}"):
         return set()
-    ids = sorted(set(_docker_lines("image", "ls", "--quiet", "--no-trunc")))
+    ids = sorted(set(docker.lines("image", "ls", "--quiet", "--no-trunc")))
     if not ids:
         return set()
-    layers = _docker_lines("image", "inspect", "--format", "{{json .RootFS.Layers}}", *ids)
+    layers = docker.lines("image", "inspect", "--format", "{{json .RootFS.Layers}}", *ids)
     return image_layers.held_chains(json.loads(line) for line in layers)
 
 
@@ -108,7 +100,9 @@ def _pipeline(commands: list[list[str]], stdin=None, stdout=None) -> list[subpro
     for i, argv in enumerate(commands):
         last = i == len(commands) - 1
         try:
-            proc = subprocess.Popen(
+            # A stream between a socket and docker save/load: run_command would wait for the
+            # command and hold all of its output.
+            proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
                 argv,
                 stdin=procs[-1].stdout if procs else stdin,
                 stdout=stdout if last else subprocess.PIPE,
@@ -144,6 +138,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def receive(
+    docker: DockerCli,
     port: int,
     token: str,
     expected_id: str,
@@ -161,7 +156,7 @@ def receive(
     """
     server = socket.create_server(("", port), reuse_port=False)
     try:
-        return _serve_one(server, token, expected_id, image, compression, wait, timeout, forward)
+        return _serve_one(docker, server, token, expected_id, image, compression, wait, timeout, forward)
     finally:
         server.close()
 
@@ -235,7 +230,7 @@ class _Next:
             self.conn = None
 
 
-def _serve_one(server, token, expected_id, image, compression, wait, timeout, forward=None):
+def _serve_one(docker, server, token, expected_id, image, compression, wait, timeout, forward=None):
     deadline = time.monotonic() + wait
     refused: list[str] = []
 
@@ -258,13 +253,13 @@ def _serve_one(server, token, expected_id, image, compression, wait, timeout, fo
                 raise StreamError(f"{peer} sent no list of the image's layers after its header")
             routed = _Next(forward, token, compression, chains, wait, timeout) if forward else None
             after = routed if routed and routed.conn is not None else None
-            held = held_chains()
+            held = held_chains(docker)
             # Left out of the stream: what this host holds and, down a chain, every host after it.
             conn.sendall(
                 image_layers.held_line(c for c in chains if c in held and (not after or c in after.held))
             )
             received, times, problem = _load(conn, compression, after)
-            loaded = image_id(image)
+            loaded = image_id(docker, image)
             if problem is None and loaded != expected_id:
                 problem = f"after docker load, {image} is {loaded or 'missing'}, expected {expected_id}"
             if after:
@@ -317,6 +312,7 @@ def _load(conn: socket.socket, compression: str, after: _Next | None = None):
 
 
 def send(
+    docker: DockerCli,
     address: str,
     port: int,
     token: str,
@@ -331,10 +327,10 @@ def send(
     ``wait`` seconds while it starts listening), without the layers it holds, and wait for its
     answer. ``progress``, if given, is called with the bytes sent so far after each chunk, and
     with ``last=True`` once every byte is sent, while the receivers load the image."""
-    have = image_id(image)
+    have = image_id(docker, image)
     if have != expected_id:
         raise StreamError(f"this host's {image} is {have or 'missing'}, not {expected_id}")
-    layers = diff_ids(image)
+    layers = diff_ids(docker, image)
     conn = tcp.connect(address, port, wait, StreamError)
     with conn:
         conn.settimeout(timeout)

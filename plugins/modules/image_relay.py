@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: image_relay
 short_description: Stream a Docker image from a host that holds it to one that does not
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - One end of an image transfer between two Docker engines, over one TCP connection, with no
     archive written to disk. The receiving host runs it with O(mode=receive) (usually with
@@ -175,6 +175,7 @@ routed_around:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
+from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
 from ansible_collections.torchswarm.ddp.plugins.module_utils.image_stream import StreamError, receive, send
 
 ARGUMENT_SPEC = {
@@ -195,14 +196,15 @@ ARGUMENT_SPEC = {
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[("mode", "send", ["address"])])
     p = module.params
+    docker = DockerCli(module)
     common = (p["port"], p["token"], p["image_id"], p["image"], p["compression"], p["wait"], p["timeout"])
     try:
         if p["mode"] == "receive":
-            transfer = receive(*common, forward=[(address, p["port"]) for address in p["forward"]])
+            transfer = receive(docker, *common, forward=[(address, p["port"]) for address in p["forward"]])
         else:
             with transfer_progress.recording(p["progress"]) as progress:
-                transfer = send(p["address"], *common, progress=progress)
-    except (StreamError, OSError) as exc:
+                transfer = send(docker, p["address"], *common, progress=progress)
+    except (StreamError, DockerCliError, OSError) as exc:
         module.fail_json(msg=f"image_relay {p['mode']} of {p['image']} on port {p['port']}: {exc}")
     module.exit_json(changed=p["mode"] == "receive", **transfer.as_dict())
 

@@ -19,8 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import image_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli
 
 STAND_IN_DOCKER = r"""
 # STAND-IN docker CLI over one "host" directory ($DOCKER_HOST_DIR): tags.json (name -> image
@@ -98,8 +101,9 @@ USER = b"print('my script')\n" * 100
 @pytest.fixture
 def hosts(tmp_path, monkeypatch):
     """Two 'hosts' (directories); the sender's engine holds the base image and a user's image
-    FROM it. Both ends run in this process, so DOCKER_HOST_DIR is chosen per thread by a wrapper
-    of subprocess.Popen (run calls it too)."""
+    FROM it, and the DockerCli both ends talk to them through (over a real AnsibleModule). Both
+    ends run in this process, so DOCKER_HOST_DIR is chosen per thread by a wrapper of
+    subprocess.Popen (run_command calls it too)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(f"#!{sys.executable}\n{STAND_IN_DOCKER}")
@@ -117,7 +121,9 @@ def hosts(tmp_path, monkeypatch):
         return {**os.environ, "DOCKER_HOST_DIR": str(where.dir)}
 
     monkeypatch.setattr(image_stream.subprocess, "Popen", lambda *a, **k: popen(*a, **{**k, "env": env()}))
-    return where, sender, receiver
+    with patch_module_args({}):
+        docker = DockerCli(AnsibleModule(argument_spec={}))
+    return where, sender, receiver, docker
 
 
 def digest(body: bytes) -> str:
@@ -161,7 +167,7 @@ def transfer(
 ):
     """One transfer between the two hosts; both ends expect ``expected`` (the sender's image ID)
     unless ``receiver_expects`` gives the receiver another one."""
-    where, sender, receiver = hosts
+    where, sender, receiver, docker = hosts
     expected = expected or image_id(sender)
     result = {}
 
@@ -169,7 +175,7 @@ def transfer(
         where.dir = receiver
         try:
             result["received"] = image_stream.receive(
-                port, token, receiver_expects or expected, "img", compression, wait=wait, timeout=10
+                docker, port, token, receiver_expects or expected, "img", compression, wait=wait, timeout=10
             )
         except image_stream.StreamError as e:
             result["receive_error"] = str(e)
@@ -179,6 +185,7 @@ def transfer(
     where.dir = sender
     try:
         result["sent"] = image_stream.send(
+            docker,
             "127.0.0.1",
             port,
             sent_token,
@@ -204,7 +211,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("compression", ["none", pytest.param("zstd", marks=needs_zstd)])
 def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hosts, compression):
     result = transfer(hosts, free_port(), compression=compression)
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     assert "send_error" not in result and "receive_error" not in result, result
     assert image_id(receiver) == image_id(sender)
     sent, received = result["sent"], result["received"]
@@ -223,7 +230,7 @@ def test_the_receiver_ends_with_the_same_image_and_both_ends_count_the_bytes(hos
 
 
 def test_a_receiver_that_holds_the_base_image_gets_only_the_layer_the_users_image_adds(hosts):
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     add_image(receiver, "base", BASE)
 
     result = transfer(hosts, free_port())
@@ -236,7 +243,7 @@ def test_a_receiver_that_holds_the_base_image_gets_only_the_layer_the_users_imag
 
 def test_the_same_content_in_another_chain_is_sent_again(hosts):
     """A layer counts as held only on top of the same layers: its content alone is not enough."""
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     add_image(receiver, "other", [BASE[1]])
 
     result = transfer(hosts, free_port())
@@ -248,7 +255,7 @@ def test_the_same_content_in_another_chain_is_sent_again(hosts):
 
 def test_an_engine_that_keeps_images_in_containerd_is_sent_every_layer(hosts):
     """Its docker load needs every layer in the archive, so it claims none."""
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     add_image(receiver, "base", BASE)
     (receiver / "containerd").touch()
 
@@ -267,7 +274,7 @@ def test_a_sender_with_the_wrong_token_is_refused_and_the_receiver_keeps_waiting
 
 
 def test_a_sender_whose_copy_is_not_the_expected_image_sends_nothing(hosts):
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     # The sender's tag points at other content than the ID the controller expects.
     result = transfer(hosts, free_port(), expected="sha256:" + "0" * 64, wait=2)
     assert f"this host's img is {image_id(sender)}, not sha256:000" in result["send_error"]
@@ -279,7 +286,7 @@ def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
     """The receiver's own check after docker load: what arrived is not the ID it was told to
     expect (a sender that holds another image under the same ID claim, or a stream changed on
     the way), and the sender reports the receiver's answer."""
-    _unused, sender, receiver = hosts
+    _unused, sender, receiver, _docker = hosts
     wanted = "sha256:" + "0" * 64
     port = free_port()
     result = transfer(hosts, port, receiver_expects=wanted)
@@ -290,12 +297,14 @@ def test_an_image_that_loads_with_another_id_fails_on_both_ends(hosts):
 
 
 def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_through(hosts):
-    where, sender, receiver = hosts
+    where, sender, receiver, docker = hosts
     port, expected, seen = free_port(), image_id(sender), {}
 
     def receive():
         where.dir = receiver
-        seen["received"] = image_stream.receive(port, "t0ken", expected, "img", "none", wait=30, timeout=30)
+        seen["received"] = image_stream.receive(
+            docker, port, "t0ken", expected, "img", "none", wait=30, timeout=30
+        )
 
     def hold_silent():
         deadline = time.monotonic() + 10
@@ -318,7 +327,7 @@ def test_a_silent_connection_first_is_refused_and_the_sender_after_it_gets_throu
         time.sleep(0.02)
     where.dir = sender
     # The stream waits in the socket while the receiver gives the squatter 10 s.
-    sent = image_stream.send("127.0.0.1", port, "t0ken", expected, "img", "none", 10, 30)
+    sent = image_stream.send(docker, "127.0.0.1", port, "t0ken", expected, "img", "none", 10, 30)
     for thread in threads:
         thread.join()
     assert seen.get("closed_by_receiver"), seen
@@ -331,7 +340,7 @@ def chain(hosts, tmp_path, ports, forwards, wait=10):
     under tmp_path, each on its port), each passing it on to the first of ``forwards[i]`` (ports)
     that answers.
     Returns the sender's and each receiver's Transfer or error."""
-    where, sender, _unused = hosts
+    where, sender, _unused, docker = hosts
     expected, results = image_id(sender), {}
     dirs = [tmp_path / f"r{i}" for i in range(len(ports))]
 
@@ -341,7 +350,7 @@ def chain(hosts, tmp_path, ports, forwards, wait=10):
         forward = [("127.0.0.1", port) for port in forwards[i]]
         try:
             results[i] = image_stream.receive(
-                ports[i], "t0ken", expected, "img", "none", wait=wait, timeout=10, forward=forward
+                docker, ports[i], "t0ken", expected, "img", "none", wait=wait, timeout=10, forward=forward
             )
         except image_stream.StreamError as e:
             results[i] = str(e)
@@ -351,7 +360,9 @@ def chain(hosts, tmp_path, ports, forwards, wait=10):
         thread.start()
     where.dir = sender
     try:
-        results["sent"] = image_stream.send("127.0.0.1", ports[0], "t0ken", expected, "img", "none", 10, 10)
+        results["sent"] = image_stream.send(
+            docker, "127.0.0.1", ports[0], "t0ken", expected, "img", "none", 10, 10
+        )
     except image_stream.StreamError as e:
         results["sent"] = str(e)
     for thread in threads:

@@ -184,7 +184,7 @@ def test_validate_inventory_fails_listing_every_problem():
     assert failed
     assert result["errors"] == [
         "host m0: network_subnet '10.1.1.1/8' is not a network: 10.1.1.1/8 has host bits set",
-        "host w1: its hostname 'm0' (fact ansible_hostname) is also the hostname of m0; swarm placement by "
+        "host w1: its hostname 'm0' (ansible_facts.nodename) is also the hostname of m0; swarm placement by "
         "node.hostname needs unique hostnames",
         "host w1: swarm_advertise_addr 'nope' is not an IP address",
     ]
@@ -211,7 +211,7 @@ def test_image_relay_send_needs_an_address_and_a_failure_hides_the_token(monkeyp
     result, failed = run_module(image_relay.main, args)
     assert failed and "address" in result["msg"]
 
-    def refuse(_address, _port, token, *_args, **_kwargs):
+    def refuse(_docker, _address, _port, token, *_args, **_kwargs):
         # An error that carries the token, as a receiver's echo of a bad header would.
         raise image_relay.StreamError(f"10.0.0.9:29600 refused the header 'TSW1 {token} zstd'")
 
