@@ -5,6 +5,10 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+# The newest ansible-core claimed (requirements-newest.txt) on Python 3.12 or later: unit-newest,
+# sanity-newest and molecule-gpu run on it, everything else on the oldest (requirements-dev.txt).
+VENV_NEWEST := .venv-newest
+NEWEST := PATH=$(CURDIR)/$(VENV_NEWEST)/bin:$$PATH
 PYTHON ?= python3
 export PATH := $(BIN):$(PATH)
 # Molecule's own ansible.cfg replaces ours; this keeps torchswarm.ddp resolvable from the checkout.
@@ -19,7 +23,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 
-.PHONY: help demo demo-clean test lint unit sanity doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -28,6 +32,7 @@ help:
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, each test in its own venv"
+	@echo "make unit-newest, sanity-newest  the same on the newest ansible-core (.venv-newest)"
 	@echo "make trainer           the trainer through real torchrun (2 processes, gloo, CPU)"
 	@echo "make trainer-image     build torchswarm/trainer here (local base + CPU torch wheelhouse)"
 	@echo "make image-test        the guide's two-node docker run commands, verbatim, on the image"
@@ -49,7 +54,8 @@ help:
 	@echo "make molecule-registry nodes over SSH as a sudo user; the image from a real registry (TLS, basic"
 	@echo "                       auth), then streamed from the controller over SSH"
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
-	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task"
+	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task;"
+	@echo "                       on the newest ansible-core, as a new user installs it"
 
 # make test: the quick checks one after another, then two lanes side by side: the default
 # scenario, the longest, beside the trainer's checks and the other three scenarios (each scenario
@@ -61,10 +67,11 @@ help:
 # CI's limit. The limits are about twice what each takes on CI's slowest machines.
 TEST_FIRST := lint unit build-check image-test
 LANE_A := molecule-default
-LANE_B := sanity trainer molecule-cluster molecule-registry molecule-gpu
+LANE_B := sanity sanity-newest unit-newest trainer molecule-cluster molecule-registry molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
 LIMIT_trainer := 1200
 LIMIT_sanity := 1200
+LIMIT_sanity-newest := 1200
 LIMIT_image-test := 1200
 LIMIT_molecule-cluster := 1800
 LIMIT_molecule-default := 2700
@@ -99,9 +106,19 @@ $(VENV)/.installed: requirements-dev.txt training/requirements.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -r training/requirements.txt
 	touch $@
 
+venv-newest: $(VENV_NEWEST)/.installed
+$(VENV_NEWEST)/.installed: requirements-newest.txt
+	python="$$(bash tests/harness/python_newest.sh)" && "$$python" -m venv $(VENV_NEWEST)
+	$(VENV_NEWEST)/bin/pip install --quiet --upgrade pip
+	$(VENV_NEWEST)/bin/pip install --quiet -r requirements-newest.txt
+	touch $@
+
 # ansible-test sanity, as Galaxy and Automation Hub run it (tests/sanity/run.sh says how).
 sanity: venv
 	bash tests/sanity/run.sh
+
+sanity-newest: venv-newest
+	SANITY_VENV=$(VENV_NEWEST) bash tests/sanity/run.sh
 
 lint: venv
 	ansible-lint
@@ -119,6 +136,9 @@ lint: venv
 
 unit: venv
 	pytest tests/unit
+
+unit-newest: venv-newest
+	$(NEWEST) pytest tests/unit
 
 trainer: venv
 	pytest tests/training
@@ -179,12 +199,12 @@ molecule-default: venv images trainer-image
 molecule-registry: venv images trainer-image
 	molecule test -s registry
 
-molecule-gpu: venv images trainer-image
-	molecule test -s gpu
+molecule-gpu: venv-newest images trainer-image
+	$(NEWEST) molecule test -s gpu
 
 clean:
 	-molecule destroy -s cluster
 	-molecule destroy -s default
 	-molecule destroy -s registry
 	-molecule destroy -s gpu
-	rm -rf $(VENV) .ansible *.tar.gz
+	rm -rf $(VENV) $(VENV_NEWEST) .ansible *.tar.gz
