@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: data_digest
 short_description: The digest of a dataset on the controller, cached by file sizes and times
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - The digest M(torchswarm.ddp.data_relay) checks a staged dataset by (C(sha256:) of every file's
     relative path, size and sha256), for a file or every file below a directory (symlinks left out).

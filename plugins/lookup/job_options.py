@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: job_options
 short_description: The training job's options set among the task's variables, as one dict
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Returns the options of O(torchswarm.ddp.training_stack#module:job) whose variable is set and
     not null, as one dict of option to value; an option's variable is its name with C(job_) in

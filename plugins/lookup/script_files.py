@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: script_files
 short_description: A user's script, or a small directory of them, as a dict of relative path to text
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads a file, or every file below a directory (hidden files and C(__pycache__) left out), on
     the controller and returns one dict of path (relative to the directory, or the file's name)

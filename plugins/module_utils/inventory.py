@@ -156,11 +156,11 @@ def check_inventory(
         hostname = str(node.get("hostname") or "")
         if not hostname:
             report.errors.append(
-                f"host {host}: its hostname (fact ansible_hostname) is empty; placement constraints need it"
+                f"host {host}: its hostname (ansible_facts.nodename) is empty; placement constraints need it"
             )
         elif hostname in seen_hostnames:
             report.errors.append(
-                f"host {host}: its hostname '{hostname}' (fact ansible_hostname) is also the "
+                f"host {host}: its hostname '{hostname}' (ansible_facts.nodename) is also the "
                 f"hostname of {seen_hostnames[hostname]}; swarm placement by node.hostname "
                 "needs unique hostnames"
             )

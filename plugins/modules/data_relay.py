@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: data_relay
 short_description: Stage a dataset from the controller on training hosts, down a chain, checked
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - One end of the transfer of a dataset (C(job_data_src), a file or a directory on the controller)
     into a directory on each training host, over TCP, streamed and checked by its digest (of every

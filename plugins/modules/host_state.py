@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: host_state
 short_description: Read which packages, services and GPUs a host has, in one call
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - Reads, and changes nothing, which of O(packages) dpkg has installed, whether each of
     O(services) is enabled and running under systemd, what C(nvidia-smi -L) lists and, with

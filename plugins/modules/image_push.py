@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: image_push
 short_description: Push an image to a registry without storing the registry password
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Pushes O(name) from the local Docker engine (its unix socket; C(DOCKER_HOST) when it names one)
     to the registry in its name.

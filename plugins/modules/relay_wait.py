@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: relay_wait
 short_description: Wait for an image or dataset transfer, printing how far it has got
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - Waits for the async job O(jid) on the host the task runs on (the sender, by C(delegate_to)),
     as M(ansible.builtin.async_status) would, and returns that job's result.

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: training_job_wait
 short_description: Wait for a training job, printing its epochs and state changes as they happen
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Polls M(torchswarm.ddp.training_job_info) on the host the task runs on (a swarm
     manager, by C(delegate_to)) until the job is V(complete), V(failed) or V(absent), or O(timeout)

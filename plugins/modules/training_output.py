@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: training_output
 short_description: Bring a run's output directory from a node to the controller, checked
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - One end of the transfer of what rank 0 wrote to C(TORCHSWARM_OUTPUT_DIR) (the bundled
     trainer's final model, for one), over one TCP connection, streamed (nothing is held in

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: training_results
 short_description: Keep a training run's metrics, logs, stack, summary and plots on the controller
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes C(<dest>/<name>/<run>/) on the controller, where C(<run>) is the deployed stack's digest
     (C(run) in RV(summary)). It holds C(summary.json), C(metrics.jsonl), C(stack.json) (the deployed

@@ -12,11 +12,21 @@ if tar -tzf "$tarball" | grep -E '^(tests|molecule|collections|\.venv|\.ci|\.ans
   echo "build_check: the tarball holds files that build_ignore should keep out" >&2
   exit 1
 fi
-# community.docker comes from the ansible package here (Galaxy is not reachable): --no-deps.
-# Only the installed copy and the bundled collections may be found, never the checkout.
-export ANSIBLE_COLLECTIONS_PATH="$work/installed"
+# Into an empty path, with its dependencies resolved offline (Galaxy is not reachable here): the
+# installer is given community.docker, and what that needs, as the directories the ansible package
+# bundles, and must find the versions galaxy.yml asks for among them. Nothing else may be found: not
+# the checkout, not the bundled collections on Python's path.
+export ANSIBLE_COLLECTIONS_PATH="$work/installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+bundled="$(python -c '
+import ansible_collections, os
+print(next(p for p in ansible_collections.__path__ if os.path.isdir(os.path.join(p, "community", "docker"))))')"
 cd "$work"
-ansible-galaxy collection install --force --no-deps -p "$work/installed" "$tarball" >/dev/null
+ansible-galaxy collection install --offline -p "$work/installed" "$tarball" \
+  "$bundled/community/docker" "$bundled/community/library_inventory_filtering_v1" >/dev/null
+for dependency in community/docker community/library_inventory_filtering_v1; do
+  [ -f "$work/installed/ansible_collections/$dependency/MANIFEST.json" ] \
+    || { echo "build_check: $dependency was not installed beside torchswarm.ddp" >&2; exit 1; }
+done
 cat > inventory.ini <<'INV'
 [managers]
 m0 ansible_connection=local

@@ -67,7 +67,7 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
             ["w1"],
             {"m0": node("same", "10.0.0.10"), "w1": node("same", "10.0.0.11")},
             None,
-            "host w1: its hostname 'same' (fact ansible_hostname) is also the hostname of m0; swarm "
+            "host w1: its hostname 'same' (ansible_facts.nodename) is also the hostname of m0; swarm "
             "placement by node.hostname needs unique hostnames",
         ),
         (
@@ -75,7 +75,7 @@ def test_a_good_inventory_has_no_errors_and_one_manager_is_warned_about():
             ["w1"],
             {"m0": node("m0", "10.0.0.10"), "w1": node("", "10.0.0.11")},
             None,
-            "host w1: its hostname (fact ansible_hostname) is empty; placement constraints need it",
+            "host w1: its hostname (ansible_facts.nodename) is empty; placement constraints need it",
         ),
         (
             ["m0"],
