@@ -29,7 +29,7 @@ help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
 	@echo "make test              everything CI runs: lint, unit, sanity, trainer, build-check, image-test,"
 	@echo "                       molecule-cluster, molecule-default, molecule-registry, molecule-gpu"
-	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders"
+	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders, changelog"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, each test in its own venv"
 	@echo "make unit-newest, sanity-newest  the same on the newest ansible-core (.venv-newest)"
@@ -122,6 +122,7 @@ sanity-newest: venv-newest
 
 lint: venv
 	ansible-lint
+	antsibull-changelog lint
 	ruff check .
 	ruff format --check .
 	@for m in $(MODULES); do \

@@ -6,6 +6,22 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# The version: galaxy.yml's is a release in changelogs/changelog.yaml or after the last one, and no
+# plugin says it was added in a later version.
+python - "$root" <<'PY'
+import pathlib, re, sys
+import yaml
+root = pathlib.Path(sys.argv[1])
+def key(v): return tuple(int(p) for p in str(v).split("."))
+version = yaml.safe_load((root / "galaxy.yml").read_text())["version"]
+released = sorted((yaml.safe_load((root / "changelogs/changelog.yaml").read_text())["releases"] or {}), key=key)
+if released and key(version) < key(released[-1]):
+    sys.exit(f"build_check: galaxy.yml's version {version} is older than the last release, {released[-1]}")
+later = [f"{p.relative_to(root)}: {v}" for p in (root / "plugins").rglob("*.*") if p.suffix in (".py", ".yml")
+         for v in re.findall(r"version_added: \"?([0-9.]+)", p.read_text()) if key(v) > key(version)]
+if later:
+    sys.exit(f"build_check: version_added after galaxy.yml's version {version}: " + ", ".join(later))
+PY
 ansible-galaxy collection build "$root" --output-path "$work" >/dev/null
 tarball="$(ls "$work"/torchswarm-ddp-*.tar.gz)"
 if tar -tzf "$tarball" | grep -E '^(tests|molecule|collections|\.venv|\.ci|\.ansible)/' ; then
@@ -42,6 +58,10 @@ ansible-doc -t module torchswarm.ddp.training_stack >/dev/null
 ansible-doc -t module torchswarm.ddp.training_results >/dev/null
 ansible-doc -t lookup torchswarm.ddp.script_files >/dev/null
 ansible-doc -t role torchswarm.ddp.job >/dev/null
+for shipped in LICENSE CHANGELOG.rst; do
+  [ -f "$work/installed/ansible_collections/torchswarm/ddp/$shipped" ] \
+    || { echo "build_check: $shipped is missing from the installed collection" >&2; exit 1; }
+done
 # The image role builds from the collection's training/ directory.
 [ -f "$work/installed/ansible_collections/torchswarm/ddp/training/Dockerfile" ] \
   || { echo "build_check: training/Dockerfile is missing from the installed collection" >&2; exit 1; }
