@@ -71,7 +71,7 @@ class LookupModule(LookupBase):
         if len(paths) > MAX_FILES:
             raise AnsibleLookupError(
                 f"job_script_src: {source} holds {len(paths)} files, more than {MAX_FILES}; "
-                "build an image FROM the bundled one for larger code (README)"
+                "build an image FROM the bundled one for larger code (docs/scripts-and-data.md)"
             )
         return {relative: self._text(full) for relative, full in paths.items()}
 
@@ -80,7 +80,7 @@ class LookupModule(LookupBase):
         if os.path.getsize(path) > MAX_BYTES:
             raise AnsibleLookupError(
                 f"job_script_src: {path} is larger than a swarm config holds (1,024,000 bytes); "
-                "build an image FROM the bundled one for larger files (README)"
+                "build an image FROM the bundled one for larger files (docs/scripts-and-data.md)"
             )
         try:
             with open(path, encoding="utf-8") as handle:

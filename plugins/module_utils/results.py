@@ -181,7 +181,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             f"world size {summary['world_size'] or 'unknown'}{lost}",
             f"wall time {wall} s (the last run, rank 0 on {summary['rank0_host'] or '?'}), "
             f"exit codes by rank: {codes}",
-            "no epoch records: the script does not call torchswarm.report (README: Report your own metrics)",
+            "no epoch records: the script does not call torchswarm.report"
+            " (docs/scripts-and-data.md: Report your own metrics)",
             *(f"rank 0 | {line}" for line in summary["rank0_last_lines"][-PRINTED_LINES:]),
         ]
     if restarts:

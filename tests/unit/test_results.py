@@ -103,7 +103,8 @@ def test_a_script_without_records_still_gets_world_size_wall_time_exit_codes_and
     assert summary_lines(summary) == [
         "job user-ddp: my_ddp.py finished on 3 nodes, world size 3",
         "wall time 41.2 s (the last run, rank 0 on node0), exit codes by rank: 0 0 0",
-        "no epoch records: the script does not call torchswarm.report (README: Report your own metrics)",
+        "no epoch records: the script does not call torchswarm.report"
+        " (docs/scripts-and-data.md: Report your own metrics)",
         *(f"rank 0 | line {i}" for i in range(25, 30)),
     ]
 
