@@ -19,7 +19,7 @@ export PY_COLORS := $(if $(CI),0,1)
 MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait host_state \
   training_results image_relay image_push training_output data_relay relay_wait
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
-  training_metrics_summary training_status_table nvidia_gpu_uuids swarm_gpu_resources \
+  training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 

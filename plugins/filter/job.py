@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import version_dir
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_summary, status_table
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import status_table
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
-
-
-def training_metrics_summary(text):
-    return metrics_summary(text or "")
 
 
 def training_status_table(rows):
@@ -29,7 +25,6 @@ class FilterModule:
     def filters(self):
         return {
             "job_data_host_dir": job_data_host_dir,
-            "training_metrics_summary": training_metrics_summary,
             "training_status_table": training_status_table,
             "job_host_paths": job_host_paths,
         }

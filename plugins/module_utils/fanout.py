@@ -28,7 +28,6 @@ from collections.abc import Sequence
 # receiver's answer with those it holds, and the image stream without them.
 MAGIC = "TORCHSWARM-IMAGE"
 VERSION = "2"
-COMPRESSIONS = ("zstd", "none")
 # A header line is short; more than this before a newline is not a sender of ours.
 HEADER_LIMIT = 512
 

@@ -17,7 +17,6 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
 )
 
 GAVE_UP = {"failed", "rejected", "orphaned"}
-STATES = ("absent", "complete", "failed", "recovering", "running")
 # The image's launcher exits with this code when the script reported input that no restart
 # can fix (zero steps per epoch, an unwritable snapshot directory, bad arguments): the job has
 # failed, however many restarts the swarm has left.
@@ -145,11 +144,6 @@ def metrics_records(text: str) -> list[dict[str, Any]]:
         if isinstance(record, dict) and "event" in record:
             records.append(record)
     return records
-
-
-def metrics_summary(text: str) -> dict[str, Any]:
-    """The trainer's metrics.jsonl, summed up (see summarize_metrics)."""
-    return summarize_metrics(metrics_records(text))
 
 
 def summarize_metrics(records: list[Mapping[str, Any]]) -> dict[str, Any]:

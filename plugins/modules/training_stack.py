@@ -237,7 +237,7 @@ ARGUMENT_SPEC = {
 
 def main() -> None:
     module = AnsibleModule(
-        ARGUMENT_SPEC, required_if=[("state", "present", ("job", "nodes"))], supports_check_mode=True
+        ARGUMENT_SPEC, required_if=[("state", "present", ("job",))], supports_check_mode=True
     )
     p = module.params
     invocation = {"module_args": logged_arguments(p)}

@@ -8,8 +8,9 @@ import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
     job_tasks,
-    metrics_summary,
+    metrics_records,
     status_table,
+    summarize_metrics,
 )
 
 
@@ -181,6 +182,10 @@ def test_status_table_aligns_columns():
     assert lines[1].index(" node0") + 1 == lines[0].index("NODE")
 
 
+def summarize_metrics_of(text: str) -> dict:
+    return summarize_metrics(metrics_records(text))
+
+
 def test_metrics_summary_of_a_resumed_run():
     records = [
         {"event": "epoch", "epoch": 0, "loss": 1.0, "world_size": 3},
@@ -205,7 +210,7 @@ def test_metrics_summary_of_a_resumed_run():
         },
     ]
     text = "\n".join(json.dumps(r) for r in records) + '\n{"event": "epo'
-    summary = metrics_summary(text)
+    summary = summarize_metrics_of(text)
     assert summary == {
         "finished": True,
         "epochs": 3,
@@ -221,7 +226,7 @@ def test_metrics_summary_of_a_resumed_run():
 
 
 def test_metrics_summary_while_running():
-    summary = metrics_summary(json.dumps({"event": "epoch", "epoch": 0, "loss": 2.0, "world_size": 2}))
+    summary = summarize_metrics_of(json.dumps({"event": "epoch", "epoch": 0, "loss": 2.0, "world_size": 2}))
     assert summary["finished"] is False
     assert summary["final_loss"] == 2.0
     assert summary["epochs_trained"] == [0]

@@ -461,3 +461,9 @@ def test_each_nodes_snapshot_directory_on_its_host_is_returned(swarm, tmp_path):
     assert result["output_subdir"] == f"output/{result['stack_hash']}"
     volume, _unused = run_module(training_stack.main, args(tmp_path))
     assert volume["snapshot_dirs"] == {f"node{i}": "" for i in range(3)}
+
+
+def test_a_deploy_without_the_job_option_is_refused_before_docker_is_asked(swarm):
+    result, failed = run_module(training_stack.main, {"nodes": [{"name": "node0", "hostname": "node0"}]})
+    assert failed and result["msg"] == "state is present but all of the following are missing: job"
+    assert swarm.calls == []
