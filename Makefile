@@ -23,7 +23,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 
-.PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest ee doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -46,6 +46,7 @@ help:
 	@echo "make benchmark-data    a 1 GB dataset (job_data_src) to 3, 6 and 12 hosts on tc-limited links"
 	@echo "make benchmark-site    site.yml against the guide's steps by hand on 3, 6 and 12 fresh nodes"
 	@echo "make build-check       build the collection, install it, resolve roles/playbooks by FQCN"
+	@echo "make ee                the execution environment torchswarm/ee (ansible-builder, ee/)"
 	@echo "make molecule-cluster  bare nodes -> swarm + overlay; idempotence, bad inventories, scaling,"
 	@echo "                       certificates, autolock and unlock"
 	@echo "make molecule-default  bare nodes -> site.yml -> finished job; idempotence, bad input,"
@@ -55,7 +56,7 @@ help:
 	@echo "                       auth), then streamed from the controller over SSH"
 	@echo "make molecule-gpu      site.yml on nodes with STAND-IN nvidia-smi and runtime (no GPUs here):"
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task;"
-	@echo "                       on the newest ansible-core, as a new user installs it"
+	@echo "                       on the newest ansible-core, as a new user installs it, and from the EE"
 
 # make test: the quick checks one after another, then two lanes side by side: the default
 # scenario, the longest, beside the trainer's checks and the other three scenarios (each scenario
@@ -200,7 +201,11 @@ molecule-default: venv images trainer-image
 molecule-registry: venv images trainer-image
 	molecule test -s registry
 
-molecule-gpu: venv-newest images trainer-image
+# The execution environment: ansible-builder on a local Debian 13 base, offline (tests/harness/ee.sh).
+ee: venv venv-newest images
+	bash tests/harness/ee.sh
+
+molecule-gpu: venv-newest images trainer-image ee
 	$(NEWEST) molecule test -s gpu
 
 clean:

@@ -198,20 +198,45 @@ def reaching_containers(inventory: dict) -> dict:
     return inventory
 
 
-def start_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> subprocess.Popen:
+# The execution environment (ee/, make ee), and what a run in it is given: the engine's socket
+# (the docker connection, the controller's image) and the settings the checks read output by.
+EE_IMAGE = "torchswarm/ee:latest"
+PLAIN_OUTPUT = {
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_FORCE_COLOR": "0",
+    "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+    # The scenario's -vvv is for its converge's logs; the checks read plain output.
+    "ANSIBLE_VERBOSITY": "0",
+}
+
+
+def in_ee(command: list[str], *paths: Path) -> list[str]:
+    """``command`` run in the execution environment as ansible-navigator would run it, with the
+    collections installed in it (none from this checkout), on the host's network (the relays),
+    the engine's socket and ``paths`` mounted where they are here."""
+    mounts = sorted({"/var/run/docker.sock", *map(str, paths)})
+    env = {**PLAIN_OUTPUT, "ANSIBLE_PIPELINING": "True", "ANSIBLE_TASK_TIMEOUT": "900"}
+    return [
+        "docker", "run", "--rm", "--network", "host", "--user", "0",
+        *(arg for m in mounts for arg in ("--volume", f"{m}:{m}")),
+        *(arg for k, v in env.items() for arg in ("--env", f"{k}={v}")),
+        EE_IMAGE, *command,
+    ]  # fmt: skip
+
+
+def start_playbook(
+    playbook: str, inventory: dict, tmp_path: Path, *extra_args: str, ee: bool = False
+) -> subprocess.Popen:
     """ansible-playbook on one of molecule/resources' playbooks, with this inventory, running on
-    while the caller does something to the cluster; finish_playbook collects it."""
+    while the caller does something to the cluster; finish_playbook collects it. ``ee``: in the
+    execution environment, whose job_results_dir (the ephemeral directory's) is mounted too."""
     path = tmp_path / f"inventory-{time.monotonic_ns()}.yml"
     path.write_text(yaml.safe_dump(reaching_containers(inventory)))
-    env = dict(
-        os.environ,
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-        # The scenario's -vvv is for its converge's logs; the checks read plain output.
-        ANSIBLE_VERBOSITY="0",
-    )
     command = ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)]
+    if ee:
+        ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+        command = in_ee(command, tmp_path, RESOURCES, ephemeral)
+    env = dict(os.environ, **PLAIN_OUTPUT)
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -228,13 +253,15 @@ def finish_playbook(proc: subprocess.Popen, timeout: float = 0) -> PlaybookRun:
     return PlaybookRun(rc, output)
 
 
-def run_playbook(playbook: str, inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
+def run_playbook(
+    playbook: str, inventory: dict, tmp_path: Path, *extra_args: str, ee: bool = False
+) -> PlaybookRun:
     """ansible-playbook on one of molecule/resources' playbooks, with this inventory."""
-    return finish_playbook(start_playbook(playbook, inventory, tmp_path, *extra_args))
+    return finish_playbook(start_playbook(playbook, inventory, tmp_path, *extra_args, ee=ee))
 
 
-def run_site_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
-    return run_playbook("converge-site.yml", inventory, tmp_path, *extra_args)
+def run_site_playbook(inventory: dict, tmp_path: Path, *extra_args: str, ee: bool = False) -> PlaybookRun:
+    return run_playbook("converge-site.yml", inventory, tmp_path, *extra_args, ee=ee)
 
 
 def run_cluster_playbook(inventory: dict, tmp_path: Path, *extra_args: str) -> PlaybookRun:
