@@ -27,8 +27,9 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
-	@echo "make test              everything CI runs: lint, unit, sanity, trainer, build-check, image-test,"
-	@echo "                       molecule-cluster, molecule-default, molecule-registry, molecule-gpu"
+	@echo "make test              everything CI runs: lint, unit, sanity (and both on the newest ansible-core),"
+	@echo "                       trainer, build-check, image-test, ee, molecule-cluster, molecule-default,"
+	@echo "                       molecule-registry, molecule-gpu"
 	@echo "make lint              ansible-lint (production profile), ruff, ansible-doc renders, changelog"
 	@echo "make unit              pytest over plugins/module_utils and the modules"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, each test in its own venv"

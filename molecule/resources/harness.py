@@ -208,19 +208,23 @@ PLAIN_OUTPUT = {
     # The scenario's -vvv is for its converge's logs; the checks read plain output.
     "ANSIBLE_VERBOSITY": "0",
 }
+# ansible-runner's event markers in ansible-navigator's stdout (erased on a terminal).
+RUNNER_MARKS = re.compile(r"\x1b\[K[A-Za-z0-9+/=]*\x1b\[\d+D|\x1b\[K")
 
 
-def in_ee(command: list[str], *paths: Path) -> list[str]:
-    """``command`` run in the execution environment as ansible-navigator would run it, with the
-    collections installed in it (none from this checkout), on the host's network (the relays),
-    the engine's socket and ``paths`` mounted where they are here."""
-    mounts = sorted({"/var/run/docker.sock", *map(str, paths)})
-    env = {**PLAIN_OUTPUT, "ANSIBLE_PIPELINING": "True", "ANSIBLE_TASK_TIMEOUT": "900"}
+def navigator_run(playbook: Path, inventory: Path, extra_args: tuple[str, ...], tmp_path: Path) -> list[str]:
+    """ansible-navigator running ``playbook`` in the execution environment, as a user would, with
+    the collections installed in it (none from this checkout): on the host's network (the
+    relays), with the engine's socket, and the ephemeral directory (job_results_dir) mounted."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    settings = {**PLAIN_OUTPUT, "ANSIBLE_PIPELINING": "True", "ANSIBLE_TASK_TIMEOUT": "900"}
     return [
-        "docker", "run", "--rm", "--network", "host", "--user", "0",
-        *(arg for m in mounts for arg in ("--volume", f"{m}:{m}")),
-        *(arg for k, v in env.items() for arg in ("--env", f"{k}={v}")),
-        EE_IMAGE, *command,
+        "ansible-navigator", "run", str(playbook), "-i", str(inventory), *extra_args,
+        "--ee", "true", "--ce", "docker", "--eei", EE_IMAGE, "--pp", "never",
+        "--mode", "stdout", "--pae", "false", "--lf", str(tmp_path / "ansible-navigator.log"),
+        "--co=--network=host", "--co=--user=0",
+        "--eev", "/var/run/docker.sock:/var/run/docker.sock", "--eev", f"{ephemeral}:{ephemeral}",
+        *(arg for k, v in settings.items() for arg in ("--senv", f"{k}={v}")),
     ]  # fmt: skip
 
 
@@ -228,15 +232,18 @@ def start_playbook(
     playbook: str, inventory: dict, tmp_path: Path, *extra_args: str, ee: bool = False
 ) -> subprocess.Popen:
     """ansible-playbook on one of molecule/resources' playbooks, with this inventory, running on
-    while the caller does something to the cluster; finish_playbook collects it. ``ee``: in the
-    execution environment, whose job_results_dir (the ephemeral directory's) is mounted too."""
+    while the caller does something to the cluster; finish_playbook collects it. ``ee``: with
+    ansible-navigator in the execution environment."""
     path = tmp_path / f"inventory-{time.monotonic_ns()}.yml"
     path.write_text(yaml.safe_dump(reaching_containers(inventory)))
-    command = ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)]
-    if ee:
-        ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-        command = in_ee(command, tmp_path, RESOURCES, ephemeral)
     env = dict(os.environ, **PLAIN_OUTPUT)
+    if ee:
+        command = navigator_run(RESOURCES / playbook, path, extra_args, tmp_path)
+        # Molecule's Ansible settings (its ansible.cfg, this checkout's collections) stay out:
+        # ansible-navigator passes ANSIBLE_* on into the EE.
+        env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
+    else:
+        command = ["ansible-playbook", *extra_args, "-i", str(path), str(RESOURCES / playbook)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -248,7 +255,7 @@ def finish_playbook(proc: subprocess.Popen, timeout: float = 0) -> PlaybookRun:
         proc.kill()
         out, _unused = proc.communicate()
         rc, out = 124, out + b"\n(killed: ran too long)"
-    output = ANSI.sub("", out.decode(errors="replace"))
+    output = ANSI.sub("", RUNNER_MARKS.sub("", out.decode(errors="replace")))
     print(output)  # shown by pytest when a check fails
     return PlaybookRun(rc, output)
 

@@ -1,8 +1,9 @@
-"""site.yml from the execution environment (ee/, built by make ee): ansible-core 2.21 on Debian 13's
-Python, the collection as its built tarball installs it, community.docker from the ansible package,
-and the controller's packages that meta/execution-environment.yml names. On the converged GPU
-nodes, a changed job option makes it redeploy the job, wait for it and keep its results with
-plots (matplotlib, from the EE) on the controller; a second run from it changes nothing."""
+"""site.yml from the execution environment (ee/, built by make ee) with ansible-navigator, as its
+users run it: ansible-core 2.21 on Debian 13's Python, the collection as its built tarball
+installs it, community.docker from the ansible package, and the controller's packages that
+meta/execution-environment.yml names. On the converged GPU nodes, a changed job option makes it
+redeploy the job, wait for it and keep its results with plots (matplotlib, from the EE) on the
+controller; a second run from it changes nothing."""
 
 from __future__ import annotations
 
