@@ -201,6 +201,14 @@ def reaching_containers(inventory: dict) -> dict:
 # The execution environment (ee/, make ee), and what a run in it is given: the engine's socket
 # (the docker connection, the controller's image) and the settings the checks read output by.
 EE_IMAGE = "torchswarm/ee:latest"
+
+
+def newest_ansible_core() -> str:
+    """The newest ansible-core the collection is tested on, as requirements-newest.txt pins it."""
+    pins = (RESOURCES.parents[1] / "requirements-newest.txt").read_text()
+    return re.search(r"^ansible-core==(\S+)$", pins, re.M)[1]
+
+
 PLAIN_OUTPUT = {
     "ANSIBLE_NOCOLOR": "1",
     "ANSIBLE_FORCE_COLOR": "0",

@@ -33,9 +33,7 @@ fi
 # bundles, and must find the versions galaxy.yml asks for among them. Nothing else may be found: not
 # the checkout, not the bundled collections on Python's path.
 export ANSIBLE_COLLECTIONS_PATH="$work/installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
-bundled="$(python -c '
-import ansible_collections, os
-print(next(p for p in ansible_collections.__path__ if os.path.isdir(os.path.join(p, "community", "docker"))))')"
+bundled="$(python "$root/tests/harness/bundled_collections.py")"
 cd "$work"
 ansible-galaxy collection install --offline -p "$work/installed" "$tarball" \
   "$bundled/community/docker" "$bundled/community/library_inventory_filtering_v1" >/dev/null

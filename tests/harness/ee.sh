@@ -20,9 +20,7 @@ grep -q "package_pip: ansible-core==$core\$" "$root/ee/execution-environment.yml
   exit 1
 }
 
-bundled="$("$newest/bin/python" -c '
-import ansible_collections, os
-print(next(p for p in ansible_collections.__path__ if os.path.isdir(os.path.join(p, "community", "docker"))))')"
+bundled="$("$newest/bin/python" "$root/tests/harness/bundled_collections.py")"
 rm -rf "$stage" && mkdir -p "$stage/wheels" "$stage/collections/community"
 cp "$root/ee/execution-environment.yml" "$root/ee/requirements.yml" "$stage/"
 ansible-galaxy collection build "$root" --output-path "$stage" >/dev/null
