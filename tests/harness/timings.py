@@ -10,7 +10,8 @@
 
 Records go to $TORCHSWARM_TIMINGS (default .cache/timings/records.tsv), one line each:
 kind, name, seconds, status, start (epoch seconds). molecule/conftest.py adds each check's time,
-and for a failed check a "why" line (its assertion, on one line).
+and for a failed check a "why" line (its assertion, on one line); a failed target gets one too
+(pytest's FAILED/ERROR lines, else its last lines), since CI keeps only the end of its log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 RECORDS = Path(os.environ.get("TORCHSWARM_TIMINGS", ".cache/timings/records.tsv"))
@@ -32,6 +34,8 @@ STEP = re.compile(
     r"(?P<what>Executing|Executed)"
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# pytest's short summary of a failure, and the lines that say why Ansible, make or a shell stopped.
+FAILURE = re.compile(r"^(FAILED|ERROR) |^fatal: |^ERROR! |^make(\[\d+\])?: \*\*\* ")
 
 
 def record(kind: str, name: str, seconds: float, status: str) -> None:
@@ -63,10 +67,17 @@ def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> i
         timer.daemon = True
         timer.start()
     prefix = f"[{name}] ".encode() if tag else b""
+    last: deque[str] = deque(maxlen=5)
+    failures: list[str] = []
     for raw in proc.stdout:
         sys.stdout.buffer.write(prefix + raw)  # one write a line: lines of two lanes do not mix
         sys.stdout.flush()
-        match = STEP.search(ANSI.sub("", raw.decode(errors="replace")))
+        text = ANSI.sub("", raw.decode(errors="replace")).strip()
+        if text:
+            last.append(text)
+            if FAILURE.search(text):
+                failures.append(text)
+        match = STEP.search(text)
         if not match:
             continue
         key = f"{match['scenario'] or match['scenario_']}: {match['step'] or match['step_']}"
@@ -83,6 +94,9 @@ def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> i
         record("step", key, time.monotonic() - began, "unfinished")
     status = f"timed out after {limit:.0f} s" if timed_out.is_set() else "ok" if rc == 0 else f"rc {rc}"
     record("target", name, time.monotonic() - started, status)
+    if rc != 0:
+        why = failures[:5] or list(last)
+        record("why", name, 0, " ".join(" | ".join(why).split())[:600])
     return rc
 
 
