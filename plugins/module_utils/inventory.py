@@ -48,6 +48,37 @@ def check_subnet(value: str) -> str | None:
     return None
 
 
+# The roles' whole-number settings by how their names end: the range each must be in. A type
+# check passes -5 seconds or an MTU of 100000; these are refused before any host changes.
+NUMBER_RANGES = (
+    ("_mtu", 68, 65535),  # 0: Docker's choice
+    ("_port", 1, 65535),
+    ("_timeout", 1, None),
+    ("_limit", 1, None),
+    ("_interval", 1, None),
+    ("_every", 1, None),
+    ("_max", 1, None),
+)
+
+
+def number_problems(numbers: Mapping[str, object]) -> list[str]:
+    """Why these settings (variable -> value, from the inventory) are out of their range."""
+    problems = []
+    for variable, value in sorted(numbers.items()):
+        bounds = next(((low, high) for end, low, high in NUMBER_RANGES if variable.endswith(end)), None)
+        try:
+            number = int(str(value))
+        except ValueError:
+            continue  # the argument spec check names the type
+        if bounds is None or (variable.endswith("_mtu") and number == 0):
+            continue
+        low, high = bounds
+        if number < low or (high is not None and number > high):
+            wanted = f"between {low} and {high}" if high is not None else f"at least {low}"
+            problems.append(f"{variable} is {number}; it must be {wanted}")
+    return problems
+
+
 def check_inventory(
     managers: Iterable[str],
     workers: Iterable[str],
@@ -59,6 +90,7 @@ def check_inventory(
     script_files: Iterable[str] = (),
     data_digest: str = "",
     swarm_cert_expiry: str = "",
+    numbers: Mapping[str, object] | None = None,
 ) -> Report:
     """Check group membership and per-node facts across hosts.
 
@@ -78,7 +110,8 @@ def check_inventory(
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
     ``script_files`` (the paths of job_script_src's files) are the first manager's;
     ``data_digest``, job_data_src's, when a dataset is staged; ``swarm_cert_expiry`` the first
-    manager's too. A node's ``swarm_locked`` (its manager locked, as autolock leaves it after
+    manager's too, as are ``numbers``, the roles' whole-number settings (NUMBER_RANGES). A
+    node's ``swarm_locked`` (its manager locked, as autolock leaves it after
     Docker restarted) needs its ``unlock_key`` (whether swarm_unlock_key is given).
     """
     managers = list(managers)
@@ -142,6 +175,7 @@ def check_inventory(
     first = managers[0] if managers else ""
     if managers:
         report.errors += [f"host {first}: {problem}" for problem in swarm_problems(swarm_cert_expiry)]
+        report.errors += [f"host {first}: {problem}" for problem in number_problems(numbers or {})]
     if managers and network_subnet:
         why = check_subnet(network_subnet)
         if why:
@@ -203,7 +237,7 @@ def check_inventory(
         if nodes.get(host, {}).get("state", PRESENT) == PRESENT and nodes[host].get("training", True)
     ]
     if training:
-        _unused, rank_errors = assign_ranks(training)
+        _unused, rank_errors = assign_ranks(training, prefix="job_")
         # Hostnames were checked above, for every node.
         report.errors.extend(e for e in rank_errors if "hostname" not in e)
     typed, type_errors = _typed_job(image, job or {}, data_digest)
@@ -214,6 +248,9 @@ def check_inventory(
     if managers and (image is not None or job or secret_names or script_files):
         image_given = image is not None or (job or {}).get("job_image") is not None
         errors = _job_errors(typed, type_errors, image_given, secret_names, script_files)
+        if (job or {}).get("job_image") is None:
+            # The job's image is the image role's: name the variable the user set.
+            errors = [e.replace("job_image '", "image_name '", 1) for e in errors]
         report.errors.extend(f"host {first}: {e}" for e in errors)
     # The first manager's job options are checked per host and again as the job's.
     report.errors = list(dict.fromkeys(report.errors))

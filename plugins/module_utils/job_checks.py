@@ -97,12 +97,13 @@ def is_ip_address(value: str) -> bool:
     return True
 
 
-def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[str]]:
+def assign_ranks(nodes: Iterable[Mapping[str, Any]], prefix: str = "") -> tuple[list[Node], list[str]]:
     """Nodes from host vars (``name``, ``hostname``, optional ``node_rank``, ``nproc_per_node``,
     ``addr``, ``gpus``, ``image_id``), in inventory order; without ``node_rank`` anywhere, ranks
     follow that order. ``nproc_per_node`` defaults to the node's GPU count, or 1 without GPUs.
 
-    Returns the nodes sorted by rank and the errors, each naming the host and the variable.
+    Returns the nodes sorted by rank and the errors, each naming the host and the variable
+    (``prefix`` before node_rank and nproc_per_node: the inventory's are job_node_rank, ...).
     """
     raw = list(nodes)
     errors: list[str] = []
@@ -112,7 +113,7 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
     if with_rank and len(with_rank) != len(raw):
         without = [n["name"] for n in raw if n.get("node_rank") is None]
         errors.append(
-            f"node_rank is set on {', '.join(with_rank)} but not on {', '.join(without)}: "
+            f"{prefix}node_rank is set on {', '.join(with_rank)} but not on {', '.join(without)}: "
             "set it on every training node, or on none to number them in inventory order"
         )
         return [], errors
@@ -128,16 +129,18 @@ def assign_ranks(nodes: Iterable[Mapping[str, Any]]) -> tuple[list[Node], list[s
         nproc = (gpus or 1) if item.get("nproc_per_node") is None else int(item["nproc_per_node"])
         hostname = str(item.get("hostname") or "")
         if rank < 0:
-            errors.append(f"host {host}: node_rank {rank} is negative")
+            errors.append(f"host {host}: {prefix}node_rank {rank} is negative")
         elif rank in by_rank:
-            errors.append(f"host {host}: node_rank {rank} is also the node_rank of {by_rank[rank]}")
+            errors.append(
+                f"host {host}: {prefix}node_rank {rank} is also the {prefix}node_rank of {by_rank[rank]}"
+            )
         else:
             by_rank[rank] = host
         if nproc < 1:
-            errors.append(f"host {host}: nproc_per_node is {nproc}; it must be at least 1")
+            errors.append(f"host {host}: {prefix}nproc_per_node is {nproc}; it must be at least 1")
         elif gpus and nproc > gpus:
             errors.append(
-                f"host {host}: nproc_per_node {nproc} needs {nproc} GPUs (one per process), "
+                f"host {host}: {prefix}nproc_per_node {nproc} needs {nproc} GPUs (one per process), "
                 f"but its swarm node advertises {gpus}"
             )
         if not hostname:

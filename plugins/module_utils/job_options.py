@@ -301,6 +301,14 @@ def validated(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     result = ArgumentSpecValidator(spec).validate({ROLE_PREFIX + k: v for k, v in options.items()})
     values = {k.removeprefix(ROLE_PREFIX): v for k, v in result.validated_parameters.items()}
     messages = [str(error) for error in result.errors]
+    # Ansible turns a string into a list of strings by its commas: "--model gpt" would be one
+    # argument, which the script refuses only after the deploy.
+    messages += [
+        f"{ROLE_PREFIX}{name} is a string ({value!r}); give a list, one item per argument: "
+        f"[{', '.join(value.split())}]"
+        for name, value in options.items()
+        if isinstance(value, str) and JOB_OPTIONS.get(name, {}).get("elements") == "str"
+    ]
     # A list's element that is not a dict is reported twice, once without the option's name.
     return values, [m for m in messages if not any(m != other and m in other for other in messages)]
 

@@ -97,6 +97,13 @@ options:
       - The first manager's C(swarm_cert_expiry), a duration such as V(2160h) of at least an hour.
     type: str
     default: ""
+  numbers:
+    description:
+      - The first manager's whole-number settings of the roles that are set, variable -> value,
+        each checked by how its name ends; C(_port) between 1 and 65535, C(_timeout), C(_limit),
+        C(_interval), C(_every) and C(_max) at least 1, C(_mtu) V(0) (Docker's) or between 68 and 65535.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -151,6 +158,7 @@ def main() -> None:
             "script_files": {"type": "list", "elements": "str", "default": []},
             "data_digest": {"type": "str", "default": ""},
             "swarm_cert_expiry": {"type": "str", "default": ""},
+            "numbers": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

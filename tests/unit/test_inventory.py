@@ -204,7 +204,7 @@ def training(hostname: str, addr: str, **extra) -> dict:
         (
             {"m0": training("m0", "10.0.0.10", node_rank=0), "w1": training("w1", "10.0.0.11", node_rank=0)},
             None,
-            "host w1: node_rank 0 is also the node_rank of m0",
+            "host w1: job_node_rank 0 is also the job_node_rank of m0",
         ),
         (
             {"m0": training("m0", "10.0.0.10", node_rank=0), "w1": training("w1", "10.0.0.11", node_rank=3)},
@@ -214,12 +214,12 @@ def training(hostname: str, addr: str, **extra) -> dict:
         (
             {"m0": training("m0", "10.0.0.10"), "w1": training("w1", "10.0.0.11", nproc_per_node=0)},
             None,
-            "host w1: nproc_per_node is 0; it must be at least 1",
+            "host w1: job_nproc_per_node is 0; it must be at least 1",
         ),
         (
             GOOD_NODES,
             "Not/An Image",
-            "host m0: job_image 'Not/An Image' is not a valid image name: it is not "
+            "host m0: image_name 'Not/An Image' is not a valid image name: it is not "
             "[registry/]name[:tag][@sha256:digest] in lowercase",
         ),
     ],
@@ -406,3 +406,30 @@ def test_an_engine_at_another_version_than_the_pin_is_warned_about_naming_the_ho
         "trains on without the host"
     )
     assert not any(w.startswith("host m0") for w in report.warnings)
+
+
+def test_settings_out_of_their_range_are_refused_naming_the_host_and_the_variable():
+    numbers = {
+        "network_mtu": 100000,
+        "job_wait_timeout": -5,
+        "image_relay_port": "70000",
+        "job_progress_every": 0,
+        "job_data_limit": 14400,
+        "image_progress_every": "15",
+    }
+    report = check_inventory(
+        ["m1"], [], {"m1": {"hostname": "m1", "advertise_addr": "10.0.0.1"}}, numbers=numbers
+    )
+    assert report.errors == [
+        "host m1: image_relay_port is 70000; it must be between 1 and 65535",
+        "host m1: job_progress_every is 0; it must be at least 1",
+        "host m1: job_wait_timeout is -5; it must be at least 1",
+        "host m1: network_mtu is 100000; it must be between 68 and 65535",
+    ]
+    fine = {"network_mtu": 0, "job_wait_timeout": 1, "image_relay_port": 29600}
+    assert (
+        check_inventory(
+            ["m1"], [], {"m1": {"hostname": "m1", "advertise_addr": "10.0.0.1"}}, numbers=fine
+        ).errors
+        == []
+    )

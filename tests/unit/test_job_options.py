@@ -96,9 +96,11 @@ def test_options_are_typed_and_filled_and_errors_name_the_role_variable():
     assert errors == []
     assert options["epochs"] == 12 and options["batch_size"] == 32 and options["image"] is None
 
-    _unused, errors = validated({"epochs": "ten", "network_mode": "bridge", "trainer_args": "--x"})
+    _unused, errors = validated({"epochs": "ten", "network_mode": "bridge", "trainer_args": "--model gpt"})
     assert errors == [
         "argument 'job_epochs' is of type str and we were unable to convert to int: "
         "\"'ten'\" cannot be converted to an int",
         "value of job_network_mode must be one of: overlay, host, got: bridge",
+        # Ansible would make it one argument, ["--model gpt"], which the script refuses after the deploy.
+        "job_trainer_args is a string ('--model gpt'); give a list, one item per argument: [--model, gpt]",
     ]

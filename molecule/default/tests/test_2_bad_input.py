@@ -34,9 +34,9 @@ def mount_a_path_node2_lacks(inventory: dict) -> dict:
     [
         (
             lambda inv: ranks(inv, node0=0, node1=0, node2=1),
-            "host node1: node_rank 0 is also the node_rank of node0",
+            "host node1: job_node_rank 0 is also the job_node_rank of node0",
         ),
-        (lambda inv: set_host_var(inv, "node2", job_nproc_per_node=0), "host node2: nproc_per_node is 0"),
+        (lambda inv: set_host_var(inv, "node2", job_nproc_per_node=0), "host node2: job_nproc_per_node is 0"),
         (
             lambda inv: inv["all"]["vars"].update(job_image="Trainer:latest") or inv,
             "host node0: job_image 'Trainer:latest' is not a valid image name",
@@ -83,3 +83,25 @@ def test_a_node_without_the_image_is_named_before_deploy(inventory, tmp_path):
     assert "host node1: job_image 'torchswarm/probe:latest' is not on this node's Docker engine" in run.output
     assert "host node2: job_image 'torchswarm/probe:latest' is not on this node's Docker engine" in run.output
     assert stack_tasks("noimage") == {}
+
+
+def test_settings_out_of_range_and_a_string_for_a_list_are_refused_naming_their_variables(
+    inventory, tmp_path
+):
+    """Each used to pass the validate play: the MTU reached the network play after Docker was
+    installed and the image sent, -5 s deployed the job, and "--model gpt" became one argument."""
+    inventory["all"]["vars"].update(
+        network_mtu=100000, job_wait_timeout=-5, job_trainer_args="--model gpt", image_name="Trainer:latest"
+    )
+    before = task_ids("ddp")
+    run = run_site_playbook(inventory, tmp_path)
+    assert run.rc != 0
+    for expected in (
+        "host node0: network_mtu is 100000; it must be between 68 and 65535",
+        "host node0: job_wait_timeout is -5; it must be at least 1",
+        "host node0: job_trainer_args is a string ('--model gpt'); give a list, one item per argument",
+        "host node0: image_name 'Trainer:latest' is not a valid image name",
+    ):
+        assert expected in run.output
+    run.assert_unchanged("node0", "node1", "node2")
+    assert task_ids("ddp") == before
