@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import snapshot
+import torchswarm
 from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, netif
 from torchswarm.atomic import write_atomically
 from torchswarm.worker import finish
@@ -355,6 +356,7 @@ class Trainer:
                     continue  # trained before the restart
                 total += self.step(source.to(d.device), target.to(d.device))
                 steps += 1
+                torchswarm.step()  # the launcher's sign that this run got past its start
                 if steps == 1 and epoch == self.position.epoch and d.rank == 0:
                     # Wall-clock time, for the time from a lost host to training again.
                     print(

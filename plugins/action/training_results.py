@@ -16,6 +16,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     log_text,
     of_tasks,
     records_text,
+    refusals,
     run_dir_name,
     run_summary,
     summary_lines,
@@ -73,7 +74,14 @@ class ActionModule(ActionBase):
         # results playbook does not fetch it again).
         output = args["output"] or self._kept(path)["summary"].get("output")
         summary = run_summary(
-            args["name"], script, info, records, args["completion"], log_text(logs.get(rank0, [])), output
+            args["name"],
+            script,
+            info,
+            records,
+            args["completion"],
+            log_text(logs.get(rank0, [])),
+            output,
+            refusals(logs),
         )
         files = {
             "summary.json": json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",

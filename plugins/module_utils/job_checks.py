@@ -231,6 +231,8 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         )
     if job.peer_timeout < 1:
         errors.append(f"job_peer_timeout is {job.peer_timeout}; it must be at least 1 (seconds)")
+    if job.start_attempts < 1:
+        errors.append(f"job_start_attempts is {job.start_attempts}; it must be at least 1")
     if swarm_hostnames is not None:
         members = sorted(set(swarm_hostnames))
         for node in nodes:

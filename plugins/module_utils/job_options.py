@@ -235,6 +235,17 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
             "again: the default covers a few minutes of that."
         ),
     },
+    "start_attempts": {
+        "type": "int",
+        "default": 3,
+        "description": [
+            "How many times in a row a host's ranks may fail before their first training step (a "
+            "missing module, a bad argument) before the job fails with their error instead of being "
+            "restarted again. A step is what C(torchswarm.step) or C(torchswarm.report) says (the "
+            "bundled trainer calls them); a script that calls neither counts as started after 5 "
+            "minutes. A script that is not in the image fails the job at once.",
+        ],
+    },
     "stop_grace_period": {
         "type": "str",
         "default": "60s",

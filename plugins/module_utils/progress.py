@@ -114,6 +114,7 @@ class Watch:
     run_start: tuple[int, float] | None = None  # (epoch, elapsed_s) of the current run's first record
     last_epoch: Mapping[str, Any] | None = None
     seen: set[tuple[str, str, str]] = field(default_factory=set)
+    host_checks: dict[str, str] = field(default_factory=dict)  # service -> its last check's line
     lines: list[str] = field(default_factory=list)
 
     def update(self, info: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now: float) -> list[str]:
@@ -148,9 +149,10 @@ class Watch:
             said.append(f"host of {name} is back")
         state = info.get("state", "")
         if state != self.state and state not in ("complete", "failed", "absent"):
-            training, total = info.get("training_hosts", 0), len(rows)
+            up, total = info.get("training_hosts", 0), len(rows)
+            # Training is what rank 0's records say (first_step, epoch), not a container that runs.
             why = {
-                "running": f"{training} of {total} hosts training" if training else f"{total} ranks starting",
+                "running": f"{up} of {total} hosts up" if up else f"{total} ranks starting",
                 "recovering": "ranks restarting" + (f", {len(lost)} host(s) lost" if lost else ""),
             }.get(state, "")
             said.append(f"job {state}" + (f": {why}" if why else ""))
@@ -169,6 +171,16 @@ class Watch:
                 + (f", final loss {_number(loss)}" if loss is not None else "")
                 + (f", {duration(record['wall_s'])}" if "wall_s" in record else "")
             ]
+        if event == "host_check":
+            # Each rank's launcher checks its container at every start: said again only if changed.
+            service = str(record.get("service", ""))
+            if self.host_checks.get(service) == record.get("line"):
+                return []
+            self.host_checks[service] = str(record.get("line", ""))
+            warnings = [f"warning: {service}: {w}" for w in record.get("warnings") or []]
+            return [f"{service}: {record.get('line', '')}", *warnings]
+        if event == "first_step":
+            return [f"training at world size {record.get('world_size', '?')}"]
         if event == "stopped":
             return [
                 f"a rank stopped at epoch {record.get('epoch')} step {record.get('step')} after a snapshot"
@@ -204,4 +216,4 @@ class Watch:
     def _still(self, info: Mapping[str, Any]) -> str:
         rows = info.get("services", [])
         where = f"last epoch {int(self.last_epoch['epoch']) + 1}" if self.last_epoch else "no epoch yet"
-        return f"still {self.state}: {info.get('training_hosts', 0)} of {len(rows)} hosts training, {where}"
+        return f"still {self.state}: {info.get('training_hosts', 0)} of {len(rows)} hosts up, {where}"

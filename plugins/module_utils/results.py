@@ -17,6 +17,8 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG
 LAST_LINES = 20  # of rank 0's log, in summary.json
 PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports no metrics
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+# The image's launcher, when a rank gives up (training/torchswarm/launcher.py).
+GAVE_UP = re.compile(r"^torchswarm: not retrying \(exit \d+\): (?P<why>.+)$")
 
 
 def as_printed(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -54,6 +56,18 @@ def log_text(lines: Iterable[str]) -> list[str]:
         part = parse_log_line(line)
         out.append(part["text"] if part else line)
     return out
+
+
+def refusals(logs: Mapping[str, Iterable[str]]) -> list[str]:
+    """Why ranks gave up (the launcher's "not retrying" lines in each service's log, without
+    docker's prefix): each reason once, with the services that gave it."""
+    services: dict[str, list[str]] = {}
+    for service, lines in sorted(logs.items()):
+        for line in log_text(lines):
+            found = GAVE_UP.match(line.strip())
+            if found and service not in services.setdefault(found["why"], []):
+                services[found["why"]].append(service)
+    return [f"{why} ({', '.join(names)})" for why, names in services.items()]
 
 
 def plot_series(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -99,10 +113,12 @@ def run_summary(
     completion: Mapping[str, Any],
     rank0_log: list[str],
     output: Mapping[str, Any] | None = None,
+    refused: list[str] | None = None,
 ) -> dict[str, Any]:
-    """summary.json: what ran, how it ended, per rank, the metrics when the script reports them,
-    and what of rank 0's output directory came back (``output``, training_output's result with
-    the ``node`` and ``source`` directory it came from)."""
+    """summary.json: what ran, how it ended (``refused``: why ranks gave up, from refusals()),
+    per rank, the metrics when the script reports them, and what of rank 0's output directory
+    came back (``output``, training_output's result with the ``node`` and ``source`` directory
+    it came from)."""
     rows = info.get("services", [])
     metrics = summarize_metrics(records)
     epochs = [r for r in records if r.get("event") == "epoch"]
@@ -110,6 +126,7 @@ def run_summary(
         "job": job,
         "run": info.get("stack_hash", ""),
         "state": info.get("state", ""),
+        "refused": list(refused or []),
         "script": script,
         "world_size": metrics["world_size"] or completion.get("world_size"),
         "wall_s": metrics["wall_s"] if metrics["wall_s"] is not None else completion.get("wall_s"),
@@ -159,8 +176,11 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     if summary["state"] != "complete":
         done = sum(1 for r in summary["ranks"] if r["state"] == "complete")
         lines = [f"job {job}: {summary['state']}, {done} of {len(summary['ranks'])} ranks completed{lost}"]
+        lines += [f"gave up: {why}" for why in summary.get("refused", [])]
         if summary["last_epoch"]:
             lines.append(f"last epoch reported: {int(summary['last_epoch']['epoch']) + 1}")
+        if summary["state"] == "failed":
+            lines += [f"rank 0 | {line}" for line in summary["rank0_last_lines"][-PRINTED_LINES:]]
     elif metrics and metrics["epochs_trained"]:
         resumed = metrics["resumed_from"]
         lines = [

@@ -50,6 +50,7 @@ OWN_ENV = (
     "TORCHSWARM_SECRETS",
     "TORCHSWARM_SNAPSHOT_DIR",
     "TORCHSWARM_SNAPSHOT_KEEP",
+    "TORCHSWARM_START_ATTEMPTS",
     "TORCHSWARM_SUBNET",
 )
 # The stack's hash, as the launcher in every task reads it: a completion record is this
@@ -163,6 +164,8 @@ def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, 
     # existed stays the same, and a running job is not redeployed for it.
     if job.snapshot_keep != JOB_OPTIONS["snapshot_keep"]["default"]:
         env["TORCHSWARM_SNAPSHOT_KEEP"] = str(job.snapshot_keep)
+    if job.start_attempts != JOB_OPTIONS["start_attempts"]["default"]:
+        env["TORCHSWARM_START_ATTEMPTS"] = str(job.start_attempts)
     if node.image_id:
         env["TORCHSWARM_IMAGE_ID"] = node.image_id
     if job.data_digest:

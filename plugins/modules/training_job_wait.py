@@ -105,7 +105,8 @@ progress:
   type: list
   elements: str
   sample:
-    - "job running: 3 of 3 hosts training"
+    - "job running: 3 of 3 hosts up"
+    - "training at world size 3"
     - "epoch 1/10, loss 1.02, 950 samples/s, world size 3, 9 s in, about 1 min 21 s left"
 waited_s:
   description: Seconds waited.

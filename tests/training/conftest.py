@@ -131,10 +131,17 @@ def first_steps_after(log: str, moment: float) -> list[tuple[float, int]]:
 
 class Cluster:
     def __init__(
-        self, tmp_path: Path, epochs: int, nodes: int = 3, min_nodes: int = 2, extra: tuple[str, ...] = ()
+        self,
+        tmp_path: Path,
+        epochs: int,
+        nodes: int = 3,
+        min_nodes: int = 2,
+        extra: tuple[str, ...] = (),
+        script: str = "training_code.py",
     ) -> None:
         self.tmp_path, self.epochs, self.nodes, self.min_nodes = tmp_path, epochs, nodes, min_nodes
         self.extra = extra  # more trainer arguments
+        self.script = script
         self.store_port, self.master_port = free_port(), free_port()
         self.store = subprocess.Popen(
             [sys.executable, "-m", "torchswarm.store", str(self.store_port)], cwd=TRAINING
@@ -159,7 +166,7 @@ class Cluster:
             f"--node_rank={order}",
             "--master_addr=127.0.0.1",
             f"--master_port={self.master_port}",
-            "training_code.py",
+            self.script,
             str(self.epochs),
             "1",
             "--dataset_size",

@@ -89,6 +89,35 @@ def test_input_no_restart_can_fix_ends_every_rank_with_exit_3_not_another_round(
     assert [c.procs[f"node{o}"].wait(timeout=120) for o in range(3)] == [3, 3, 3]
 
 
+def test_a_script_failing_at_its_start_on_every_node_ends_every_rank_with_exit_3_after_the_attempts(
+    cluster, tmp_path
+):
+    """Whichever node ends a round, each node whose own workers failed counts it; a launcher that
+    exits otherwise is started again, as the swarm restarts its task (same snapshot directory)."""
+    script = tmp_path / "early.py"
+    script.write_text("import no_such_module_in_the_image\n")
+    c = cluster(epochs=2, script=str(script))
+    for order in range(3):
+        c.start(order)
+    exits: dict[str, list[int]] = {f"node{o}": [] for o in range(3)}
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not all(codes[-1:] == [3] for codes in exits.values()):
+        for order, name in enumerate(exits):
+            code = c.procs[name].poll()
+            if code is not None and exits[name][-1:] != [3]:
+                exits[name].append(code)
+                if code != 3:
+                    c.start(order)
+        time.sleep(0.2)
+
+    assert all(codes[-1:] == [3] for codes in exits.values()), exits
+    for name in exits:
+        assert "the script failed 3 times in a row before its first step: rank" in c.log(name)
+        assert "ModuleNotFoundError: No module named 'no_such_module_in_the_image' (early.py:1)" in c.log(
+            name
+        )
+
+
 @pytest.mark.parametrize(
     ("code", "fatal_reason", "stopped", "again"),
     [

@@ -4,6 +4,7 @@ a user's plain DDP script gets what the bundled trainer gets, with no change to 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -125,6 +126,10 @@ def test_the_launcher_picks_the_socket_interface_for_any_script(user_script):
     assert rc == 0, out
     assert out.count("ifname=lo") == 2
     assert "torchswarm: using interface lo for 127.0.0.0/8" in out
+    # What the container got, checked once before torchrun starts, as a record the wait reads.
+    checks = [json.loads(x) for x in out.splitlines() if x.startswith('{"event": "host_check"')]
+    assert len(checks) == 1 and checks[0]["interface"] == "lo" and checks[0]["refused"] is None
+    assert f"torchswarm: host check: {checks[0]['line']}" in out
 
 
 def test_secrets_are_exported_byte_for_byte(tmp_path):
@@ -199,3 +204,65 @@ def test_the_worker_exits_with_the_scripts_code(tmp_path):
         check=False,
     )
     assert result.returncode == 7
+
+
+def test_a_script_not_in_the_image_is_refused_before_torchrun_starts(snapdir):
+    rc, out = finish(launch("no_such_script.py", snapdir))
+
+    assert rc == EXIT_DO_NOT_RETRY, out
+    assert "not retrying (exit 3): the script no_such_script.py is not in the image (no such file in " in out
+    assert "torch.distributed" not in out and "rank 0" not in out  # torchrun never ran
+
+
+# A user's script that fails at its start (an import the image lacks), or after a first step.
+FAILS_AT_START = "import no_such_module_in_the_image\n"
+FAILS_AFTER_A_STEP = "import sys\nimport torchswarm\ntorchswarm.step()\nsys.exit(1)\n"
+
+
+def test_a_script_failing_before_its_first_step_gives_up_after_the_attempts_with_its_error(tmp_path, snapdir):
+    """Each launch is what one restart by the swarm is: a new launcher, the same snapshot volume."""
+    early, stepping = tmp_path / "early.py", tmp_path / "stepping.py"
+    early.write_text(FAILS_AT_START)
+    stepping.write_text(FAILS_AFTER_A_STEP)
+
+    def start(script: Path) -> tuple[int, str]:
+        env = {"TORCHSWARM_SNAPSHOT_DIR": str(snapdir), "TORCHSWARM_GENERATION": "0123abcd"}
+        return finish(torchrun([], nproc=1, script=str(script), entrypoint=True, env=env))
+
+    error = "rank 0: ModuleNotFoundError: No module named 'no_such_module_in_the_image' (early.py:1)"
+    rc, out = start(early)
+    assert rc not in (0, EXIT_DO_NOT_RETRY) and f"before its first step (1 of 3 tries): {error}" in out
+    assert start(early)[0] != EXIT_DO_NOT_RETRY
+    # A run that trained a step starts the count again, though it failed after.
+    rc, out = start(stepping)
+    assert rc not in (0, EXIT_DO_NOT_RETRY) and "before its first step" not in out, out
+    assert "(1 of 3 tries)" in start(early)[1]
+    assert "(2 of 3 tries)" in start(early)[1]
+
+    rc, out = start(early)
+
+    assert rc == EXIT_DO_NOT_RETRY, out
+    assert f"not retrying (exit 3): the script failed 3 times in a row before its first step: {error}" in out
+    assert record.read_complete(str(snapdir), "0123abcd") is None
+
+
+def test_the_worker_notes_why_the_script_failed_for_the_launcher(tmp_path):
+    """An exception with where it was raised; an exit code with what the script said last."""
+    import subprocess
+
+    errors = tmp_path / "errors"
+    raising, arguing = tmp_path / "raising.py", tmp_path / "arguing.py"
+    raising.write_text("def main():\n    raise ValueError('no data under /data')\n\nmain()\n")
+    arguing.write_text("import argparse\nargparse.ArgumentParser(prog='arguing.py').parse_args()\n")
+    for script, rank in ((raising, "0"), (arguing, "1")):
+        subprocess.run(
+            [sys.executable, "-m", "torchswarm.worker", str(script), "--epochs"],
+            cwd=Path(__file__).resolve().parents[2] / "training",
+            env={**os.environ, "TORCHSWARM_ERROR_FILE": str(errors), "RANK": rank},
+            capture_output=True,
+            check=False,
+        )
+    assert errors.read_text().splitlines() == [
+        "rank 0: ValueError: no data under /data (raising.py:2)",
+        "rank 1: exit 2: usage: arguing.py [-h] | arguing.py: error: unrecognized arguments: --epochs",
+    ]

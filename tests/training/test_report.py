@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
 
 import torchswarm
 from torchswarm.report import report
+
+# The module (torchswarm.report is the function): step() keeps whether it ran in this process.
+REPORT = sys.modules["torchswarm.report"]
+
+
+@pytest.fixture(autouse=True)
+def stepped(monkeypatch):
+    """As after a first step, so that report() prints only its own record; a test may undo it."""
+    monkeypatch.setattr(REPORT, "_stepped", True)
 
 
 def test_rank0_prints_one_json_epoch_record_with_world_size_and_time(monkeypatch, capsys):
@@ -37,3 +47,29 @@ def test_values_json_cannot_hold_become_text(monkeypatch, capsys):
     assert record["loss"] == "nan" and record["shape"] == "(2, 3)" and record["world_size"] == 2
     out = capsys.readouterr().out
     json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+def test_the_first_step_tells_the_launcher_and_prints_one_record_on_rank0(monkeypatch, capsys, tmp_path):
+    stepped_file = tmp_path / "stepped"
+    monkeypatch.setattr(REPORT, "_stepped", False)
+    monkeypatch.setenv("TORCHSWARM_STEPPED_FILE", str(stepped_file))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    for _unused in range(5):
+        torchswarm.step()
+    report(epoch=0, loss=1.0)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event"] for r in records] == ["first_step", "epoch"]
+    assert records[0]["world_size"] == 3
+    assert stepped_file.read_text() == "0\n"
+
+
+def test_reporting_an_epoch_is_a_step_and_other_ranks_only_tell_the_launcher(monkeypatch, capsys, tmp_path):
+    stepped_file = tmp_path / "stepped"
+    monkeypatch.setattr(REPORT, "_stepped", False)
+    monkeypatch.setenv("TORCHSWARM_STEPPED_FILE", str(stepped_file))
+    monkeypatch.setenv("RANK", "2")
+    report(epoch=0, loss=1.0)
+    report(epoch=1, loss=0.5)
+    assert capsys.readouterr().out == ""
+    assert stepped_file.read_text() == "2\n"

@@ -95,6 +95,7 @@ def test_rejected_nodes(nodes, expected):
         ({"trainer_args": ("--model", "gpt\0", "\0")}, f"job_trainer_args: {NUL}"),
         ({"min_nodes": 4}, "job_min_nodes is 4; it must be between 1 and the 3 training hosts"),
         ({"peer_timeout": 0}, "job_peer_timeout is 0; it must be at least 1 (seconds)"),
+        ({"start_attempts": 0}, "job_start_attempts is 0; it must be at least 1"),
     ],
 )
 def test_rejected_jobs(job, expected):

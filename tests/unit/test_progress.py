@@ -79,7 +79,7 @@ def test_epoch_lines_carry_loss_throughput_world_size_and_the_time_left():
     ]
     said = watch.update(info(), log_records(lines), now=100.0)
     assert said == [
-        "job running: 3 of 3 hosts training",
+        "job running: 3 of 3 hosts up",
         "epoch 1/10, loss 1, 950 samples/s, world size 3, 10 s in, about 1 min 30 s left",
         "epoch 2/10, loss 0.5, 950 samples/s, world size 3, 20 s in, about 1 min 20 s left",
     ]
@@ -111,7 +111,7 @@ def test_lost_and_returning_hosts_and_state_changes():
         "job recovering: ranks restarting, 1 host(s) lost",
     ]
     said = watch.update(info("running", training=3), [], now=2.0)
-    assert said == ["host of ddp_node2 is back", "job running: 3 of 3 hosts training"]
+    assert said == ["host of ddp_node2 is back", "job running: 3 of 3 hosts up"]
     assert watch.update(info("complete"), [], now=3.0) == []  # the role prints the end itself
 
 
@@ -126,11 +126,27 @@ def test_ranks_that_are_starting_are_not_called_training():
     assert Watch().update(info(training=0), [], now=0.0) == ["job running: 3 ranks starting"]
 
 
+def test_hosts_are_up_until_rank0_says_it_trained_a_step_at_its_world_size_each_round():
+    watch = Watch()
+    assert watch.update(info(), [], now=0.0) == ["job running: 3 of 3 hosts up"]
+    first = {"event": "first_step", "world_size": 3, "elapsed_s": 4.2}
+    assert watch.update(
+        info(), log_records([line("2026-11-26T22:00:01Z", TASK0, json.dumps(first))]), now=1.0
+    ) == ["training at world size 3"]
+    again = {"event": "first_step", "world_size": 2, "elapsed_s": 3.0}
+    said = watch.update(
+        info("recovering", lost=["ddp_node2"], training=2),
+        log_records([line("2026-11-26T22:01:00Z", TASK0, json.dumps(again))]),
+        now=2.0,
+    )
+    assert said[-1] == "training at world size 2"
+
+
 def test_a_quiet_job_gets_a_status_line_after_the_heartbeat():
     watch = Watch(heartbeat=60)
     watch.update(info(), [], now=0.0)
     assert watch.update(info(), [], now=59.0) == []
-    assert watch.update(info(), [], now=61.0) == ["still running: 3 of 3 hosts training, no epoch yet"]
+    assert watch.update(info(), [], now=61.0) == ["still running: 3 of 3 hosts up, no epoch yet"]
     assert watch.update(info(), [], now=62.0) == []
 
 
@@ -158,3 +174,24 @@ def test_the_next_read_starts_a_margin_before_the_newest_line_in_unix_seconds():
     assert since_with_margin("2026-11-26T22:52:50.411126783Z") == "1795733560.411126783"
     assert since_with_margin("2026-11-26T22:52:50Z", margin=0) == "1795733570.0"
     assert since_with_margin("") == ""
+
+
+def test_each_hosts_check_is_one_line_with_its_warnings_said_again_only_when_it_changed():
+    def check(service: str, stamp: str, line_text: str, warnings=()) -> str:
+        record = {"event": "host_check", "line": line_text, "warnings": list(warnings)}
+        return line(stamp, TASK0, json.dumps(record), service=service)
+
+    small = "/dev/shm 64 MiB, memlock unlimited, open files 1048576, GPUs 0 visible"
+    warning = "/dev/shm is 64 MiB: DataLoader workers fail with bus errors on large batches"
+    watch = Watch()
+    said = watch.update(
+        info(), log_records([check("ddp_node1", "2026-11-26T22:00:01Z", small, [warning])]), 0.0
+    )
+    assert said[1:] == [f"ddp_node1: {small}", f"warning: ddp_node1: {warning}"]
+    # The same check after a restart prints nothing; a changed one prints again.
+    again = [check("ddp_node1", "2026-11-26T22:01:00Z", small, [warning])]
+    assert watch.update(info(), log_records(again), 1.0) == []
+    bigger = small.replace("64 MiB", "1.0 GiB")
+    assert watch.update(info(), log_records([check("ddp_node1", "2026-11-26T22:02:00Z", bigger)]), 2.0) == [
+        f"ddp_node1: {bigger}"
+    ]

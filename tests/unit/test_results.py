@@ -13,6 +13,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     in_time_order,
     plot_series,
     records_text,
+    refusals,
     run_dir_name,
     run_summary,
     summary_lines,
@@ -118,6 +119,38 @@ def test_a_failed_run_says_so_and_how_far_it_got():
     }
     summary = run_summary("ddp", "training_code.py", info, [epoch(0, 1.0, 1)], {}, [])
     assert summary_lines(summary) == ["job ddp: failed, 1 of 3 ranks completed", "last epoch reported: 1"]
+
+
+def test_a_job_that_could_not_start_says_why_each_rank_gave_up_and_what_rank0_said_last():
+    def logged(service, *texts):
+        return [
+            f"2026-12-06T22:00:0{i}.5Z {service}.1.task{i}@node{service[-1]}    | {t}"
+            for i, t in enumerate(texts)
+        ]
+
+    missing = "the script trian.py is not in the image (no such file in /workspace)"
+    early = "the script failed 3 times in a row before its first step: rank 0: ModuleNotFoundError: x"
+    logs = {
+        "ddp_node0": logged(
+            "ddp_node0", "Traceback (most recent call last):", f"torchswarm: not retrying (exit 3): {early}"
+        ),
+        "ddp_node1": logged("ddp_node1", f"torchswarm: not retrying (exit 3): {missing}"),
+        "ddp_node2": logged(
+            "ddp_node2", f"torchswarm: not retrying (exit 3): {missing}", "torchswarm: other"
+        ),
+    }
+    assert refusals(logs) == [f"{early} (ddp_node0)", f"{missing} (ddp_node1, ddp_node2)"]
+    info = {"state": "failed", "stack_hash": "abc", "services": rows(("failed",) * 3), "lost": []}
+    rank0 = [f"line {i}" for i in range(8)]
+    summary = run_summary("ddp", "trian.py", info, [], {}, rank0, refused=refusals(logs))
+    assert summary["refused"] == refusals(logs)
+    assert summary_lines(summary) == [
+        "job ddp: failed, 0 of 3 ranks completed",
+        f"gave up: {early} (ddp_node0)",
+        f"gave up: {missing} (ddp_node1, ddp_node2)",
+        *(f"rank 0 | line {i}" for i in range(3, 8)),
+    ]
+    assert refusals({"ddp_node0": logged("ddp_node0", "torchswarm: not retrying, says the script")}) == []
 
 
 @pytest.mark.parametrize(("job", "run", "path"), [("ddp", "3f2a", "ddp/3f2a"), ("a/b", "", "a_b/unknown")])

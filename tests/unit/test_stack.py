@@ -364,6 +364,15 @@ def test_a_snapshot_dir_is_a_writable_host_path_with_a_directory_per_job_and_nod
     assert default["TORCHSWARM_SNAPSHOT_DIR"] == "/snapshots" and "TORCHSWARM_SNAPSHOT_KEEP" not in default
 
 
+def test_start_attempts_reach_every_rank_only_when_not_the_default_so_a_running_job_stays():
+    assert "TORCHSWARM_START_ATTEMPTS" not in rendered()["services"]["node0"]["environment"]
+    services = rendered(start_attempts=5)["services"]
+    assert [services[host]["environment"]["TORCHSWARM_START_ATTEMPTS"] for host in ("node0", "node1")] == [
+        "5",
+        "5",
+    ]
+
+
 def test_a_staged_dataset_is_mounted_read_only_where_every_rank_is_told_and_its_digest_redeploys():
     digest = "sha256:" + "a" * 64
     stack = rendered(name="exp1", data_digest=digest)

@@ -4,7 +4,7 @@
   torchrun with every worker wrapped, records completion, exits with a code the swarm reads).
 - ``worker``: the wrapper each torchrun worker runs the script through.
 - ``report``: ``torchswarm.report(epoch=..., loss=..., **more)``, a user's script's metrics,
-  written the way the bundled trainer writes its own.
+  written the way the bundled trainer writes its own; ``torchswarm.step()``, a step trained.
 - ``record``: the completion record, one file per deployment generation in the snapshot volume.
 - ``atomic``: replacing a file whole (snapshots, metrics, the record).
 - ``netif``: the interface that holds an address in the job's subnet.
@@ -27,6 +27,6 @@ def say(message: str) -> None:
     print(f"torchswarm: {message}", file=sys.stderr, flush=True)
 
 
-from torchswarm.report import report  # noqa: E402  (after the constants the submodules import)
+from torchswarm.report import report, step  # noqa: E402  (after the constants the submodules import)
 
-__all__ = ["EXIT_DO_NOT_RETRY", "EXIT_STOPPED", "report", "say"]
+__all__ = ["EXIT_DO_NOT_RETRY", "EXIT_STOPPED", "report", "say", "step"]

@@ -11,15 +11,23 @@ bundled trainer and for any user script alike; the script needs to know nothing 
 - Completion, per deployment generation (TORCHSWARM_GENERATION): when training finished on this
   node (torchrun exited 0, or a rank's script returned 0), writes the record into the snapshot
   volume. A rank restarted after that exits 0 at once instead of waiting for peers.
+- Checks what the container got (torchswarm.host_check: /dev/shm, ulimits, GPUs, interface),
+  printing a record the wait shows; a reserved GPU that is not visible refuses the job.
+- A job that cannot start fails, with its reason, instead of being restarted for ever: a script
+  that is not in the image is refused before torchrun starts; a script that fails before its
+  first step (torchswarm.step) TORCHSWARM_START_ATTEMPTS times in a row on this node (counted in
+  the snapshot volume, across the swarm's restarts) gives up with the workers' errors.
 - Exit codes: 0 when training finished; EXIT_DO_NOT_RETRY when the script wrote why it cannot
   run into TORCHSWARM_FATAL_FILE (torchrun exits 1 whatever its workers' codes were, so the
-  reason needs a way of its own to the task status); EXIT_STOPPED (or torchrun's own non-zero
-  code) after SIGTERM, so the swarm restarts the rank; otherwise torchrun's code.
+  reason needs a way of its own to the task status), or could not start as above;
+  EXIT_STOPPED (or torchrun's own non-zero code) after SIGTERM, so the swarm restarts the rank;
+  otherwise torchrun's code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -30,11 +38,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, netif, record, say
+from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, host_check, netif, record, say
 from torchswarm.worker import exit_code, exit_without_finalization
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
+# What the workers report through files (torchswarm.worker, torchswarm.step), fresh each round.
+WORKER_FILES = ("FATAL", "FINISHED", "STOPPED", "STEPPED", "ERROR")
+# A round this long counts as started though no rank said it stepped (a script that never
+# calls torchswarm.step or torchswarm.report).
+START_WINDOW_S = 300.0
 
 
 def secret_environment(names: str, directory: str = SECRETS_DIR) -> dict[str, str]:
@@ -91,10 +104,35 @@ def child_environment(environ: Mapping[str, str], scratch: str) -> dict[str, str
     chosen = netif.configure_socket_ifname(environ.get("TORCHSWARM_SUBNET"), env)
     if chosen:
         say(f"using interface {chosen} for {environ['TORCHSWARM_SUBNET']}")
-    env["TORCHSWARM_FATAL_FILE"] = os.path.join(scratch, "fatal")
-    env["TORCHSWARM_FINISHED_FILE"] = os.path.join(scratch, "finished")
-    env["TORCHSWARM_STOPPED_FILE"] = os.path.join(scratch, "stopped")
+    for what in WORKER_FILES:
+        env[f"TORCHSWARM_{what}_FILE"] = os.path.join(scratch, what.lower())
     return env
+
+
+def missing_script(command: list[str], cwd: str = ".") -> str | None:
+    """Why torchrun's script cannot run: it is not a file in the image (a typo in job_script).
+    None for a module (-m), --no-python or any other command."""
+    parsed = parse_torchrun(command)
+    if parsed is None or parsed[2].module or parsed[2].no_python:
+        return None
+    script = parsed[2].training_script
+    if os.path.isfile(os.path.join(cwd, script)):
+        return None
+    return f"the script {script} is not in the image (no such file in {os.path.abspath(cwd)})"
+
+
+def check_host(env: Mapping[str, str]) -> str | None:
+    """What this container got (torchswarm.host_check), printed as a record the wait shows and
+    as lines in the log; why the job cannot run here, or None."""
+    import torch  # torchrun's command was parsed with it: already imported
+
+    found = host_check.facts(env, torch.cuda.device_count(), torch.version.cuda is not None)
+    checked = host_check.record(found)
+    print(json.dumps(checked), flush=True)
+    say(f"host check: {checked['line']}")
+    for warning in checked["warnings"]:
+        say(f"warning: {warning}")
+    return checked["refused"]
 
 
 def lines(path: str) -> list[str]:
@@ -138,8 +176,8 @@ class Stop:
 def start(command: list[str], env: Mapping[str, str], stop: Stop) -> subprocess.Popen:
     """torchrun (in a process group of its own, so a round can be killed whole) with fresh files
     for what its workers report."""
-    for name in ("TORCHSWARM_FATAL_FILE", "TORCHSWARM_FINISHED_FILE", "TORCHSWARM_STOPPED_FILE"):
-        open(env[name], "w").close()
+    for what in WORKER_FILES:
+        open(env[f"TORCHSWARM_{what}_FILE"], "w").close()
     stop.child = subprocess.Popen(wrap_workers(command), env=env, start_new_session=True)
     return stop.child
 
@@ -163,6 +201,32 @@ class Outcome:
         # drain, a restart): the peer's launcher ends the round only once its own torchrun has
         # exited, which may be after this one looks.
         self.peer_stopped = not self.stopped and bool(lines(env.get("TORCHSWARM_STOPPED_FILE", "")))
+        self.stepped = bool(lines(env.get("TORCHSWARM_STEPPED_FILE", "")))
+        self.errors = lines(env.get("TORCHSWARM_ERROR_FILE", ""))
+
+    def count_start(self, env: Mapping[str, str], ran_s: float, own: bool = True) -> None:
+        """After a round that ended without finishing: a round in which a rank stepped (or that
+        ran START_WINDOW_S) starts the count of failed starts again; this node's ``own``
+        failure before that adds one (not a round that another node's failure or loss ended
+        while this node's workers were well), and the last of TORCHSWARM_START_ATTEMPTS makes
+        it fatal."""
+        generation = env.get("TORCHSWARM_GENERATION", "")
+        snapshot_dir = env.get("TORCHSWARM_SNAPSHOT_DIR", "")
+        if not (generation and snapshot_dir):
+            return
+        if self.stepped or ran_s >= START_WINDOW_S:
+            record.clear_failed_starts(snapshot_dir, generation)
+            return
+        if not own or self.done or self.fatal or self.stopped or self.code == 0:
+            return
+        count = record.add_failed_start(snapshot_dir, generation)
+        attempts = int(env.get("TORCHSWARM_START_ATTEMPTS", "3"))
+        errors = "; ".join(self.errors) or f"torchrun exited {self.code}"
+        if count < attempts:
+            say(f"the script failed before its first step ({count} of {attempts} tries): {errors}")
+            return
+        self.reasons = [f"the script failed {count} times in a row before its first step: {errors}"]
+        self.fatal = True
 
     def again(self, members_changed: bool) -> bool:
         """Whether an elastic launcher joins the next round: when the members changed or a
@@ -244,6 +308,7 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
             record.mark_trained(snapshot_dir, generation)
         rendezvous.trained = True
         child = start(elastic.round_command(command, prefix, head_len, current), env, stop)
+        round_began = time.monotonic()
         verdict = None
         while child.poll() is None and verdict is None and not stop.requested:
             verdict = rendezvous.check(current)
@@ -259,7 +324,11 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
             record_done(outcome, env, started)
             elastic.briefly(rendezvous.finish)
             return 0
-        if outcome.again(members_changed=verdict is not None or rendezvous.current() != current.number):
+        again = outcome.again(members_changed=verdict is not None or rendezvous.current() != current.number)
+        # Every node's script may fail at its start at once: whichever ended the round, a node
+        # whose own workers noted an error counts it (a killed worker notes none).
+        outcome.count_start(env, time.monotonic() - round_began, own=not again or bool(outcome.errors))
+        if again and not outcome.fatal:
             continue  # the next round resumes from the newest snapshot
         # This node's own failure or stop: the others re-form without waiting for its silence.
         why = "a stop" if outcome.stopped else f"torchrun exited {outcome.code}"
@@ -298,11 +367,16 @@ def run(command: list[str], environ: Mapping[str, str] | None = None) -> int:
         except OSError as exc:
             say(f"the output directory {output_dir} cannot be made: {exc}")
             return EXIT_DO_NOT_RETRY
+    refused = missing_script(command) or (check_host(env) if parse_torchrun(command) else None)
+    if refused:
+        say(f"not retrying (exit {EXIT_DO_NOT_RETRY}): {refused}")
+        return EXIT_DO_NOT_RETRY
     started = time.time()
     stop = Stop()
     if elastic.enabled(environ):
         return run_elastic(command, env, stop, started)
     outcome = Outcome(exit_status(start(command, env, stop)), env, stop)
+    outcome.count_start(env, time.time() - started)
     if outcome.done:
         record_done(outcome, env, started)
         return 0

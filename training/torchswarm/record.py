@@ -9,6 +9,7 @@ gone. Written atomically (temporary file, fsync, rename), so a record is whole o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -67,3 +68,26 @@ def mark_trained(snapshot_dir: str, generation: str) -> None:
 
 def has_trained(snapshot_dir: str, generation: str) -> bool:
     return os.path.exists(trained_path(snapshot_dir, generation))
+
+
+def failed_starts_path(snapshot_dir: str, generation: str) -> str:
+    """How many times in a row this node's script failed before its first step."""
+    return _path(snapshot_dir, "failed-starts", generation)
+
+
+def add_failed_start(snapshot_dir: str, generation: str) -> int:
+    """One more failed start; the count so far."""
+    path = failed_starts_path(snapshot_dir, generation)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            count = int(handle.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        count = 0
+    count += 1
+    write_atomically(path, lambda handle: handle.write(str(count).encode()), prefix=".failed-starts-")
+    return count
+
+
+def clear_failed_starts(snapshot_dir: str, generation: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(failed_starts_path(snapshot_dir, generation))

@@ -1,8 +1,11 @@
-"""``torchswarm.report``: a user's script reports its metrics the way the bundled trainer does.
+"""``torchswarm.report``: a user's script reports its metrics the way the bundled trainer does;
+``torchswarm.step``: it says it trained a step.
 
     import torchswarm
     for epoch in range(epochs):
-        ...
+        for batch in loader:
+            ...
+            torchswarm.step()
         torchswarm.report(epoch=epoch, loss=loss, accuracy=acc)
 
 On rank 0 it prints one JSON line (``{"event": "epoch", "epoch": 3, "loss": 0.41, ...}``) to
@@ -14,6 +17,7 @@ written to the snapshot volume: a file there would outlive the run and mix with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,6 +26,7 @@ import time
 from typing import Any
 
 _STARTED = time.monotonic()
+_stepped = False
 
 
 def _plain(value: Any) -> Any:
@@ -41,6 +46,7 @@ def report(epoch: int | None = None, loss: Any = None, *, event: str = "epoch", 
     ``world_size`` and ``elapsed_s`` (seconds since the script started) are added unless given;
     a ``samples_per_s`` value is plotted as the throughput.
     """
+    step()
     if os.environ.get("RANK", "0") != "0":
         return None
     record: dict[str, Any] = {"event": event}
@@ -53,3 +59,23 @@ def report(epoch: int | None = None, loss: Any = None, *, event: str = "epoch", 
     record.setdefault("elapsed_s", round(time.monotonic() - _STARTED, 3))
     print(json.dumps(record), file=sys.stdout, flush=True)
     return record
+
+
+def step() -> None:
+    """Say that this rank trained a step; call it after each one (report() does too).
+
+    Only the first call in a process does anything, so the rest cost a comparison. It tells the
+    launcher the script got past its start (TORCHSWARM_STEPPED_FILE): a script that fails before
+    its first step several times in a row fails the job, with its error, instead of being
+    restarted for ever. On rank 0 it prints a ``first_step`` record, the wait's line "training at
+    world size N". A script that never calls either counts as started after a few minutes.
+    """
+    global _stepped
+    if _stepped:
+        return
+    _stepped = True
+    path = os.environ.get("TORCHSWARM_STEPPED_FILE")
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.environ.get('RANK', '?')}\n")
+    report(event="first_step")

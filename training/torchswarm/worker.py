@@ -10,7 +10,9 @@ group: 3 of 300 short 2-rank runs here (benchmarks/trainer_exits.py). The swarm 
 finished rank, which waits for peers that are gone. So the script runs as ``__main__`` here,
 atexit handlers run as usual, and the process ends with os._exit. A rank whose script returned
 0 leaves "RANK WORLD_SIZE" in TORCHSWARM_FINISHED_FILE for the launcher, one that stopped after a
-snapshot (exit 143: SIGTERM, agreed by every rank) the same in TORCHSWARM_STOPPED_FILE.
+snapshot (exit 143: SIGTERM, agreed by every rank) the same in TORCHSWARM_STOPPED_FILE. One that
+failed leaves why, on one line, in TORCHSWARM_ERROR_FILE: the exception and where it was raised,
+or its exit code and the last lines it wrote to stderr (argparse's complaint, say).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import os
 import runpy
 import sys
 import traceback
-from typing import NoReturn
+from collections import deque
+from typing import Any, NoReturn
 
 from torchswarm import EXIT_STOPPED
 
@@ -35,8 +38,41 @@ def exit_code(value: object) -> int:
     return 1
 
 
+class StderrTail:
+    """sys.stderr as it was, keeping the last lines written through it."""
+
+    def __init__(self, stream: Any, keep: int = 3) -> None:
+        self._stream = stream
+        self._partial = ""
+        self.lines: deque[str] = deque(maxlen=keep)
+
+    def write(self, text: str) -> int:
+        *whole, self._partial = (self._partial + text).split("\n")
+        self.lines.extend(line.strip() for line in whole if line.strip())
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def why_it_failed(exc: BaseException) -> str:
+    """``ModuleNotFoundError: No module named 'x' (train.py:3)``: the exception, and the last
+    line of the traceback that is in a file (the script's, or a library's it called)."""
+    what = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{what} ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else what
+
+
+def note_failure(text: str) -> None:
+    path = os.environ.get("TORCHSWARM_ERROR_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"rank {os.environ.get('RANK', '?')}: {' '.join(text.split())[:300]}\n")
+
+
 def run(argv: list[str]) -> int:
     """Run the script (or ``-m MODULE``) as __main__ with ``argv``; its exit code."""
+    tail = sys.stderr = StderrTail(sys.stderr)
     try:
         if argv[0] == "-m":
             sys.argv = argv[1:]
@@ -46,12 +82,16 @@ def run(argv: list[str]) -> int:
             sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
             runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as exc:
-        return exit_code(exc.code)
+        code = exit_code(exc.code)
+        if code not in (0, EXIT_STOPPED):
+            note_failure(f"exit {code}" + (f": {' | '.join(tail.lines)}" if tail.lines else ""))
+        return code
     except KeyboardInterrupt:
         traceback.print_exc()
         return 130
-    except BaseException:  # whatever the script raised: printed as Python would, exit 1
+    except BaseException as exc:  # whatever the script raised: printed as Python would, exit 1
         traceback.print_exc()
+        note_failure(why_it_failed(exc))
         return 1
     return 0
 

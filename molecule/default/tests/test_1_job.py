@@ -46,8 +46,9 @@ def test_the_image_went_out_along_a_chain_each_node_passing_it_on_and_every_id_m
 def test_the_wait_printed_every_epoch_with_the_time_left_and_no_retries():
     text = first_converge_log()
     # The first line says how far the start has got when the wait first looks (ranks' tasks start
-    # one by one: 2 of 3 training is as right as 3 of 3).
-    assert re.search(r"ddp: job running: ([123] of 3 hosts training|3 ranks starting)", text)
+    # one by one: 2 of 3 up is as right as 3 of 3); "training" only once rank 0 trained a step.
+    assert re.search(r"ddp: job running: ([123] of 3 hosts up|3 ranks starting)", text)
+    assert text.index("ddp: training at world size 3") < text.index("ddp: epoch 1/10")
     for n in range(1, 11):
         pattern = (
             rf"ddp: epoch {n}/10, loss [0-9.e+-]+, \d+ samples/s, world size 3, [0-9]+ (s|min [0-9]+ s) in"

@@ -120,7 +120,10 @@ def test_input_no_restart_can_fix_fails_the_job_at_once(inventory, tmp_path):
     manager("docker stack rm refused")
     assert run.rc != 0
     assert "Job refused is failed after waiting" in run.output
-    assert "exit code 3 means the script refused its input" in run.output
+    assert "exit code 3: the job cannot run as it is" in run.output
+    # The reason, with the services that gave it (one or more: the wait ends at the first).
+    why = r"gave up: no training step per epoch: .*--batch_size 5000.*\(refused_node\d"
+    assert re.search(why, run.output)
     assert any("non-zero exit (3)" in t["Error"] for t in tasks), tasks
     assert seconds < 300, f"{seconds:.0f} s: the wait sat through the swarm's restarts"
 

@@ -88,7 +88,7 @@ def test_node0_with_three_managers_is_serviced_then_lost_and_the_job_finishes(in
     status = run_playbook("../../playbooks/status.yml", inventory, tmp_path)
     assert status.rc == 0
     assert re.search(
-        rf"job {STACK}: (recovering|complete), \d of 3 hosts training, lost: {STACK}_node0", status.output
+        rf"job {STACK}: (recovering|complete), \d of 3 hosts up, lost: {STACK}_node0", status.output
     )
     assert "node down: rank lost" in status.output
     # Each node's swarm certificate, the one that is down named as unread.
