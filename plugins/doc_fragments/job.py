@@ -198,6 +198,23 @@ options:
           or C(torchswarm.report) says (the bundled trainer calls them); a script
           that calls neither counts as started after 5 minutes. A script that is not
           in the image fails the job at once.
+      stall_timeout:
+        type: int
+        default: 600
+        description:
+        - 'Seconds without a training step on a host after which the job counts as
+          stalled (a rank stuck in a collective, a deadlocked DataLoader worker, a
+          filesystem that stopped answering): every worker prints its Python stacks
+          into the logs, and the round is ended and re-formed from the newest snapshot,
+          as after a lost host. A round''s first step may take twice as long. A step
+          is what C(torchswarm.step) or C(torchswarm.report) says; a host that never
+          reported one is never judged. V(0) turns the watchdog off.'
+      stall_restarts:
+        type: int
+        default: 3
+        description: How many stalls in a row the job re-forms from; the next fails
+          it, with the reason. A round that trained for as long as the stall timeout
+          starts the count again.
       stop_grace_period:
         type: str
         default: 60s

@@ -233,6 +233,9 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         errors.append(f"job_peer_timeout is {job.peer_timeout}; it must be at least 1 (seconds)")
     if job.start_attempts < 1:
         errors.append(f"job_start_attempts is {job.start_attempts}; it must be at least 1")
+    for option in ("stall_timeout", "stall_restarts"):
+        if getattr(job, option) < 0:
+            errors.append(f"job_{option} is {getattr(job, option)}; it must be 0 or more")
     if swarm_hostnames is not None:
         members = sorted(set(swarm_hostnames))
         for node in nodes:

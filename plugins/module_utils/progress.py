@@ -179,6 +179,13 @@ class Watch:
             self.host_checks[service] = str(record.get("line", ""))
             warnings = [f"warning: {service}: {w}" for w in record.get("warnings") or []]
             return [f"{service}: {record.get('line', '')}", *warnings]
+        if event == "stalled":
+            where, silent = record.get("service", "?"), duration(record.get("silent_s", 0))
+            return [
+                f"job stalled: no step on {where} for {silent} "
+                f"(stall {record.get('stalls', '?')} in a row); the round re-forms from the newest "
+                "snapshot, every worker's stacks are in its log"
+            ]
         if event == "first_step":
             return [f"training at world size {record.get('world_size', '?')}"]
         if event == "stopped":

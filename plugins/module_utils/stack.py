@@ -50,6 +50,8 @@ OWN_ENV = (
     "TORCHSWARM_SECRETS",
     "TORCHSWARM_SNAPSHOT_DIR",
     "TORCHSWARM_SNAPSHOT_KEEP",
+    "TORCHSWARM_STALL_RESTARTS",
+    "TORCHSWARM_STALL_TIMEOUT",
     "TORCHSWARM_START_ATTEMPTS",
     "TORCHSWARM_SUBNET",
 )
@@ -164,8 +166,10 @@ def _environment(job: Job, nodes: list[Node], node: Node, secrets: Mapping[str, 
     # existed stays the same, and a running job is not redeployed for it.
     if job.snapshot_keep != JOB_OPTIONS["snapshot_keep"]["default"]:
         env["TORCHSWARM_SNAPSHOT_KEEP"] = str(job.snapshot_keep)
-    if job.start_attempts != JOB_OPTIONS["start_attempts"]["default"]:
-        env["TORCHSWARM_START_ATTEMPTS"] = str(job.start_attempts)
+    # Unset at their defaults, as TORCHSWARM_SNAPSHOT_KEEP, which the image's launcher knows too.
+    for option in ("start_attempts", "stall_timeout", "stall_restarts"):
+        if getattr(job, option) != JOB_OPTIONS[option]["default"]:
+            env[f"TORCHSWARM_{option.upper()}"] = str(getattr(job, option))
     if node.image_id:
         env["TORCHSWARM_IMAGE_ID"] = node.image_id
     if job.data_digest:

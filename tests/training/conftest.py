@@ -138,10 +138,12 @@ class Cluster:
         min_nodes: int = 2,
         extra: tuple[str, ...] = (),
         script: str = "training_code.py",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.tmp_path, self.epochs, self.nodes, self.min_nodes = tmp_path, epochs, nodes, min_nodes
         self.extra = extra  # more trainer arguments
         self.script = script
+        self.env = env or {}  # more for every launcher
         self.store_port, self.master_port = free_port(), free_port()
         self.store = subprocess.Popen(
             [sys.executable, "-m", "torchswarm.store", str(self.store_port)], cwd=TRAINING
@@ -186,6 +188,7 @@ class Cluster:
             "TORCHSWARM_MAX_NODES": str(self.nodes),
             "TORCHSWARM_PEER_TIMEOUT": peer_timeout,
             "TORCHSWARM_LAST_CALL": "2",
+            **self.env,
         }
         log = self.tmp_path / f"{name}-{len(self.logs)}.log"
         self.logs[name] = log

@@ -6,6 +6,7 @@ host's power is cut (a killed process would close its connections and be noticed
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,72 @@ def test_a_script_failing_at_its_start_on_every_node_ends_every_rank_with_exit_3
         assert "ModuleNotFoundError: No module named 'no_such_module_in_the_image' (early.py:1)" in c.log(
             name
         )
+
+
+# A user's script with its own resume (the step it reached, in its node's snapshot directory):
+# every step an all_reduce and torchswarm.step(). One rank stops answering after a few steps, its
+# process alive (a deadlocked DataLoader, a filesystem that hangs); the others wait in all_reduce.
+# With HANG_ONCE, only until the marker exists (the first time); without it, every run.
+STALLING_SCRIPT = """
+import os, sys, time
+import torch
+import torch.distributed as dist
+import torchswarm
+
+def wait_for_data(seconds):
+    time.sleep(seconds)
+
+dist.init_process_group("gloo")
+mine = os.path.join(os.environ["TORCHSWARM_SNAPSHOT_DIR"], "reached")
+step = int(open(mine).read()) if os.path.exists(mine) else 0
+began = step
+while step < 40:
+    once = os.environ.get("HANG_ONCE")
+    if dist.get_rank() == 1 and step >= began + 5 and not (once and os.path.exists(once)):
+        if once:
+            open(once, "w").close()
+        wait_for_data(3600)
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    step += 1
+    torchswarm.step()
+    open(mine, "w").write(str(step))
+    time.sleep(0.05)
+print(f"stalling script: rank {dist.get_rank()} done at step {step}", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_a_rank_stuck_with_its_host_up_is_found_by_the_watchdog_and_the_job_re_forms_and_finishes(
+    cluster, tmp_path
+):
+    script = tmp_path / "stalling.py"
+    script.write_text(STALLING_SCRIPT)
+    env = {"TORCHSWARM_STALL_TIMEOUT": "5", "HANG_ONCE": str(tmp_path / "hung-once")}
+    c = cluster(epochs=1, nodes=2, min_nodes=2, script=str(script), env=env)
+    for order in range(2):
+        c.start(order)
+
+    assert [c.procs[f"node{o}"].wait(timeout=180) for o in range(2)] == [0, 0]
+    logs = c.log("node0") + c.log("node1")
+    assert "torchswarm: job stalled: no step for" in logs and "stall 1 in a row" in logs
+    # The stuck worker's stack, printed before the kill: where it waits.
+    assert re.search(r'File ".*stalling\.py", line \d+ in wait_for_data', c.log("node1")), c.log("node1")
+    assert logs.count("stalling script: rank") == 2 and "done at step 40" in logs
+
+
+def test_a_job_that_stalls_every_time_fails_after_the_restarts_with_the_reason(cluster, tmp_path):
+    script = tmp_path / "stalling.py"
+    script.write_text(STALLING_SCRIPT)
+    env = {"TORCHSWARM_STALL_TIMEOUT": "5", "TORCHSWARM_STALL_RESTARTS": "1"}
+    c = cluster(epochs=1, nodes=2, min_nodes=2, script=str(script), env=env)
+    for order in range(2):
+        c.start(order)
+
+    codes = [c.procs[f"node{o}"].wait(timeout=180) for o in range(2)]
+    logs = c.log("node0") + c.log("node1")
+    assert 3 in codes, codes
+    assert "not retrying (exit 3): the job stalled 2 times in a row (no step for 5 s each time" in logs
 
 
 @pytest.mark.parametrize(

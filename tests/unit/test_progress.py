@@ -195,3 +195,14 @@ def test_each_hosts_check_is_one_line_with_its_warnings_said_again_only_when_it_
     assert watch.update(info(), log_records([check("ddp_node1", "2026-11-26T22:02:00Z", bigger)]), 2.0) == [
         f"ddp_node1: {bigger}"
     ]
+
+
+def test_a_stall_says_where_and_for_how_long_and_that_the_round_re_forms():
+    stall = {"event": "stalled", "silent_s": 612, "stalls": 1}
+    said = Watch().update(
+        info(), log_records([line("2026-11-26T22:00:01Z", TASK1, json.dumps(stall), "ddp_node1")]), 0
+    )
+    assert said[-1] == (
+        "job stalled: no step on ddp_node1 for 10 min 12 s (stall 1 in a row); the round re-forms from "
+        "the newest snapshot, every worker's stacks are in its log"
+    )

@@ -13,6 +13,9 @@ bundled trainer and for any user script alike; the script needs to know nothing 
   volume. A rank restarted after that exits 0 at once instead of waiting for peers.
 - Checks what the container got (torchswarm.host_check: /dev/shm, ulimits, GPUs, interface),
   printing a record the wait shows; a reserved GPU that is not visible refuses the job.
+- A stall watchdog (torchswarm.watchdog): a round whose ranks here stopped stepping is ended and
+  re-formed from the newest snapshot, the workers' stacks printed first; the job fails after
+  TORCHSWARM_STALL_RESTARTS stalls in a row.
 - A job that cannot start fails, with its reason, instead of being restarted for ever: a script
   that is not in the image is refused before torchrun starts; a script that fails before its
   first step (torchswarm.step) TORCHSWARM_START_ATTEMPTS times in a row on this node (counted in
@@ -39,12 +42,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, host_check, netif, record, say
+from torchswarm.watchdog import Watchdog
 from torchswarm.worker import exit_code, exit_without_finalization
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
 # What the workers report through files (torchswarm.worker, torchswarm.step), fresh each round.
-WORKER_FILES = ("FATAL", "FINISHED", "STOPPED", "STEPPED", "ERROR")
+WORKER_FILES = ("FATAL", "FINISHED", "STOPPED", "STEPPED", "ERROR", "PIDS")
 # A round this long counts as started though no rank said it stepped (a script that never
 # calls torchswarm.step or torchswarm.report).
 START_WINDOW_S = 300.0
@@ -215,11 +219,11 @@ class Outcome:
         if not (generation and snapshot_dir):
             return
         if self.stepped or ran_s >= START_WINDOW_S:
-            record.clear_failed_starts(snapshot_dir, generation)
+            record.clear_count(snapshot_dir, generation, record.FAILED_STARTS)
             return
         if not own or self.done or self.fatal or self.stopped or self.code == 0:
             return
-        count = record.add_failed_start(snapshot_dir, generation)
+        count = record.count(snapshot_dir, generation, record.FAILED_STARTS)
         attempts = int(env.get("TORCHSWARM_START_ATTEMPTS", "3"))
         errors = "; ".join(self.errors) or f"torchrun exited {self.code}"
         if count < attempts:
@@ -264,6 +268,31 @@ def record_done(outcome: Outcome, environ: Mapping[str, str], started: float) ->
         )
 
 
+def stalled(watchdog: Watchdog, round_began: float) -> tuple[str, bool] | None:
+    """The verdict on a round whose ranks here stopped stepping: ended at once, as a lost
+    host's, after every worker printed its stacks. None while they step."""
+    silent = watchdog.silent_for(round_began)
+    if silent is None:
+        return None
+    stalls = watchdog.count_stall()
+    fails = watchdog.restarts + 1
+    why = f"no step for {silent:.0f} s (stall {stalls} in a row; {fails} in a row fail the job)"
+    print(json.dumps({"event": "stalled", "silent_s": round(silent), "stalls": stalls}), flush=True)
+    say(f"job stalled: {why}; the workers' stacks follow")
+    watchdog.dump_stacks()
+    time.sleep(2)  # for the stacks to reach the log before the kill
+    return f"the job stalled: {why}", True
+
+
+def give_up_on_stalls(outcome: Outcome, watchdog: Watchdog) -> None:
+    if watchdog.given_up:
+        outcome.reasons = [
+            f"the job stalled {watchdog.stalls} times in a row (no step for {watchdog.timeout:.0f} s "
+            "each time; the workers' stacks are in the ranks' logs)"
+        ]
+        outcome.fatal = True
+
+
 def kill_round(child: subprocess.Popen, lost: bool, grace: float) -> None:
     """A lost member: kill at once (its peers may sit in a collective with it forever).
     Otherwise SIGTERM, so the trainer snapshots at its next step, then kill after ``grace``."""
@@ -294,6 +323,14 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
     marked = bool(generation and snapshot_dir)
     rendezvous.trained = marked and record.has_trained(snapshot_dir, generation)
     grace = float(env.get("TORCHSWARM_ROUND_GRACE", "20"))
+    # Stalls in a row, job-wide: a round's stall counts once, whichever nodes see it.
+    stalls = rendezvous.key("stalls")
+
+    def count_stall() -> int:
+        first = rendezvous.store.add(rendezvous.key("r", current.number, "stalled"), 1) == 1
+        return rendezvous.store.add(stalls, 1 if first else 0)
+
+    watchdog = Watchdog(env, count_stall, lambda: rendezvous.store.set(stalls, "0"))
     while not stop.requested:
         if rendezvous.finished():
             say("the job finished training; nothing left to run here")
@@ -308,10 +345,11 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
             record.mark_trained(snapshot_dir, generation)
         rendezvous.trained = True
         child = start(elastic.round_command(command, prefix, head_len, current), env, stop)
-        round_began = time.monotonic()
+        round_began, round_wall = time.monotonic(), time.time()
+        watchdog.new_round()
         verdict = None
         while child.poll() is None and verdict is None and not stop.requested:
-            verdict = rendezvous.check(current)
+            verdict = rendezvous.check(current) or stalled(watchdog, round_wall)
             if verdict is None:
                 time.sleep(rendezvous.settings.poll)
         if verdict is not None:
@@ -328,6 +366,8 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
         # Every node's script may fail at its start at once: whichever ended the round, a node
         # whose own workers noted an error counts it (a killed worker notes none).
         outcome.count_start(env, time.monotonic() - round_began, own=not again or bool(outcome.errors))
+        watchdog.stalls = rendezvous.store.add(stalls, 0)  # every node gives up with the one that did
+        give_up_on_stalls(outcome, watchdog)
         if again and not outcome.fatal:
             continue  # the next round resumes from the newest snapshot
         # This node's own failure or stop: the others re-form without waiting for its silence.
@@ -375,7 +415,16 @@ def run(command: list[str], environ: Mapping[str, str] | None = None) -> int:
     stop = Stop()
     if elastic.enabled(environ):
         return run_elastic(command, env, stop, started)
-    outcome = Outcome(exit_status(start(command, env, stop)), env, stop)
+    child, watchdog = start(command, env, stop), Watchdog(env)
+    stall = None
+    while child.poll() is None and stall is None and not stop.requested:
+        stall = stalled(watchdog, started)
+        if stall is None:
+            time.sleep(1)
+    if stall is not None:
+        kill_round(child, lost=True, grace=0)  # the swarm restarts the task, from the snapshot
+    outcome = Outcome(exit_status(child), env, stop)
+    give_up_on_stalls(outcome, watchdog)
     outcome.count_start(env, time.time() - started)
     if outcome.done:
         record_done(outcome, env, started)

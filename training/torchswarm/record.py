@@ -70,24 +70,35 @@ def has_trained(snapshot_dir: str, generation: str) -> bool:
     return os.path.exists(trained_path(snapshot_dir, generation))
 
 
-def failed_starts_path(snapshot_dir: str, generation: str) -> str:
-    """How many times in a row this node's script failed before its first step."""
-    return _path(snapshot_dir, "failed-starts", generation)
+def has_stepped(snapshot_dir: str, generation: str) -> bool:
+    """Whether a rank of this node trained a step in this generation (the watchdog's to judge)."""
+    return os.path.exists(_path(snapshot_dir, "stepped", generation))
 
 
-def add_failed_start(snapshot_dir: str, generation: str) -> int:
-    """One more failed start; the count so far."""
-    path = failed_starts_path(snapshot_dir, generation)
+def mark_stepped(snapshot_dir: str, generation: str) -> None:
+    path = _path(snapshot_dir, "stepped", generation)
+    if not os.path.exists(path):
+        write_atomically(path, lambda handle: handle.write(b"1"), prefix=".stepped-")
+
+
+# Counts of what happened in a row on this node, kept across the swarm's restarts of its task:
+# failed starts (the script failed before its first step) and stalls (no step for too long).
+FAILED_STARTS, STALLS = "failed-starts", "stalls"
+
+
+def count(snapshot_dir: str, generation: str, kind: str) -> int:
+    """One more of ``kind`` in a row; the count so far."""
+    path = _path(snapshot_dir, kind, generation)
     try:
         with open(path, encoding="utf-8") as handle:
-            count = int(handle.read().strip() or 0)
+            so_far = int(handle.read().strip() or 0)
     except (FileNotFoundError, ValueError):
-        count = 0
-    count += 1
-    write_atomically(path, lambda handle: handle.write(str(count).encode()), prefix=".failed-starts-")
-    return count
+        so_far = 0
+    so_far += 1
+    write_atomically(path, lambda handle: handle.write(str(so_far).encode()), prefix=f".{kind}-")
+    return so_far
 
 
-def clear_failed_starts(snapshot_dir: str, generation: str) -> None:
+def clear_count(snapshot_dir: str, generation: str, kind: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.remove(failed_starts_path(snapshot_dir, generation))
+        os.remove(_path(snapshot_dir, kind, generation))

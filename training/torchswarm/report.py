@@ -27,6 +27,8 @@ from typing import Any
 
 _STARTED = time.monotonic()
 _stepped = False
+_last_beat = 0.0
+BEAT_EVERY_S = 1.0  # how often a step touches the file the launcher's stall watchdog reads
 
 
 def _plain(value: Any) -> Any:
@@ -64,18 +66,25 @@ def report(epoch: int | None = None, loss: Any = None, *, event: str = "epoch", 
 def step() -> None:
     """Say that this rank trained a step; call it after each one (report() does too).
 
-    Only the first call in a process does anything, so the rest cost a comparison. It tells the
-    launcher the script got past its start (TORCHSWARM_STEPPED_FILE): a script that fails before
+    It touches TORCHSWARM_STEPPED_FILE at most once a second, so most calls cost a clock read.
+    The first call tells the launcher the script got past its start (a script that fails before
     its first step several times in a row fails the job, with its error, instead of being
-    restarted for ever. On rank 0 it prints a ``first_step`` record, the wait's line "training at
-    world size N". A script that never calls either counts as started after a few minutes.
+    restarted for ever) and, on rank 0, prints a ``first_step`` record, the wait's line "training
+    at world size N"; the later ones feed the stall watchdog (torchswarm.watchdog). A script that
+    never calls either counts as started after a few minutes and is never judged stalled.
     """
-    global _stepped
-    if _stepped:
+    global _stepped, _last_beat
+    now = time.monotonic()
+    if _stepped and now - _last_beat < BEAT_EVERY_S:
         return
-    _stepped = True
+    first, _stepped, _last_beat = not _stepped, True, now
     path = os.environ.get("TORCHSWARM_STEPPED_FILE")
     if path:
-        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{os.environ.get('RANK', '?')}\n")
-    report(event="first_step")
+        with contextlib.suppress(OSError):
+            if first:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(f"{os.environ.get('RANK', '?')}\n")
+            else:
+                os.utime(path)
+    if first:
+        report(event="first_step")

@@ -18,8 +18,10 @@ or its exit code and the last lines it wrote to stderr (argparse's complaint, sa
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import os
 import runpy
+import signal
 import sys
 import traceback
 from collections import deque
@@ -73,6 +75,12 @@ def note_failure(text: str) -> None:
 def run(argv: list[str]) -> int:
     """Run the script (or ``-m MODULE``) as __main__ with ``argv``; its exit code."""
     tail = sys.stderr = StderrTail(sys.stderr)
+    # The launcher's stall watchdog asks for every thread's stack with SIGUSR1 (to stderr: the log).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    pids = os.environ.get("TORCHSWARM_PIDS_FILE")
+    if pids:
+        with open(pids, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
     try:
         if argv[0] == "-m":
             sys.argv = argv[1:]

@@ -295,6 +295,64 @@ def test_an_image_rebuilt_under_the_same_tag_is_redeployed_and_waited_for(user_j
         assert f"TORCHSWARM_IMAGE_ID={new_id}" in env
 
 
+# A user's script with its own resume (the step it reached, in its node's snapshot volume) that
+# reports 4 epochs of 10 steps. Rank 1 stops answering once, mid-epoch, its process alive and its
+# host up (a deadlocked DataLoader, a filesystem that hangs); the others wait in all_reduce.
+STALLING_SCRIPT = """
+import os, time
+import torch
+import torch.distributed as dist
+import torchswarm
+
+def wait_for_data():
+    time.sleep(3600)
+
+dist.init_process_group("gloo")
+snapshots = os.environ["TORCHSWARM_SNAPSHOT_DIR"]
+reached = os.path.join(snapshots, "reached")
+step = int(open(reached).read()) if os.path.exists(reached) else 0
+while step < 40:
+    if dist.get_rank() == 1 and step == 15 and not os.path.exists(os.path.join(snapshots, "hung")):
+        open(os.path.join(snapshots, "hung"), "w").close()
+        wait_for_data()
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    step += 1
+    torchswarm.step()
+    open(reached, "w").write(str(step))
+    if step % 10 == 0:
+        torchswarm.report(epoch=step // 10 - 1, loss=1.0 / step)
+    time.sleep(0.2)
+dist.destroy_process_group()
+"""
+
+
+def test_a_rank_stuck_with_its_host_up_is_found_by_the_watchdog_and_the_job_finishes(inventory, tmp_path):
+    """Before: every rank waited in the collective until gloo's 30-minute timeout."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "stalling.py").write_text(STALLING_SCRIPT)
+    inventory["all"]["vars"].update(
+        job_name="stall",
+        job_script="stalling.py",
+        job_script_src=str(src),
+        job_stall_timeout=20,
+        job_wait_interval=1,
+    )
+    run = run_site_playbook(inventory, tmp_path)
+
+    assert run.rc == 0
+    found = re.search(
+        r"stall: job stalled: no step on stall_node\d for (\d+) s \(stall 1 in a row\)", run.output
+    )
+    assert found and 20 <= int(found.group(1)) < 60, run.output[-3000:]
+    summary = json.loads((results_of("stall") / "summary.json").read_text())
+    assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == [0, 1, 2, 3]
+    # The stuck worker's stack, printed before the round was ended, kept on the controller.
+    logs = "".join(p.read_text() for p in (results_of("stall") / "logs").glob("*.log"))
+    assert re.search(r'File ".*stalling\.py", line \d+ in wait_for_data', logs)
+
+
 def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_path):
     """What a Docker restart on one host does. Before: every rank saved and exited 0, and the job
     was reported complete after 3 of 10 epochs."""
