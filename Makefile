@@ -23,7 +23,7 @@ FILTERS := network_recreate_reasons network_driver_options network_services_usin
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
   fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
 
-.PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest ee doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
+.PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest ee doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-stall benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 
 help:
 	@echo "make demo              three local node containers -> site.yml -> a finished DDP job"
@@ -42,6 +42,7 @@ help:
 	@echo "make benchmark-trainer-exits  300 short trainer runs at once: how many exit non-zero"
 	@echo "make benchmark-recovery  an elastic job's recovery after a lost worker and node 0, several runs"
 	@echo "make benchmark-maintenance  a host out for maintenance against a lost host: time at N-1, samples retrained"
+	@echo "make benchmark-stall   the stall watchdog: seconds from a hung rank to the next trained step"
 	@echo "make benchmark-user-script  the default scenario, a user's script ten runs in a row"
 	@echo "make benchmark-image   the image to 3, 6 and 12 hosts on tc-limited links: chain, rounds, star"
 	@echo "make benchmark-data    a 1 GB dataset (job_data_src) to 3, 6 and 12 hosts on tc-limited links"
@@ -171,6 +172,10 @@ benchmark-recovery: venv
 
 benchmark-maintenance: venv
 	python benchmarks/maintenance.py
+
+# The stall watchdog: seconds from a rank that stops answering to the next trained step.
+benchmark-stall: venv
+	python benchmarks/stall.py
 
 benchmark-image: venv images trainer-image
 	python benchmarks/image_fanout.py
