@@ -299,10 +299,11 @@ def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp
     through async_status and prints lines read from the file, with no retry messages."""
     src, progress = tmp_path / "ds", tmp_path / "transfers" / "data-node1.json"
     src.mkdir()
-    # Five times what loopback buffers hold (some 5 MB), so that most goes at the receiver's pace.
+    # Five times what loopback buffers hold (some 5 MB), so that most goes at the receiver's pace,
+    # over 8 s: a loaded machine (the other lane of make test) still prints a line on the way.
     (src / "0.bin").write_bytes(os.urandom(24_000_000))
     port = free_port()
-    receiver = slow_receiver(port, "t0k", rate=4_000_000)
+    receiver = slow_receiver(port, "t0k", rate=3_000_000)
     send = {"mode": "send", "path": str(src), "forward": ["127.0.0.1"], "port": port, "token": "t0k"}
     tasks = [
         {
@@ -328,9 +329,10 @@ def test_relay_wait_prints_how_far_a_transfer_has_got_and_returns_its_result(tmp
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [line for line in run.stdout.splitlines() if line.startswith("dataset to node1: ")]
     unit = {"B": 1, "KB": 1e3, "MB": 1e6}
+    # How much each line says was sent, the last line's "all 24.0 MB sent" included.
     sent_bytes = [
         int(float(m[1]) * unit[m[2]])
-        for m in (re.search(r": ([\d.]+) (B|KB|MB) of ", line) for line in lines)
+        for m in (re.search(r": (?:all )?([\d.]+) (B|KB|MB) (?:of |sent in)", line) for line in lines)
         if m
     ]
     assert len(sent_bytes) >= 2 and sent_bytes == sorted(sent_bytes) and sent_bytes[-1] > sent_bytes[0], lines
@@ -386,6 +388,8 @@ def test_relay_wait_sees_the_end_at_once_with_one_module_run_per_line_not_per_se
     run = playbook(tmp_path, tasks, "-vvv", env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
     assert run.returncode == 0, run.stdout[-2000:]
     waited = json.loads((tmp_path / "waited.json").read_text())
-    assert waited["rc"] == 0 and 5.5 < waited["waited_s"] < 8.0, waited["waited_s"]
+    # Seen finished well before the next status read, 30 s on (every: 30); a loaded machine (the
+    # other lane of make test) adds seconds to each module run, so the bound is that, not 6 s.
+    assert waited["rc"] == 0 and 5.5 < waited["waited_s"] < 20.0, waited["waited_s"]
     runs = re.findall(r"Using module file \S+/(async_status|wait_for)\.py", run.stdout)
     assert runs.count("async_status") <= 3 and runs.count("wait_for") >= 1, runs
