@@ -111,7 +111,11 @@ def test_a_worker_leaves_is_upgraded_and_serviced_and_rejoins_while_the_job_trai
     assert installed_version("node1", "docker.io") == newer
     epochs_left = EPOCHS - 1 - max(epochs_of(metrics(STACK, rank0="node3")))
     assert swarm_nodes()["node1"]["Spec"]["Availability"] == "active"
-    # The play returned only once node1 trained again: a round of 3 began before it did.
+    # The play returned only once node1 trained again: a round of 3 began before it did. (A read
+    # of a host's logs can time out on a loaded machine, so read until one finds it.)
+    wait_for(
+        lambda: any(w == 3 for _unused, w in first_steps_after(STACK, HOSTS, started)), 120, "a round of 3"
+    )
     back = [t for t, w in first_steps_after(STACK, HOSTS, started) if w == 3]
     assert back and back[0] < returned, back
     figure(
