@@ -34,8 +34,14 @@ STEP = re.compile(
     r"(?P<what>Executing|Executed)"
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# pytest's short summary of a failure, and the lines that say why Ansible, make or a shell stopped.
-FAILURE = re.compile(r"^(FAILED|ERROR) |^fatal: |^ERROR! |^make(\[\d+\])?: \*\*\* ")
+# Why a target failed, best first: pytest's short summary of a failed check; molecule's own
+# errors (a failed step, idempotence); then Ansible's (a check's playbook may fail on purpose, so
+# these only when there is nothing better).
+WHY = (
+    re.compile(r"^(FAILED|ERROR) \S+::"),
+    re.compile(r"^(ERROR|CRITICAL) (?!.*RETRYING)"),
+    re.compile(r"^fatal: |^ERROR! "),
+)
 
 
 def record(kind: str, name: str, seconds: float, status: str) -> None:
@@ -68,15 +74,16 @@ def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> i
         timer.start()
     prefix = f"[{name}] ".encode() if tag else b""
     last: deque[str] = deque(maxlen=5)
-    failures: list[str] = []
+    failures: list[list[str]] = [[] for _unused in WHY]
     for raw in proc.stdout:
         sys.stdout.buffer.write(prefix + raw)  # one write a line: lines of two lanes do not mix
         sys.stdout.flush()
         text = ANSI.sub("", raw.decode(errors="replace")).strip()
         if text:
             last.append(text)
-            if FAILURE.search(text):
-                failures.append(text)
+            kind = next((i for i, pattern in enumerate(WHY) if pattern.search(text)), None)
+            if kind is not None:
+                failures[kind].append(text)
         match = STEP.search(text)
         if not match:
             continue
@@ -95,7 +102,7 @@ def run(name: str, command: list[str], limit: float = 0, tag: bool = False) -> i
     status = f"timed out after {limit:.0f} s" if timed_out.is_set() else "ok" if rc == 0 else f"rc {rc}"
     record("target", name, time.monotonic() - started, status)
     if rc != 0:
-        why = failures[:5] or list(last)
+        why = next((found[-3:] for found in failures if found), list(last))
         record("why", name, 0, " ".join(" | ".join(why).split())[:600])
     return rc
 
