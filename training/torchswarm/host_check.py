@@ -17,7 +17,9 @@ from typing import Any
 
 SHM_DIR = "/dev/shm"
 SHM_ENOUGH = 512 << 20  # DataLoader workers hand batches over through /dev/shm
-NOFILE_ENOUGH = 65536  # sockets of every peer, DataLoader workers' file descriptors
+# Sockets to every peer and the descriptors DataLoader workers share batches by: 1024, many
+# distributions' default, runs out; a few thousand is plenty.
+NOFILE_ENOUGH = 8192
 UNLIMITED = resource.RLIM_INFINITY
 # The swarm sets DOCKER_RESOURCE_<KIND> to the generic resources it reserved for the task.
 RESERVED_GPUS = "DOCKER_RESOURCE_GPU"
