@@ -58,8 +58,8 @@ class StderrTail:
 
 
 def why_it_failed(exc: BaseException) -> str:
-    """``ModuleNotFoundError: No module named 'x' (train.py:3)``: the exception, and the last
-    line of the traceback that is in a file (the script's, or a library's it called)."""
+    """``ModuleNotFoundError: No module named 'x' (train.py:3)``: the exception, and the file and
+    line of the traceback's last frame (the script's, or a library's it called)."""
     what = traceback.format_exception_only(type(exc), exc)[-1].strip()
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{what} ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else what
