@@ -31,6 +31,22 @@ def _of_deployment(task: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
     return wanted is None or labels.get(HASH_LABEL, wanted) == wanted
 
 
+def _gave_up(service: Mapping[str, Any], history: list[Mapping[str, Any]]) -> bool:
+    """Whether the swarm stopped restarting the service's rank: its newest task failed, is to
+    stay down, and as many failed as the restart policy's MaxAttempts (none: it never stops).
+    A failed task alone is not that: the swarm's replacement may not be listed yet."""
+    policy = ((service["Spec"].get("TaskTemplate") or {}).get("RestartPolicy") or {}).get("MaxAttempts") or 0
+    if not history or not policy:
+        return False
+    newest = history[-1]
+    failed = sum(1 for t in history if (t.get("Status") or {}).get("State") in GAVE_UP)
+    return (
+        (newest.get("Status") or {}).get("State") in GAVE_UP
+        and newest.get("DesiredState") == "shutdown"
+        and failed >= policy
+    )
+
+
 def time_key(stamp: str) -> tuple[str, str]:
     """RFC 3339 with trailing zeros trimmed from the fraction does not sort as text; pad it."""
     head, _unused, frac = stamp.rstrip("Z").partition(".")
@@ -55,7 +71,8 @@ def job_tasks(
     - ``absent``: no services;
     - ``complete``: every rank's task that is not lost completed (the launcher exits 0 only
       when training finished; a rank stopped by SIGTERM exits non-zero);
-    - ``failed``: a task exited with EXIT_DO_NOT_RETRY, or the swarm gave up on a service;
+    - ``failed``: a task exited with EXIT_DO_NOT_RETRY, or the swarm gave up on a service (its
+      restart policy's MaxAttempts failed tasks);
     - ``recovering``: a rank is lost, or a task of this deployment ended and the swarm is
       restarting ranks;
     - ``running``: every rank's task is up (or starting for the first time).
@@ -66,7 +83,7 @@ def job_tasks(
         by_service.setdefault(task["ServiceID"], []).append(task)
     rows = []
     task_ids: list[str] = []  # every task of the current deployments (their logs are this run's)
-    refused = False
+    refused = gave_up = False
     for service in services:
         history = sorted(
             (t for t in by_service.get(service["ID"], []) if _of_deployment(t, service)),
@@ -81,6 +98,9 @@ def job_tasks(
             for t in history
         )
         pinned = labels.get(HOST_LABEL, "")
+        lost = bool(pinned) and ready_hosts is not None and pinned not in ready_hosts
+        # A lost node's rank is not given up on: its tasks fail while the node is down.
+        gave_up = gave_up or (not lost and _gave_up(service, history))
         row: dict[str, Any] = {
             "service": service["Spec"]["Name"],
             "rank": int(labels.get(RANK_LABEL, -1)),
@@ -92,7 +112,7 @@ def job_tasks(
             "tasks": len(history),
             "task_id": "",
             "host": pinned,  # the node the rank is pinned to (its task may not be placed yet)
-            "lost": bool(pinned) and ready_hosts is not None and pinned not in ready_hosts,
+            "lost": lost,
         }
         if history:
             current = history[-1]
@@ -112,7 +132,7 @@ def job_tasks(
         state = "absent"
     elif there and all(r["state"] == "complete" for r in there):
         state = "complete"
-    elif refused or any(r["state"] in GAVE_UP and r["desired_state"] == "shutdown" for r in there):
+    elif refused or gave_up:
         state = "failed"
     elif len(there) < len(rows) or (
         any(r["tasks"] > 1 or r["state"] in GAVE_UP for r in rows)

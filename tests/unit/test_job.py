@@ -39,7 +39,8 @@ NODES = {"id-s0": "node0", "id-s1": "node1"}
         ([task("a", "s0", "complete"), task("b", "s1", "complete")], "complete"),
         ([task("a", "s0", "complete"), task("b", "s1", "running", "running")], "running"),
         ([task("a", "s0", "complete")], "running"),  # node1's task not created yet
-        ([task("a", "s0", "complete"), task("b", "s1", "failed", exit_code=1)], "failed"),
+        # A failed task the swarm has not replaced yet (it may not be listed): not given up on.
+        ([task("a", "s0", "complete"), task("b", "s1", "failed", exit_code=1)], "recovering"),
         # The swarm is restarting node1: the failed task is history, the newer one is current.
         (
             [
@@ -47,7 +48,7 @@ NODES = {"id-s0": "node0", "id-s1": "node1"}
                 task("b", "s1", "failed", created="2026-11-24T10:00:00.5Z", exit_code=1),
                 task("c", "s1", "ready", "running", created="2026-11-24T10:00:00.25Z"),
             ],
-            "failed",  # .25 is earlier than .5: the failed task is the newest
+            "recovering",  # .25 is earlier than .5: the failed task is the newest, not yet given up on
         ),
         (
             [
@@ -72,6 +73,21 @@ NODES = {"id-s0": "node0", "id-s1": "node1"}
 )
 def test_job_state(tasks, state):
     assert job_tasks("ddp", SERVICES, tasks, NODES)["state"] == state
+
+
+def test_the_swarm_gave_up_once_its_restart_policys_attempts_failed():
+    """Before, a failed task listed before its replacement read as given up: a job whose script
+    failed at its start was reported failed after its first try (a CI run of the check of it)."""
+    limited = [
+        {**s, "Spec": {**s["Spec"], "TaskTemplate": {"RestartPolicy": {"MaxAttempts": 2}}}} for s in SERVICES
+    ]
+    once = [task("a", "s0", "running", "running"), task("b", "s1", "failed", exit_code=1)]
+    assert job_tasks("ddp", limited, once, NODES)["state"] == "recovering"
+    twice = [*once, task("c", "s1", "failed", created="2026-11-24T10:00:01Z", exit_code=1)]
+    assert job_tasks("ddp", limited, twice, NODES)["state"] == "failed"
+    # Not while a newer task of the service is starting.
+    starting = [*twice, task("d", "s1", "ready", "running", created="2026-11-24T10:00:02Z")]
+    assert job_tasks("ddp", limited, starting, NODES)["state"] == "recovering"
 
 
 def test_a_task_that_exited_do_not_retry_fails_the_job_while_the_swarm_restarts_it():
