@@ -42,7 +42,7 @@ class Watchdog:
         self.snapshot_dir = env.get("TORCHSWARM_SNAPSHOT_DIR", "")
         self.marked = bool(self.generation and self.snapshot_dir)
         self.armed = self.marked and record.has_stepped(self.snapshot_dir, self.generation)
-        self.first_step_at: float | None = None  # this round's, as this watchdog first saw it
+        self.first_step_at: float | None = None  # this round's (the steps file's time when first seen)
         self.cleared = False
         self._count = count or self._count_here
         self._clear = clear or self._clear_here
@@ -73,11 +73,13 @@ class Watchdog:
             return None
         if stat.st_size:  # a rank stepped in this round: the watchdog is on
             if self.first_step_at is None:
-                self.first_step_at = now
+                self.first_step_at = stat.st_mtime
                 if self.marked:
                     record.mark_stepped(self.snapshot_dir, self.generation)
-            elif not self.cleared and now - self.first_step_at >= self.timeout:
-                self._clear()  # stepping this long: the stalls in a row are over
+            elif not self.cleared and stat.st_mtime - self.first_step_at >= self.timeout:
+                # Stepped for this long (by the steps' own times, not by when they were seen: a
+                # round that stalls a few steps in has not): the stalls in a row are over.
+                self._clear()
                 self.cleared = True
             self.armed = True
             silent, allowed = now - stat.st_mtime, self.timeout
