@@ -21,10 +21,20 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 GAVE_UP = re.compile(r"^torchswarm: not retrying \(exit \d+\): (?P<why>.+)$")
 
 
+# What the image's launcher and torchswarm.step print for the wait to show: not the script's
+# metrics, and never in the trainer's own metrics file.
+NOT_METRICS = {"host_check", "first_step", "stalled"}
+
+
 def as_printed(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Records read from a log, without where and when the log had them: as the script printed
-    them, so rank 0's log and the trainer's own file give the same results (a re-run rewrites nothing)."""
-    return [{k: v for k, v in r.items() if k not in LOG_KEYS} for r in records]
+    """The metrics records read from a log, without where and when the log had them: as the
+    script printed them, so rank 0's log and the trainer's own file give the same results (a
+    re-run rewrites nothing)."""
+    return [
+        {k: v for k, v in r.items() if k not in LOG_KEYS}
+        for r in records
+        if r.get("event") not in NOT_METRICS
+    ]
 
 
 def records_text(records: Iterable[Mapping[str, Any]]) -> str:

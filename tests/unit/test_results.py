@@ -170,12 +170,15 @@ def test_the_trainers_file_and_rank0s_log_give_the_same_results():
     """A waited run reads the trainer's metrics.jsonl, results.yml rank 0's log: the same files either way."""
     printed = [epoch(0, 1.0, 10), {"event": "summary", "epochs": 1, "final_loss": 1.0, "world_size": 3}]
     trainer_file = "".join(json.dumps(r) + "\n" for r in printed)
+    # The log also holds what the launcher and torchswarm.step print for the wait (a CI run's
+    # results re-read from the logs rewrote metrics.jsonl with them).
+    launcher = [{"event": "host_check", "line": "/dev/shm 1.0 GiB"}, {"event": "first_step", "world_size": 3}]
     log = [
         f"2026-12-01T13:03:5{i}.49056Z ddp_node0.1.abc123@node0    | {json.dumps(r)}"
-        for i, r in enumerate(printed)
+        for i, r in enumerate(launcher + printed)
     ]
     from_log = log_records(log)
-    assert [r["service"] for r in from_log] == ["ddp_node0", "ddp_node0"]
+    assert [r["service"] for r in from_log] == ["ddp_node0"] * 4
     from_file = metrics_records(trainer_file)
     assert as_printed(from_log) == from_file == printed
     assert records_text(as_printed(from_log)) == records_text(from_file)
