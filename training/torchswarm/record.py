@@ -60,10 +60,14 @@ def trained_path(snapshot_dir: str, generation: str) -> str:
     return _path(snapshot_dir, "trained", generation)
 
 
-def mark_trained(snapshot_dir: str, generation: str) -> None:
-    path = trained_path(snapshot_dir, generation)
+def _mark(snapshot_dir: str, generation: str, kind: str) -> None:
+    path = _path(snapshot_dir, kind, generation)
     if not os.path.exists(path):
-        write_atomically(path, lambda handle: handle.write(b"1"), prefix=".trained-")
+        write_atomically(path, lambda handle: handle.write(b"1"), prefix=f".{kind}-")
+
+
+def mark_trained(snapshot_dir: str, generation: str) -> None:
+    _mark(snapshot_dir, generation, "trained")
 
 
 def has_trained(snapshot_dir: str, generation: str) -> bool:
@@ -76,9 +80,7 @@ def has_stepped(snapshot_dir: str, generation: str) -> bool:
 
 
 def mark_stepped(snapshot_dir: str, generation: str) -> None:
-    path = _path(snapshot_dir, "stepped", generation)
-    if not os.path.exists(path):
-        write_atomically(path, lambda handle: handle.write(b"1"), prefix=".stepped-")
+    _mark(snapshot_dir, generation, "stepped")
 
 
 # Counts of what happened in a row on this node, kept across the swarm's restarts of its task:
