@@ -409,6 +409,28 @@ def stack_tasks(stack: str) -> dict[str, list[dict]]:
     return tasks
 
 
+def failed_tasks(stack: str, states: tuple[str, ...] = ("Failed",)) -> list[str]:
+    """The stack's tasks in one of ``states``, each as "name on node: state: error", so that a
+    check which finds one says which and why."""
+    return [
+        f"{t['Name']} on {t['Node']}: {t['CurrentState']}: {t['Error']}"
+        for history in stack_tasks(stack).values()
+        for t in history
+        if t["CurrentState"].split()[0] in states
+    ]
+
+
+def unplanned_failures(stack: str, serviced: str) -> list[str]:
+    """failed_tasks but the serviced host's ranks that stopped for the drain (exit 143 after a
+    snapshot): the swarm records such a stop as failed when the container's exit reaches it before
+    the drain's shutdown does (seen on a loaded machine); any other failure is a rank that failed."""
+    return [
+        task
+        for task in failed_tasks(stack)
+        if not (task.startswith(f"{stack}_{serviced}.") and task.endswith("non-zero exit (143)"))
+    ]
+
+
 def ranks_complete(stack: str, ranks: int, lost: tuple[str, ...] = ()) -> bool:
     """Whether the newest task of each rank's service completed (the rendezvous service runs on,
     and ranks on ``lost`` hosts are not asked)."""

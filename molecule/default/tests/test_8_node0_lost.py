@@ -14,6 +14,7 @@ import time
 from harness import (
     MANAGER,
     epochs_of,
+    failed_tasks,
     figure,
     first_steps_after,
     metrics,
@@ -23,8 +24,8 @@ from harness import (
     run_playbook,
     run_site_playbook,
     service,
-    stack_tasks,
     swarm_nodes,
+    unplanned_failures,
     wait_for,
 )
 
@@ -64,8 +65,7 @@ def test_node0_with_three_managers_is_serviced_then_lost_and_the_job_finishes(in
     rounds = first_steps_after(STACK, ("node0", *HOSTS), started)
     back = [t for t, w in rounds if w == 3]
     assert 2 in [w for t, w in rounds if t < returned] and back and back[0] < returned, rounds
-    states = {t["CurrentState"].split()[0] for history in stack_tasks(STACK).values() for t in history}
-    assert "Failed" not in states, states
+    assert not unplanned_failures(STACK, "node0"), failed_tasks(STACK, ("Failed", "Rejected"))
     logs = node("node1").check_output(
         f"for h in node0 {' '.join(HOSTS)}; do timeout 20 docker service logs --raw {STACK}_$h 2>&1; done"
     )
