@@ -322,6 +322,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss = self.loss_fn(self.model(source), target)
+        torchswarm.ready()  # this rank's own part done; backward's all-reduce waits for the slowest
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -334,7 +335,7 @@ class Trainer:
             self.save(*save_at)
         line = json.dumps(record)
         if self.d.rank == 0:
-            print(line, flush=True)
+            torchswarm.write_line(line)
         if self.d.local_rank == 0:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
@@ -376,6 +377,7 @@ class Trainer:
                         flush=True,
                     )
                     return EXIT_STOPPED
+            torchswarm.speed(epoch)  # on every rank: its step time, for the stragglers
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
             seconds = time.monotonic() - epoch_start
             # No step at all: the epoch's rest was less than a batch per rank after a resize.

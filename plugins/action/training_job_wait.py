@@ -8,6 +8,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import Watch
+from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import Stragglers
 
 display = Display()
 
@@ -18,6 +19,8 @@ ARGUMENT_SPEC = {
     "heartbeat": {"type": "float", "default": 60.0},
     "epochs": {"type": "int"},
     "stack_dir": {"type": "path"},
+    "straggler_ratio": {"type": "float", "default": 1.5},
+    "straggler_epochs": {"type": "int", "default": 3},
 }
 FINAL = ("complete", "failed", "absent")
 KEPT_LINES = 500  # the result's progress: the last lines, for a job that ran for days
@@ -32,11 +35,15 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        watch = Watch(epochs=args["epochs"], heartbeat=args["heartbeat"])
+        watch = Watch(
+            epochs=args["epochs"],
+            heartbeat=args["heartbeat"],
+            stragglers=Stragglers(ratio=args["straggler_ratio"], epochs=args["straggler_epochs"]),
+        )
         module_args = {"name": args["name"], "logs_since": ""}
         if args["stack_dir"]:
             module_args["stack_dir"] = args["stack_dir"]
-        started = time.monotonic()
+        started, final_reads = time.monotonic(), 0
         while True:
             info = self._execute_module(
                 module_name="torchswarm.ddp.training_job_info", module_args=module_args, task_vars=task_vars
@@ -47,7 +54,12 @@ class ActionModule(ActionBase):
             for line in watch.update(info, info.pop("records"), time.monotonic()):
                 display.display(f"{args['name']}: {line}")
             waited = time.monotonic() - started
-            if info["state"] in FINAL or waited >= args["timeout"]:
+            if info["state"] in FINAL:
+                final_reads += 1
+                if final_reads == 1:
+                    continue  # once more at once: one read can miss a remote node's last lines (moby#33183)
+                break
+            if waited >= args["timeout"]:
                 break
             time.sleep(min(args["interval"], max(args["timeout"] - waited, 0)))
         info.pop("invocation", None)
@@ -58,4 +70,5 @@ class ActionModule(ActionBase):
             "waited_s": round(waited, 1),
             "timed_out": info["state"] not in FINAL,
             "progress": watch.lines[-KEPT_LINES:],
+            "stragglers": watch.stragglers.found(),
         }

@@ -8,6 +8,7 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
@@ -35,10 +36,13 @@ ARGUMENT_SPEC = {
     "plots": {"type": "bool", "default": True},
     "kept_only": {"type": "bool", "default": False},
     "output": {"type": "dict", "default": {}},
+    "straggler_ratio": {"type": "float", "default": 1.5},
+    "straggler_epochs": {"type": "int", "default": 3},
 }
 PLOTS = (
     ("loss.png", "loss", "loss"),
     ("throughput.png", "samples_per_s", "samples/s"),
+    ("rank_speed.png", "rank_step_s", "seconds per step"),
 )
 
 
@@ -64,10 +68,9 @@ class ActionModule(ActionBase):
             name: of_tasks(in_time_order(self._saved(path, f"logs/{name}.log") + text.splitlines()), tasks)
             for name, text in args["logs"].items()
         }
+        logged = log_records(line for lines in logs.values() for line in lines)
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.
-        records = metrics_records(args["metrics"]) or as_printed(
-            log_records(line for lines in logs.values() for line in lines)
-        )
+        records = metrics_records(args["metrics"]) or as_printed(logged)
         rank0 = next((r["service"] for r in info.get("services", []) if r["rank"] == 0), "")
         script = args["script"] or script_of(info.get("stack", {}))
         # What came back of the output directory stays listed when this read brings none (the
@@ -82,6 +85,8 @@ class ActionModule(ActionBase):
             log_text(logs.get(rank0, [])),
             output,
             refusals(logs),
+            speeds=[r for r in logged if rank_speed.usable(r)],
+            stragglers=rank_speed.Stragglers(ratio=args["straggler_ratio"], epochs=args["straggler_epochs"]),
         )
         files = {
             "summary.json": json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",

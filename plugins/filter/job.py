@@ -6,10 +6,15 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import v
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import status_table
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
+from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import table
 
 
 def training_status_table(rows):
     return status_table(rows or [])
+
+
+def training_speed_table(records, ratio=1.5):
+    return table(records or [], float(ratio))
 
 
 def job_host_paths(variables):
@@ -26,5 +31,6 @@ class FilterModule:
         return {
             "job_data_host_dir": job_data_host_dir,
             "training_status_table": training_status_table,
+            "training_speed_table": training_speed_table,
             "job_host_paths": job_host_paths,
         }

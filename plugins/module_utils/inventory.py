@@ -58,7 +58,20 @@ NUMBER_RANGES = (
     ("_interval", 1, None),
     ("_every", 1, None),
     ("_max", 1, None),
+    ("_epochs", 1, None),
+    ("_ratio", 1, None),  # a fraction: job_straggler_ratio
 )
+
+
+def number_settings(variables: Mapping[str, object]) -> dict[str, object]:
+    """The roles' number settings among a host's variables: network_, image_ and job_ names with
+    a NUMBER_RANGES ending (only their values are read: no secret is passed on)."""
+    ends = tuple(end for end, _low, _high in NUMBER_RANGES)
+    return {
+        name: variables[name]
+        for name in variables
+        if name.startswith(("network_", "image_", "job_")) and name.endswith(ends)
+    }
 
 
 def number_problems(numbers: Mapping[str, object]) -> list[str]:
@@ -67,7 +80,7 @@ def number_problems(numbers: Mapping[str, object]) -> list[str]:
     for variable, value in sorted(numbers.items()):
         bounds = next(((low, high) for end, low, high in NUMBER_RANGES if variable.endswith(end)), None)
         try:
-            number = int(str(value))
+            number = float(str(value))
         except ValueError:
             continue  # the argument spec check names the type
         if bounds is None or (variable.endswith("_mtu") and number == 0):
@@ -75,7 +88,7 @@ def number_problems(numbers: Mapping[str, object]) -> list[str]:
         low, high = bounds
         if number < low or (high is not None and number > high):
             wanted = f"between {low} and {high}" if high is not None else f"at least {low}"
-            problems.append(f"{variable} is {number}; it must be {wanted}")
+            problems.append(f"{variable} is {value}; it must be {wanted}")
     return problems
 
 
@@ -110,7 +123,7 @@ def check_inventory(
     ``job_*`` variables that are set), ``secret_names`` (the names of job_secrets) and
     ``script_files`` (the paths of job_script_src's files) are the first manager's;
     ``data_digest``, job_data_src's, when a dataset is staged; ``swarm_cert_expiry`` the first
-    manager's too, as are ``numbers``, the roles' whole-number settings (NUMBER_RANGES). A
+    manager's too, as are ``numbers``, the roles' number settings (NUMBER_RANGES). A
     node's ``swarm_locked`` (its manager locked, as autolock leaves it after
     Docker restarted) needs its ``unlock_key`` (whether swarm_unlock_key is given).
     """

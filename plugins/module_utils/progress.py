@@ -2,8 +2,9 @@
 
 Pure: ``docker service logs --timestamps --no-trunc`` lines and ``training_job_info`` results in,
 text lines out. The bundled trainer and the image's ``torchswarm.report`` helper print one JSON
-record per line on rank 0 (``{"event": "epoch", "epoch": 3, "loss": ...}``); everything else a
-rank prints is left alone.
+record per line on rank 0 (``{"event": "epoch", "epoch": 3, "loss": ...}``), and each rank its
+speed in each epoch (``rank_speed``, from which the stragglers are named); everything else a rank
+prints is left alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import time_key
 
 # "2026-11-26T22:00:00.123456789Z ddp_node0.1.<task id>@node0    | text" (the --timestamps
@@ -96,16 +98,34 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _stalled_ranks(ranks: Iterable[Mapping[str, Any]]) -> str:
+    """Where a stalled node's ranks were, from their stacks: "rank 1 is stuck at train.py:12 in
+    wait_for_data; rank 0 waits in all_reduce" (the stuck one first: it holds the others up)."""
+    parts = [f"rank {r.get('rank')} is stuck at {r['at']}" for r in ranks if r.get("at")]
+    waiting: dict[str, list[str]] = {}
+    for r in ranks:
+        if r.get("waits_in"):
+            waiting.setdefault(str(r["waits_in"]), []).append(str(r.get("rank")))
+    for op, names in waiting.items():
+        many = len(names) > 1
+        parts.append(f"rank{'s' if many else ''} {', '.join(names)} wait{'' if many else 's'} in {op}")
+    return "; ".join(parts)
+
+
 @dataclass
 class Watch:
     """What the wait has said so far; ``update`` returns the lines a new poll adds.
 
     ``epochs``: the job's epoch count when known (the bundled trainer's), for the time left;
-    ``heartbeat``: seconds without a line after which a status line is printed anyway.
+    ``heartbeat``: seconds without a line after which a status line is printed anyway;
+    ``stragglers``: which ranks are named slow (rank_speed.Stragglers), fed each epoch once every
+    rank has printed its speed in it.
     """
 
     epochs: int | None = None
     heartbeat: float = 60.0
+    stragglers: rank_speed.Stragglers = field(default_factory=rank_speed.Stragglers)
+    speeds: dict[int, dict[int, Mapping[str, Any]]] = field(default_factory=dict)  # epoch -> rank -> record
     # Records already in the logs when the wait starts (a re-run, a long job): the newest only.
     backlog: int = 20
     state: str = ""
@@ -121,9 +141,11 @@ class Watch:
         first = not self.state
         said = self._states(info)
         records = list(records)
-        if first and len(records) > self.backlog:
-            said.append(f"({len(records) - self.backlog} earlier records not shown; the results keep them)")
-            records = records[-self.backlog :]
+        shown = [r for r in records if r.get("event") != rank_speed.EVENT]  # speeds print no line
+        if first and len(shown) > self.backlog:
+            said.append(f"({len(shown) - self.backlog} earlier records not shown; the results keep them)")
+            hidden = {id(r) for r in shown[: -self.backlog]}
+            records = [r for r in records if id(r) not in hidden]
         for record in records:
             key = (record.get("time", ""), record.get("service", ""), json.dumps(record, sort_keys=True))
             if key in self.seen:
@@ -181,11 +203,14 @@ class Watch:
             return [f"{service}: {record.get('line', '')}", *warnings]
         if event == "stalled":
             where, silent = record.get("service", "?"), duration(record.get("silent_s", 0))
+            ranks = _stalled_ranks(record.get("ranks") or [])
             return [
                 f"job stalled: no step on {where} for {silent} "
-                f"(stall {record.get('stalls', '?')} in a row); the round re-forms from the newest "
-                "snapshot, every worker's stacks are in its log"
+                f"(stall {record.get('stalls', '?')} in a row){': ' + ranks if ranks else ''}; the round "
+                "re-forms from the newest snapshot, every worker's stacks are in its log"
             ]
+        if event == rank_speed.EVENT:
+            return self._speed(record)
         if event == "first_step":
             return [f"training at world size {record.get('world_size', '?')}"]
         if event == "stopped":
@@ -193,6 +218,19 @@ class Watch:
                 f"a rank stopped at epoch {record.get('epoch')} step {record.get('step')} after a snapshot"
             ]
         return []
+
+    def _speed(self, record: Mapping[str, Any]) -> list[str]:
+        """Each epoch goes to the stragglers once every rank of its world has printed its speed."""
+        if not rank_speed.usable(record):
+            return []
+        epoch = int(record["epoch"])
+        self.speeds.setdefault(epoch, {})[int(record["rank"])] = record
+        if not rank_speed.complete(self.speeds[epoch]):
+            return []
+        # An earlier epoch still short of a rank never will be (a host lost during it).
+        for earlier in [e for e in self.speeds if e < epoch]:
+            del self.speeds[earlier]
+        return self.stragglers.epoch(self.speeds.pop(epoch))
 
     def _epoch(self, record: Mapping[str, Any]) -> str:
         epoch, elapsed = int(record["epoch"]), float(record.get("elapsed_s", 0.0))

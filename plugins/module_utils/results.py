@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import summarize_metrics, time_key
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG_KEYS, parse_log_line
 
@@ -23,7 +24,7 @@ GAVE_UP = re.compile(r"^torchswarm: not retrying \(exit \d+\): (?P<why>.+)$")
 
 # What the image's launcher and torchswarm.step print for the wait to show: not the script's
 # metrics, and never in the trainer's own metrics file.
-NOT_METRICS = {"host_check", "first_step", "stalled"}
+NOT_METRICS = {"host_check", "first_step", "stalled", rank_speed.EVENT}
 
 
 def as_printed(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -124,11 +125,15 @@ def run_summary(
     rank0_log: list[str],
     output: Mapping[str, Any] | None = None,
     refused: list[str] | None = None,
+    speeds: Iterable[Mapping[str, Any]] = (),
+    stragglers: rank_speed.Stragglers | None = None,
 ) -> dict[str, Any]:
     """summary.json: what ran, how it ended (``refused``: why ranks gave up, from refusals()),
-    per rank, the metrics when the script reports them, and what of rank 0's output directory
-    came back (``output``, training_output's result with the ``node`` and ``source`` directory
-    it came from)."""
+    per rank, the metrics when the script reports them, what of rank 0's output directory came
+    back (``output``, training_output's result with the ``node`` and ``source`` directory it came
+    from), and the ranks' speed (``speeds``, every rank's rank_speed records): the stragglers, as
+    ``stragglers`` (its ratio and epochs) names them, and each rank's time per step by epoch."""
+    speeds = list(speeds)
     rows = info.get("services", [])
     metrics = summarize_metrics(records)
     epochs = [r for r in records if r.get("event") == "epoch"]
@@ -157,8 +162,9 @@ def run_summary(
             for r in rows
         ],
         "metrics": metrics if epochs else None,
-        # What loss.png and throughput.png show, as numbers.
-        "series": plot_series(records),
+        "stragglers": (stragglers or rank_speed.Stragglers()).run(speeds),
+        # What loss.png, throughput.png and rank_speed.png show, as numbers.
+        "series": {**plot_series(records), "rank_step_s": rank_speed.series(speeds)},
         "last_epoch": dict(epochs[-1]) if epochs else None,
         "rank0_last_lines": rank0_log[-LAST_LINES:],
         "output": _output(output) if output else None,
@@ -217,6 +223,11 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         ]
     if restarts:
         lines.append(f"restarts: {restarts} task(s) started again by the swarm")
+    lines += [
+        f"straggler: rank {s['rank']} on {s['host'] or '?'}, up to {s['times_median']}x the median rank's "
+        f"time per step, {s['epochs']} epochs in a row" + (" (to the end)" if s["slow_at_end"] else "")
+        for s in summary.get("stragglers", [])
+    ]
     output = summary.get("output")
     if output and output["skipped"]:
         lines.append(f"output: left on {output['node']} at {output['source']}: {output['skipped']}")

@@ -72,7 +72,8 @@ class SwarmView:
         return state, services
 
     def records_since(self, since: str, rows: list, task_ids: list) -> tuple[list, str]:
-        """Rank 0's records in every readable rank's log since then, and the newest line's time."""
+        """The records in every readable rank's log since then (rank 0's epochs, each rank's
+        speed), and the newest line's time."""
         lines = [line for row in rows if _readable(row) for line in self._log(row["service"], since) or []]
         newest = max(
             [since, *(line.split(" ", 1)[0] for line in lines if LOG_LINE.match(line))], key=time_key

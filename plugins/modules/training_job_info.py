@@ -19,9 +19,9 @@ description:
     services.
   - Tasks of a deployment that an update replaced never count, so a wait right after a redeploy
     reads the new one.
-  - With O(logs_since), also the JSON records (epochs, the summary) that rank 0 printed since
-    then, from the logs of this deployment's tasks on nodes that are up; torchswarm.ddp.training_job_wait
-    polls it that way to print progress.
+  - With O(logs_since), also the JSON records that the ranks printed since then (rank 0's
+    epochs and summary, each rank's speed per epoch), from the logs of this deployment's tasks
+    on nodes that are up; torchswarm.ddp.training_job_wait polls it that way to print progress.
   - Also the deployed stack, read from the manager's stack file, with job_env values hidden.
 author:
   - torchswarm maintainers (@torchswarm)
@@ -115,8 +115,9 @@ stack_hash:
   sample: 3f2a9c0d1e4b5a67
 records:
   description:
-    - The JSON records rank 0 printed after O(logs_since), in time order, each with the C(time)
-      and C(service) of its log line.
+    - The JSON records the ranks printed after O(logs_since) (rank 0's epochs and summary, each
+      rank's C(rank_speed) per epoch), in time order, each with the C(time) and C(service) of its
+      log line.
   returned: when O(logs_since) is set
   type: list
   elements: dict

@@ -15,8 +15,9 @@ description:
   - While it waits it prints, through Ansible's display, one line per epoch record that rank 0
     prints (the bundled trainer's, or a user's script's through C(torchswarm.report)) with the
     loss, samples/s, world size, time in and an estimate of the time left; a line when a host
-    is lost or back and when the job's state changes; and a status line after O(heartbeat)
-    seconds without one. No retry messages.
+    is lost or back and when the job's state changes; a line that names a rank much slower than
+    the others (the straggler, from the speed each rank prints per epoch); and a status line
+    after O(heartbeat) seconds without one. No retry messages.
   - It never fails on the job's state; the caller decides (the job role fails unless V(complete)).
 author:
   - torchswarm maintainers (@torchswarm)
@@ -53,6 +54,17 @@ options:
   stack_dir:
     description: Where the manager keeps the deployed stack file (as for M(torchswarm.ddp.training_stack)).
     type: path
+  straggler_ratio:
+    description:
+      - A rank whose time per step (its own part, before the all-reduce, when the script calls
+        C(torchswarm.ready())) is this many times the median rank's for O(straggler_epochs)
+        epochs in a row is named in a progress line, with its host, and in RV(stragglers).
+    type: float
+    default: 1.5
+  straggler_epochs:
+    description: How many epochs in a row a rank must be slow to be named.
+    type: int
+    default: 3
 """
 
 EXAMPLES = r"""
@@ -117,4 +129,13 @@ timed_out:
   description: Whether O(timeout) passed before the job ended.
   returned: always
   type: bool
+stragglers:
+  description:
+    - The ranks named as stragglers while waiting; each with its host, its worst time per step over
+      the median rank's, its longest run of slow epochs and whether it was slow still at the end.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {rank: 2, host: node3, times_median: 2.4, epochs: 5, slow_at_end: true}
 """

@@ -12,7 +12,11 @@ description:
   - Writes C(<dest>/<name>/<run>/) on the controller, where C(<run>) is the deployed stack's digest
     (C(run) in RV(summary)). It holds C(summary.json), C(metrics.jsonl), C(stack.json) (the deployed
     stack with job_env values hidden), C(logs/<service>.log) for every rank, and the plots
-    C(loss.png) and C(throughput.png) (800 x 450), with restarts and world-size changes marked.
+    C(loss.png) and C(throughput.png) (800 x 450), with restarts and world-size changes marked,
+    and C(rank_speed.png), each rank's time per step by epoch.
+  - The ranks' speed comes from the record each rank prints per epoch (C(torchswarm.report) or
+    the bundled trainer); C(summary.json) names the stragglers, ranks O(straggler_ratio) times
+    slower than the median rank for O(straggler_epochs) epochs in a row, with their hosts.
   - The metrics are the bundled trainer's C(metrics.jsonl) when O(metrics) holds one, else the
     records that rank 0 printed through C(torchswarm.report), read from O(logs). A script that
     reports nothing still gets a summary (world size, wall time, each rank's exit code and
@@ -81,6 +85,14 @@ options:
         the job role reads no log again on a re-run whose run the controller keeps complete.
     type: bool
     default: false
+  straggler_ratio:
+    description: How many times the median rank's time per step makes a rank slow.
+    type: float
+    default: 1.5
+  straggler_epochs:
+    description: How many epochs in a row a slow rank is slow to be named a straggler.
+    type: int
+    default: 3
 """
 
 EXAMPLES = r"""

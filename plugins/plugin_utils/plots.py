@@ -23,9 +23,12 @@ def available() -> bool:
 
 
 def draw(series: Mapping[str, Any], key: str, ylabel: str, title: str) -> bytes | None:
-    """One plot of ``series[key]`` by epoch as PNG bytes; None when there is no point to draw."""
-    points = series[key]
-    if not points:
+    """One plot of ``series[key]`` by epoch as PNG bytes: a line of (epoch, value) points, or one
+    line for each label of a mapping (each rank's); None when there is no point to draw."""
+    lines = series.get(key) or {}
+    if not isinstance(lines, Mapping):
+        lines = {ylabel: lines}
+    if not any(lines.values()):
         return None
     # A Figure without pyplot draws with Agg and never needs a display; imported here, for
     # matplotlib is optional.
@@ -33,8 +36,9 @@ def draw(series: Mapping[str, Any], key: str, ylabel: str, title: str) -> bytes 
 
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     axes = figure.add_subplot()
-    epochs, values = zip(*points, strict=True)
-    axes.plot(epochs, values, marker="o", color="tab:blue", label=ylabel)
+    for label, points in lines.items():
+        epochs, values = zip(*points, strict=True)
+        axes.plot(epochs, values, marker="o", label=label)  # the first in tab:blue, each next its own colour
     for i, epoch in enumerate(series["restarts"]):
         axes.axvline(epoch - 0.5, color="tab:red", linestyle="--", label="restart" if i == 0 else None)
     for epoch, size in series["world_sizes"][1:]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +33,11 @@ def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
     assert '"event": "summary"' in out  # the same lines reach stdout
     state = snapshot.load_newest(str(snapdir), "linear")[0]
     assert (state["epoch"], state["step"]) == (4, 0)
+    # Every rank prints its speed each epoch (in its own log, not in the metrics).
+    speeds = [json.loads(line) for line in re.findall(r'\{"event": "rank_speed".*\}', out)]
+    assert sorted((r["epoch"], r["rank"]) for r in speeds) == [(e, r) for e in range(4) for r in range(2)]
+    assert all(0 < r["own_s"] <= r["step_s"] for r in speeds), speeds
+    assert all(r["event"] != "rank_speed" for r in records)
 
 
 def test_the_newest_snapshots_are_kept_and_a_torn_newest_one_is_skipped_for_the_one_before_it(snapdir):

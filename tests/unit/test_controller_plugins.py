@@ -64,6 +64,15 @@ RECORDS = [
     {"event": "epoch", "epoch": 1, "loss": 0.6, "samples_per_s": 640.0, "world_size": 2, "elapsed_s": 8.0},
     {"event": "epoch", "epoch": 2, "loss": 0.4, "samples_per_s": 650.0, "world_size": 2, "elapsed_s": 16.0},
 ]
+# Each rank's speed per epoch, in its own log (rank 1 the slower: its own part of a step).
+SPEEDS = [
+    [
+        {"event": "rank_speed", "rank": rank, "host": f"node{rank}", "epoch": e, "world_size": 2, "steps": 30}
+        | {"step_s": 0.5, "own_s": 0.1 + 0.3 * rank}
+        for e in range(3)
+    ]
+    for rank in (0, 1)
+]
 INFO = {
     "state": "complete",
     "stack_hash": "3f2a9c0d1e4b5a67",
@@ -83,7 +92,7 @@ def results_task(dest: Path) -> dict:
             "name": "user-ddp",
             "script": "my_ddp.py",
             "info": INFO,
-            "logs": {"ddp_node0": log(RECORDS), "ddp_node1": log([], "ddp_node1")},
+            "logs": {"ddp_node0": log(RECORDS + SPEEDS[0]), "ddp_node1": log(SPEEDS[1], "ddp_node1")},
         }
     }
 
@@ -108,9 +117,10 @@ def test_results_files_and_plots_written_once_and_not_in_check_mode(tmp_path):
             "logs/ddp_node1.log",
             "loss.png",
             "throughput.png",
+            "rank_speed.png",
         ]
     )
-    for name in ("loss.png", "throughput.png"):
+    for name in ("loss.png", "throughput.png", "rank_speed.png"):
         with Image.open(run / name) as image:
             image.load()  # decodes every pixel: a truncated file fails here
             assert image.format == "PNG" and image.size == (800, 450)
@@ -120,6 +130,15 @@ def test_results_files_and_plots_written_once_and_not_in_check_mode(tmp_path):
     assert summary["rank0_last_lines"][0] == "starting"
     assert summary["series"]["loss"] == [[1, 1.2], [2, 0.6], [3, 0.4]]  # what loss.png shows
     assert summary["series"]["restarts"] == [2] and summary["series"]["world_sizes"] == [[1, 3], [2, 2]]
+    # What rank_speed.png shows: each rank's own time per step by epoch. Of two ranks the median
+    # is their mean: rank 1 takes 1.6x it for the 3 epochs.
+    assert summary["stragglers"] == [
+        {"rank": 1, "host": "node1", "times_median": 1.6, "epochs": 3, "slow_at_end": True}
+    ]
+    assert summary["series"]["rank_step_s"] == {
+        "rank 0 (node0)": [[1, 0.1], [2, 0.1], [3, 0.1]],
+        "rank 1 (node1)": [[1, 0.4], [2, 0.4], [3, 0.4]],
+    }
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [
         0,
         1,

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import (
     check_inventory,
     check_subnet,
+    number_settings,
 )
 
 
@@ -416,6 +417,8 @@ def test_settings_out_of_their_range_are_refused_naming_the_host_and_the_variabl
         "job_progress_every": 0,
         "job_data_limit": 14400,
         "image_progress_every": "15",
+        "job_straggler_ratio": 0.8,
+        "job_straggler_epochs": 0,
     }
     report = check_inventory(
         ["m1"], [], {"m1": {"hostname": "m1", "advertise_addr": "10.0.0.1"}}, numbers=numbers
@@ -423,13 +426,39 @@ def test_settings_out_of_their_range_are_refused_naming_the_host_and_the_variabl
     assert report.errors == [
         "host m1: image_relay_port is 70000; it must be between 1 and 65535",
         "host m1: job_progress_every is 0; it must be at least 1",
+        "host m1: job_straggler_epochs is 0; it must be at least 1",
+        "host m1: job_straggler_ratio is 0.8; it must be at least 1",
         "host m1: job_wait_timeout is -5; it must be at least 1",
         "host m1: network_mtu is 100000; it must be between 68 and 65535",
     ]
-    fine = {"network_mtu": 0, "job_wait_timeout": 1, "image_relay_port": 29600}
+    fine = {"network_mtu": 0, "job_wait_timeout": 1, "image_relay_port": 29600, "job_straggler_ratio": 1.5}
     assert (
         check_inventory(
             ["m1"], [], {"m1": {"hostname": "m1", "advertise_addr": "10.0.0.1"}}, numbers=fine
         ).errors
         == []
     )
+
+
+def test_number_settings_are_the_roles_numbers_by_name_and_nothing_else_is_read():
+    class Variables(dict):
+        def __getitem__(self, name):
+            assert name not in ("job_secrets", "image_registry_password"), f"{name} was read"
+            return super().__getitem__(name)
+
+    variables = Variables(
+        network_mtu=1450,
+        job_wait_timeout=60,
+        job_straggler_ratio=1.5,
+        image_relay_port=29600,
+        job_secrets={"API": "s3cret"},
+        image_registry_password="pw",
+        swarm_port=2377,  # not a role setting this check knows
+        job_name="ddp",
+    )
+    assert number_settings(variables) == {
+        "network_mtu": 1450,
+        "job_wait_timeout": 60,
+        "job_straggler_ratio": 1.5,
+        "image_relay_port": 29600,
+    }

@@ -11,6 +11,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
     parse_log_line,
     since_with_margin,
 )
+from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import Stragglers
 
 TASK0 = "x2b5kq0w3h2vd8s9g7u3n1f0c"
 TASK1 = "k7l1m0n9b8v7c6x5z4a3s2d1f"
@@ -206,3 +207,64 @@ def test_a_stall_says_where_and_for_how_long_and_that_the_round_re_forms():
         "job stalled: no step on ddp_node1 for 10 min 12 s (stall 1 in a row); the round re-forms from "
         "the newest snapshot, every worker's stacks are in its log"
     )
+    # Where each of the node's ranks was, from its stacks: the stuck one named first.
+    ranks = [
+        {"rank": 3, "waits_in": "all_reduce"},
+        {"rank": 4, "at": "train.py:12 in wait_for_data"},
+        {"rank": 5, "waits_in": "all_reduce"},
+        {"rank": 6},
+    ]
+    said = Watch().update(
+        info(),
+        log_records(
+            [line("2026-11-26T22:00:01Z", TASK1, json.dumps({**stall, "ranks": ranks}), "ddp_node1")]
+        ),
+        0,
+    )
+    assert said[-1] == (
+        "job stalled: no step on ddp_node1 for 10 min 12 s (stall 1 in a row): rank 4 is stuck at "
+        "train.py:12 in wait_for_data; ranks 3, 5 wait in all_reduce; the round re-forms from the newest "
+        "snapshot, every worker's stacks are in its log"
+    )
+
+
+def test_a_straggler_is_named_once_every_rank_printed_its_speed_over_the_epochs_and_speeds_print_nothing():
+    def speeds(n: int, stamp: str) -> list[str]:
+        return [
+            line(
+                stamp,
+                TASK0 if rank == 0 else TASK1,
+                json.dumps(
+                    {"event": "rank_speed", "rank": rank, "host": f"node{rank}", "epoch": n, "world_size": 3}
+                    | {"steps": 40, "step_s": 0.3, "own_s": 0.28 if rank == 2 else 0.1}
+                ),
+                f"ddp_node{rank}",
+                f"node{rank}",
+            )
+            for rank in range(3)
+        ]
+
+    watch = Watch(stragglers=Stragglers(ratio=1.5, epochs=2))
+    first = watch.update(info(), log_records(speeds(0, "2026-11-26T22:00:01Z")), 0)
+    assert first == ["job running: 3 of 3 hosts up"]
+    # Rank 2's line of epoch 2 comes a poll late (a remote node's log).
+    second = log_records(speeds(1, "2026-11-26T22:00:11Z"))
+    assert watch.update(info(), second[:2], 10) == []
+    assert watch.update(info(), second, 20) == [
+        "straggler: rank 2 on node2 takes 2.8x the median rank's own time per step (before the all-reduce), "
+        "0.28 s against 0.1 s, for 2 epochs"
+    ]
+    assert watch.stragglers.found()[0]["rank"] == 2
+
+
+def test_a_late_wait_hides_only_printed_records_and_keeps_every_speed():
+    records = [json.loads(epoch(n, 10.0 * (n + 1))) for n in range(5)]
+    # Epoch 1's speeds, from 2 of 3 ranks, printed before the epoch records the wait shows.
+    records[:0] = [
+        {"event": "rank_speed", "rank": r, "epoch": 0, "world_size": 3, "step_s": 0.2} for r in (0, 1)
+    ]
+    watch = Watch(backlog=3)
+    said = watch.update(info("complete"), records, now=0.0)
+    assert said[0] == "(2 earlier records not shown; the results keep them)"
+    # They are kept, though older than the records shown, for rank 2's to come.
+    assert len(said) == 4 and sorted(watch.speeds[0]) == [0, 1]

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import Stragglers
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     as_printed,
     in_time_order,
@@ -172,13 +173,17 @@ def test_the_trainers_file_and_rank0s_log_give_the_same_results():
     trainer_file = "".join(json.dumps(r) + "\n" for r in printed)
     # The log also holds what the launcher and torchswarm.step print for the wait (a CI run's
     # results re-read from the logs rewrote metrics.jsonl with them).
-    launcher = [{"event": "host_check", "line": "/dev/shm 1.0 GiB"}, {"event": "first_step", "world_size": 3}]
+    launcher = [
+        {"event": "host_check", "line": "/dev/shm 1.0 GiB"},
+        {"event": "first_step", "world_size": 3},
+        {"event": "rank_speed", "rank": 0, "epoch": 0, "world_size": 3, "steps": 9, "step_s": 0.2},
+    ]
     log = [
         f"2026-12-01T13:03:5{i}.49056Z ddp_node0.1.abc123@node0    | {json.dumps(r)}"
         for i, r in enumerate(launcher + printed)
     ]
     from_log = log_records(log)
-    assert [r["service"] for r in from_log] == ["ddp_node0"] * 4
+    assert [r["service"] for r in from_log] == ["ddp_node0"] * 5
     from_file = metrics_records(trainer_file)
     assert as_printed(from_log) == from_file == printed
     assert records_text(as_printed(from_log)) == records_text(from_file)
@@ -223,3 +228,25 @@ def test_the_output_that_came_back_is_listed_with_its_digests_and_output_left_be
     )
     nothing = run_summary("ddp", "training_code.py", info, records, {}, [])
     assert nothing["output"] is None and not any(line.startswith("output") for line in summary_lines(nothing))
+
+
+def test_the_summary_names_the_stragglers_with_their_hosts_and_keeps_each_ranks_time_per_step():
+    speeds = [
+        {"event": "rank_speed", "rank": r, "host": f"node{r}", "epoch": e, "world_size": 3, "steps": 50}
+        | {"step_s": 0.3, "own_s": 0.25 if r == 1 and e < 3 else 0.1}
+        for e in range(4)
+        for r in range(3)
+    ]
+    info = {"state": "complete", "stack_hash": "abc", "services": rows(), "lost": []}
+    records = [epoch(e, 1.0 / (e + 1), 10.0 * (e + 1)) for e in range(4)]
+    summary = run_summary("ddp", "training_code.py", info, records, {}, [], speeds=speeds)
+    assert summary["stragglers"] == [
+        {"rank": 1, "host": "node1", "times_median": 2.5, "epochs": 3, "slow_at_end": False}
+    ]
+    assert summary_lines(summary)[-1] == (
+        "straggler: rank 1 on node1, up to 2.5x the median rank's time per step, 3 epochs in a row"
+    )
+    assert summary["series"]["rank_step_s"]["rank 1 (node1)"] == [(1, 0.25), (2, 0.25), (3, 0.25), (4, 0.1)]
+    # Named by the inventory's ratio and epochs.
+    strict = run_summary("ddp", "x.py", info, records, {}, [], speeds=speeds, stragglers=Stragglers(epochs=4))
+    assert strict["stragglers"] == [] and "straggler" not in " ".join(summary_lines(strict))

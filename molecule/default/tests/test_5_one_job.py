@@ -22,6 +22,7 @@ from harness import (
     png_size,
     ranks_complete,
     results_of,
+    run_playbook,
     run_site_playbook,
     shared_dir,
     stack_tasks,
@@ -55,11 +56,13 @@ if __name__ == "__main__":
 
 # A user's script shipped from the controller (job_script_src), no Dockerfile: plain DDP that
 # reports each epoch through the image's helper, with a helper module beside it, and reads the
-# dataset mounted from a host path (job_mounts), printing its digest on every rank.
+# dataset mounted from a host path (job_mounts), printing its digest on every rank. Rank 2 is
+# slow before each all-reduce: the straggler.
 SRC_SCRIPT = """
 import hashlib
 import os
 import sys
+import time
 import torch
 import torch.distributed as dist
 import torchswarm
@@ -76,8 +79,13 @@ def main():
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     for epoch in range(3):
-        t = torch.ones(1) * (rank + 1)
-        dist.all_reduce(t)
+        for _step in range(8):
+            t = torch.ones(1) * (rank + 1)
+            if rank == 2:
+                time.sleep(0.05)
+            torchswarm.ready()
+            dist.all_reduce(t)
+            torchswarm.step()
         loss = SCALE / (epoch + 1)
         torchswarm.report(epoch=epoch, loss=loss, samples_per_s=100.0 * world, checksum=t.item())
     staged = digest(os.environ["TORCHSWARM_DATA_DIR"])
@@ -200,7 +208,11 @@ def test_a_script_from_the_controller_on_a_host_path_and_a_staged_dataset_report
     (src / "lib" / "scale.py").write_text("SCALE = 2.0\n")
     (src / "my_ddp.py").write_text(SRC_SCRIPT.replace("VERSION", "v1"))
     inventory["all"]["vars"].update(
-        job_name="user-src", job_script="my_ddp.py", job_script_src=str(src), job_wait_interval=1
+        job_name="user-src",
+        job_script="my_ddp.py",
+        job_script_src=str(src),
+        job_wait_interval=1,
+        job_straggler_epochs=2,
     )
 
     result = run_site_playbook(inventory, tmp_path)
@@ -222,6 +234,16 @@ def test_a_script_from_the_controller_on_a_host_path_and_a_staged_dataset_report
     assert list((shared_dir() / "snapshots" / "user-src" / "node0" / ".torchswarm").glob("complete-*.json"))
     assert [epoch for epoch, _unused in summary["series"]["loss"]] == [1, 2, 3]  # the plot holds its epochs
     assert png_size(run / "loss.png") == (800, 450) and png_size(run / "throughput.png") == (800, 450)
+    # The slow rank, named with its host while the job ran, in the summary and in status.yml's table.
+    assert re.search(
+        r"user-src: straggler: rank 2 on node2 takes [\d.]+x the median rank's own time", result.output
+    )
+    assert [(s["rank"], s["host"]) for s in summary["stragglers"]] == [(2, "node2")]
+    assert sorted(summary["series"]["rank_step_s"]) == ["rank 0 (node0)", "rank 1 (node1)", "rank 2 (node2)"]
+    assert png_size(run / "rank_speed.png") == (800, 450)
+    status = run_playbook("../../playbooks/status.yml", inventory, tmp_path)
+    assert status.rc == 0 and "speed of each rank in epoch 3" in status.output
+    assert re.search(r"2 +node2 .* straggler: [\d.]+x the median", status.output)
     for host in ("node0", "node1", "node2"):
         logs = service_logs("user-src", host)
         assert f"data {data_digest}" in logs, f"{host} did not read the host path dataset"
