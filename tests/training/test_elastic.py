@@ -168,6 +168,11 @@ def test_a_rank_stuck_with_its_host_up_is_found_by_the_watchdog_and_the_job_re_f
     assert "torchswarm: job stalled: no step for" in logs and "stall 1 in a row" in logs
     # The stuck worker's stack, printed before the kill: where it waits.
     assert re.search(r'File ".*stalling\.py", line \d+ in wait_for_data', c.log("node1")), c.log("node1")
+    # And what the wait shows: the stuck rank, where; a rank that waits for it, in which collective.
+    stuck = r'"ranks": \[\{"rank": 1, "at": "stalling\.py:\d+ in wait_for_data"\}\]'
+    assert re.search(stuck, c.log("node1")), c.log("node1")
+    if '"event": "stalled"' in c.log("node0"):  # its watchdog, too, fired before the round ended
+        assert '"ranks": [{"rank": 0, "waits_in": "all_reduce"}]' in c.log("node0")
     assert logs.count("stalling script: rank") == 2 and "done at step 40" in logs
 
 

@@ -14,8 +14,9 @@ bundled trainer and for any user script alike; the script needs to know nothing 
 - Checks what the container got (torchswarm.host_check: /dev/shm, ulimits, GPUs, interface),
   printing a record the wait shows; a reserved GPU that is not visible refuses the job.
 - A stall watchdog (torchswarm.watchdog): a round whose ranks here stopped stepping is ended and
-  re-formed from the newest snapshot, the workers' stacks printed first; the job fails after
-  TORCHSWARM_STALL_RESTARTS stalls in a row.
+  re-formed from the newest snapshot, the workers' stacks printed first with where each rank
+  was (torchswarm.stacks: waiting in a collective, or stuck in its own code); the job fails
+  after TORCHSWARM_STALL_RESTARTS stalls in a row.
 - A job that cannot start fails, with its reason, instead of being restarted for ever: a script
   that is not in the image is refused before torchrun starts; a script that fails before its
   first step (torchswarm.step) TORCHSWARM_START_ATTEMPTS times in a row on this node (counted in
@@ -41,14 +42,24 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from torchswarm import EXIT_DO_NOT_RETRY, EXIT_STOPPED, elastic, host_check, netif, record, say
+from torchswarm import (
+    EXIT_DO_NOT_RETRY,
+    EXIT_STOPPED,
+    elastic,
+    host_check,
+    netif,
+    record,
+    say,
+    stacks,
+    write_line,
+)
 from torchswarm.watchdog import Watchdog
 from torchswarm.worker import exit_code, exit_without_finalization
 
 SECRETS_DIR = "/run/secrets"
 TORCHRUN_MODULES = ("torch.distributed.run",)
 # What the workers report through files (torchswarm.worker, torchswarm.step), fresh each round.
-WORKER_FILES = ("FATAL", "FINISHED", "STOPPED", "STEPPED", "ERROR", "PIDS")
+WORKER_FILES = ("FATAL", "FINISHED", "STOPPED", "STEPPED", "ERROR", "PIDS", "STACKS")
 # A round this long counts as started though no rank said it stepped (a script that never
 # calls torchswarm.step or torchswarm.report).
 START_WINDOW_S = 300.0
@@ -182,6 +193,8 @@ def start(command: list[str], env: Mapping[str, str], stop: Stop) -> subprocess.
     for what its workers report."""
     for what in WORKER_FILES:
         open(env[f"TORCHSWARM_{what}_FILE"], "w").close()
+    for path in stacks.files(env["TORCHSWARM_STACKS_FILE"]).values():
+        os.remove(path)  # an earlier round's ranks: this round's may be numbered otherwise
     stop.child = subprocess.Popen(wrap_workers(command), env=env, start_new_session=True)
     return stop.child
 
@@ -270,17 +283,24 @@ def record_done(outcome: Outcome, environ: Mapping[str, str], started: float) ->
 
 def stalled(watchdog: Watchdog, round_began: float) -> tuple[str, bool] | None:
     """The verdict on a round whose ranks here stopped stepping: ended at once, as a lost
-    host's, after every worker printed its stacks. None while they step."""
+    host's, after every worker's stacks are in the log and a ``stalled`` record says where each
+    rank was. None while they step."""
     silent = watchdog.silent_for(round_began)
     if silent is None:
         return None
     stalls = watchdog.count_stall()
     fails = watchdog.restarts + 1
     why = f"no step for {silent:.0f} s (stall {stalls} in a row; {fails} in a row fail the job)"
-    print(json.dumps({"event": "stalled", "silent_s": round(silent), "stalls": stalls}), flush=True)
     say(f"job stalled: {why}; the workers' stacks follow")
     watchdog.dump_stacks()
-    time.sleep(2)  # for the stacks to reach the log before the kill
+    # For every worker to write them; the other nodes' ranks wait for the same stuck rank, so their
+    # watchdogs fire in these seconds too, before this one ends the round, and say where theirs are.
+    time.sleep(2)
+    ranks = []
+    for rank, dump in sorted(watchdog.stacks().items()):
+        write_line(f"torchswarm: rank {rank}'s stacks:\n{dump.rstrip()}", sys.stderr)
+        ranks.append({"rank": rank, **stacks.where(dump)})
+    write_line(json.dumps({"event": "stalled", "silent_s": round(silent), "stalls": stalls, "ranks": ranks}))
     return f"the job stalled: {why}", True
 
 

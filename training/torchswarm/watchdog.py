@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
-from torchswarm import record
+from torchswarm import record, stacks
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RESTARTS = 3
@@ -38,6 +38,7 @@ class Watchdog:
         self.restarts = int(env.get("TORCHSWARM_STALL_RESTARTS", DEFAULT_RESTARTS))
         self.path = env.get("TORCHSWARM_STEPPED_FILE", "")
         self.pids = env.get("TORCHSWARM_PIDS_FILE", "")
+        self.stacks_prefix = env.get("TORCHSWARM_STACKS_FILE", "")
         self.generation = env.get("TORCHSWARM_GENERATION", "")
         self.snapshot_dir = env.get("TORCHSWARM_SNAPSHOT_DIR", "")
         self.marked = bool(self.generation and self.snapshot_dir)
@@ -88,12 +89,20 @@ class Watchdog:
         return silent if self.armed and silent > allowed else None
 
     def dump_stacks(self) -> None:
-        """SIGUSR1 to this node's workers: each prints every thread's Python stack to its stderr
-        (faulthandler, set up by torchswarm.worker), which the run's logs keep."""
+        """SIGUSR1 to this node's workers: each writes every thread's Python stack to its stacks
+        file (faulthandler, set up by torchswarm.worker), for stacks() to read."""
         with contextlib.suppress(OSError), open(self.pids, encoding="utf-8") as handle:
             for pid in filter(None, (line.strip() for line in handle)):
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGUSR1)
+
+    def stacks(self) -> dict[int, str]:
+        """What dump_stacks had each worker write, by rank."""
+        found = {}
+        for rank, path in stacks.files(self.stacks_prefix).items():
+            with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as handle:
+                found[rank] = handle.read()
+        return {rank: dump for rank, dump in found.items() if dump.strip()}
 
     def count_stall(self) -> int:
         """One more stall in a row; how many so far."""

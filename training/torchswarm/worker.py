@@ -12,7 +12,8 @@ atexit handlers run as usual, and the process ends with os._exit. A rank whose s
 0 leaves "RANK WORLD_SIZE" in TORCHSWARM_FINISHED_FILE for the launcher, one that stopped after a
 snapshot (exit 143: SIGTERM, agreed by every rank) the same in TORCHSWARM_STOPPED_FILE. One that
 failed leaves why, on one line, in TORCHSWARM_ERROR_FILE: the exception and where it was raised,
-or its exit code and the last lines it wrote to stderr (argparse's complaint, say).
+or its exit code and the last lines it wrote to stderr (argparse's complaint, say). On SIGUSR1
+it writes every thread's stack to TORCHSWARM_STACKS_FILE-<rank> (the stall watchdog's).
 """
 
 from __future__ import annotations
@@ -72,11 +73,25 @@ def note_failure(text: str) -> None:
             handle.write(f"rank {os.environ.get('RANK', '?')}: {' '.join(text.split())[:300]}\n")
 
 
+_stacks: Any = None  # kept open: faulthandler writes to its descriptor
+
+
+def stacks_file() -> Any:
+    """Where this rank's stacks go when the launcher asks: TORCHSWARM_STACKS_FILE-<rank>, which
+    the launcher prints into the log and reads for where the rank waits; else stderr."""
+    global _stacks
+    prefix = os.environ.get("TORCHSWARM_STACKS_FILE")
+    if not prefix:
+        return sys.__stderr__
+    _stacks = open(f"{prefix}-{os.environ.get('RANK', '0')}", "w", encoding="utf-8")  # noqa: SIM115
+    return _stacks
+
+
 def run(argv: list[str]) -> int:
     """Run the script (or ``-m MODULE``) as __main__ with ``argv``; its exit code."""
     tail = sys.stderr = StderrTail(sys.stderr)
-    # The launcher's stall watchdog asks for every thread's stack with SIGUSR1 (to stderr: the log).
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # The launcher's stall watchdog asks for every thread's stack with SIGUSR1.
+    faulthandler.register(signal.SIGUSR1, file=stacks_file(), all_threads=True)
     pids = os.environ.get("TORCHSWARM_PIDS_FILE")
     if pids:
         with open(pids, "a", encoding="utf-8") as handle:

@@ -368,6 +368,8 @@ def test_a_rank_stuck_with_its_host_up_is_found_by_the_watchdog_and_the_job_fini
         r"stall: job stalled: no step on stall_node\d for (\d+) s \(stall 1 in a row\)", run.output
     )
     assert found and 20 <= int(found.group(1)) < 60, run.output[-3000:]
+    # The stuck rank named, where it is, from its stacks (the others wait in all_reduce for it).
+    assert re.search(r"rank 1 is stuck at stalling\.py:\d+ in wait_for_data", run.output), run.output[-3000:]
     summary = json.loads((results_of("stall") / "summary.json").read_text())
     assert summary["state"] == "complete" and summary["metrics"]["epochs_trained"] == [0, 1, 2, 3]
     # The stuck worker's stack, printed before the round was ended, kept on the controller.
