@@ -68,7 +68,9 @@ def test_the_guides_two_node_commands_finish(network):
     summary = records[-1]
     assert summary["event"] == "summary"
     assert (summary["world_size"], summary["backend"]) == (2, "gloo")
-    # Rank 1 reports nothing but what its launcher found in its container, as every host's does.
+    # Rank 1 reports what its launcher found in its container, as every host's does, and its own
+    # speed in each epoch; no metrics.
     rank1 = [json.loads(line) for line in logs[1].splitlines() if line.startswith('{"event"')]
-    assert [r["event"] for r in rank1] == ["host_check"] and rank1[0]["shm_bytes"] > 0
+    assert [r["event"] for r in rank1] == ["host_check"] + ["rank_speed"] * 10 and rank1[0]["shm_bytes"] > 0
+    assert [(r["rank"], r["epoch"]) for r in rank1[1:]] == [(1, e) for e in range(10)]
     assert [r["event"] for r in records][:2] == ["host_check", "first_step"]
