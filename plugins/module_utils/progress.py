@@ -134,7 +134,7 @@ class Watch:
     run_start: tuple[int, float] | None = None  # (epoch, elapsed_s) of the current run's first record
     last_epoch: Mapping[str, Any] | None = None
     seen: set[tuple[str, str, str]] = field(default_factory=set)
-    host_checks: dict[str, str] = field(default_factory=dict)  # service -> its last check's line
+    host_checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, event) -> last line
     lines: list[str] = field(default_factory=list)
 
     def update(self, info: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now: float) -> list[str]:
@@ -193,14 +193,19 @@ class Watch:
                 + (f", final loss {_number(loss)}" if loss is not None else "")
                 + (f", {duration(record['wall_s'])}" if "wall_s" in record else "")
             ]
-        if event == "host_check":
-            # Each rank's launcher checks its container at every start: said again only if changed.
+        if event in ("host_check", "nccl"):
+            # Each rank's launcher checks its container at every start, and the network NCCL chose
+            # in every round: said again only if changed.
             service = str(record.get("service", ""))
-            if self.host_checks.get(service) == record.get("line"):
+            line = record.get("line") or (
+                f"NCCL uses {record.get('network')}"
+                + (f" ({record['devices']})" if record.get("devices") else "")
+            )
+            if self.host_checks.get((service, event)) == line:
                 return []
-            self.host_checks[service] = str(record.get("line", ""))
+            self.host_checks[(service, event)] = line
             warnings = [f"warning: {service}: {w}" for w in record.get("warnings") or []]
-            return [f"{service}: {record.get('line', '')}", *warnings]
+            return [f"{service}: {line}", *warnings]
         if event == "stalled":
             where, silent = record.get("service", "?"), duration(record.get("silent_s", 0))
             ranks = _stalled_ranks(record.get("ranks") or [])

@@ -24,7 +24,7 @@ GAVE_UP = re.compile(r"^torchswarm: not retrying \(exit \d+\): (?P<why>.+)$")
 
 # What the image's launcher and torchswarm.step print for the wait to show: not the script's
 # metrics, and never in the trainer's own metrics file.
-NOT_METRICS = {"host_check", "first_step", "stalled", rank_speed.EVENT}
+NOT_METRICS = {"host_check", "nccl", "first_step", "stalled", rank_speed.EVENT}
 
 
 def as_printed(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

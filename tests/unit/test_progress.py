@@ -268,3 +268,31 @@ def test_a_late_wait_hides_only_printed_records_and_keeps_every_speed():
     assert said[0] == "(2 earlier records not shown; the results keep them)"
     # They are kept, though older than the records shown, for rank 2's to come.
     assert len(said) == 4 and sorted(watch.speeds[0]) == [0, 1]
+
+
+def test_the_network_nccl_chose_is_one_line_per_host_with_its_warning_said_again_only_when_it_changed():
+    def nccl(network: str, devices: str, warnings: list[str], stamp: str) -> str:
+        record = {"event": "nccl", "network": network, "devices": devices, "warnings": warnings}
+        return line(stamp, TASK1, json.dumps(record), "ddp_node1", "node1")
+
+    warning = "NCCL uses sockets ([0]eth0:10.0.1.12<0>) though this host has mlx5_0 in /sys/class/infiniband"
+    watch = Watch()
+    said = watch.update(
+        info(), log_records([nccl("Socket", "[0]eth0:10.0.1.12<0>", [warning], "2026-11-26T22:00:01Z")]), 0
+    )
+    assert said[-2:] == [
+        "ddp_node1: NCCL uses Socket ([0]eth0:10.0.1.12<0>)",
+        f"warning: ddp_node1: {warning}",
+    ]
+    # The next round chose the same: nothing; then InfiniBand: said.
+    assert (
+        watch.update(
+            info(),
+            log_records([nccl("Socket", "[0]eth0:10.0.1.12<0>", [warning], "2026-11-26T22:01:01Z")]),
+            1,
+        )
+        == []
+    )
+    assert watch.update(
+        info(), log_records([nccl("IB", "[0]mlx5_0:1/IB", [], "2026-11-26T22:02:01Z")]), 2
+    ) == ["ddp_node1: NCCL uses IB ([0]mlx5_0:1/IB)"]

@@ -12,7 +12,9 @@ bundled trainer and for any user script alike; the script needs to know nothing 
   node (torchrun exited 0, or a rank's script returned 0), writes the record into the snapshot
   volume. A rank restarted after that exits 0 at once instead of waiting for peers.
 - Checks what the container got (torchswarm.host_check: /dev/shm, ulimits, GPUs, interface),
-  printing a record the wait shows; a reserved GPU that is not visible refuses the job.
+  printing a record the wait shows; a reserved GPU that is not visible refuses the job. Once a
+  round's workers set NCCL up, says which network it chose (torchswarm.nccl), warning when it
+  fell back to sockets on a host with InfiniBand.
 - A stall watchdog (torchswarm.watchdog): a round whose ranks here stopped stepping is ended and
   re-formed from the newest snapshot, the workers' stacks printed first with where each rank
   was (torchswarm.stacks: waiting in a collective, or stuck in its own code); the job fails
@@ -47,6 +49,7 @@ from torchswarm import (
     EXIT_STOPPED,
     elastic,
     host_check,
+    nccl,
     netif,
     record,
     say,
@@ -121,6 +124,7 @@ def child_environment(environ: Mapping[str, str], scratch: str) -> dict[str, str
         say(f"using interface {chosen} for {environ['TORCHSWARM_SUBNET']}")
     for what in WORKER_FILES:
         env[f"TORCHSWARM_{what}_FILE"] = os.path.join(scratch, what.lower())
+    nccl.environment(env, scratch)
     return env
 
 
@@ -304,6 +308,23 @@ def stalled(watchdog: Watchdog, round_began: float) -> tuple[str, bool] | None:
     return f"the job stalled: {why}", True
 
 
+def say_nccl(check: nccl.Check) -> None:
+    """The network NCCL chose here, once a round, when its workers have set it up: a record the
+    wait shows (with a warning for sockets on a host with InfiniBand) and a line in the log."""
+    found = check.record()
+    if found is None:
+        return
+    write_line(json.dumps(found))
+    say(f"NCCL uses {found['network']}" + (f" ({found['devices']})" if found["devices"] else ""))
+    for warning in found["warnings"]:
+        say(f"warning: {warning}")
+
+
+def say_nccl_warnings(check: nccl.Check) -> None:
+    for line in check.warnings():
+        say(f"NCCL said: {line}")
+
+
 def give_up_on_stalls(outcome: Outcome, watchdog: Watchdog) -> None:
     if watchdog.given_up:
         outcome.reasons = [
@@ -351,6 +372,7 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
         return rendezvous.store.add(stalls, 1 if first else 0)
 
     watchdog = Watchdog(env, count_stall, lambda: rendezvous.store.set(stalls, "0"))
+    nccl_check = nccl.Check(env)
     while not stop.requested:
         if rendezvous.finished():
             say("the job finished training; nothing left to run here")
@@ -364,11 +386,13 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
         if marked and not rendezvous.trained:
             record.mark_trained(snapshot_dir, generation)
         rendezvous.trained = True
+        nccl_check.new_round()
         child = start(elastic.round_command(command, prefix, head_len, current), env, stop)
         round_began, round_wall = time.monotonic(), time.time()
         watchdog.new_round()
         verdict = None
         while child.poll() is None and verdict is None and not stop.requested:
+            say_nccl(nccl_check)
             verdict = rendezvous.check(current) or stalled(watchdog, round_wall)
             if verdict is None:
                 time.sleep(rendezvous.settings.poll)
@@ -377,6 +401,7 @@ def run_elastic(command: list[str], env: Mapping[str, str], stop: Stop, started:
             say(f"round {current.number} ends: {reason}")
             elastic.briefly(rendezvous.end, current.number, reason, lost)
             kill_round(child, lost, grace)
+        say_nccl_warnings(nccl_check)
         outcome = Outcome(exit_status(child), env, stop)
         if outcome.done:
             record_done(outcome, env, started)
@@ -435,14 +460,16 @@ def run(command: list[str], environ: Mapping[str, str] | None = None) -> int:
     stop = Stop()
     if elastic.enabled(environ):
         return run_elastic(command, env, stop, started)
-    child, watchdog = start(command, env, stop), Watchdog(env)
+    child, watchdog, nccl_check = start(command, env, stop), Watchdog(env), nccl.Check(env)
     stall = None
     while child.poll() is None and stall is None and not stop.requested:
+        say_nccl(nccl_check)
         stall = stalled(watchdog, started)
         if stall is None:
             time.sleep(1)
     if stall is not None:
         kill_round(child, lost=True, grace=0)  # the swarm restarts the task, from the snapshot
+    say_nccl_warnings(nccl_check)
     outcome = Outcome(exit_status(child), env, stop)
     give_up_on_stalls(outcome, watchdog)
     outcome.count_start(env, time.time() - started)
