@@ -43,10 +43,16 @@ def test_the_launcher_asks_nccl_for_its_lines_in_files_unless_the_user_set_nccl_
         "NCCL_DEBUG": "INFO",
         "NCCL_DEBUG_SUBSYS": "INIT,NET",
         "NCCL_DEBUG_FILE": f"{tmp_path}/nccl.%h.%p",
+        "TORCHSWARM_NCCL_FILE": f"{tmp_path}/nccl.%h.%p",
     }
-    mine = {"NCCL_DEBUG": "WARN"}
+    # The user's own NCCL lines go where the user wants them, and are never read or removed.
+    mine = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_FILE": f"{tmp_path}/mine.%h.%p"}
     nccl.environment(mine, str(tmp_path))
-    assert mine == {"NCCL_DEBUG": "WARN"}
+    assert mine == {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_FILE": f"{tmp_path}/mine.%h.%p"}
+    (tmp_path / "mine.node3.1").write_text(SOCKETS)
+    users = nccl.Check(mine)
+    users.new_round()
+    assert users.record() is None and (tmp_path / "mine.node3.1").exists()
 
 
 def test_a_round_says_its_network_once_and_hands_on_nccls_warnings_standin_lines_no_gpu_here(tmp_path):

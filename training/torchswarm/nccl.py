@@ -26,6 +26,7 @@ from collections.abc import Mapping
 CHOSEN = re.compile(r"NCCL INFO Using network (?P<network>\S+)")
 USING = re.compile(r"NCCL INFO NET/(?P<network>\w+)\s*: Using (?P<devices>[^;]+)")
 INFINIBAND = "/sys/class/infiniband"
+OURS = "TORCHSWARM_NCCL_FILE"  # the files asked for here: a user's NCCL_DEBUG_FILE is never read or removed
 
 
 def environment(env: dict[str, str], scratch: str) -> None:
@@ -35,7 +36,7 @@ def environment(env: dict[str, str], scratch: str) -> None:
         return
     env["NCCL_DEBUG"] = "INFO"
     env["NCCL_DEBUG_SUBSYS"] = "INIT,NET"
-    env["NCCL_DEBUG_FILE"] = os.path.join(scratch, "nccl.%h.%p")
+    env["NCCL_DEBUG_FILE"] = env[OURS] = os.path.join(scratch, "nccl.%h.%p")
 
 
 def chosen(text: str) -> dict[str, str] | None:
@@ -67,10 +68,11 @@ def fell_back(found: dict[str, str], rdma_devices: list[str], ib_disabled: bool 
 
 
 class Check:
-    """Once per round, after the first step: read NCCL's lines, return the record to print."""
+    """Once per round, when the workers have set NCCL up: read its lines, return the record to
+    print. Inert when the launcher did not ask for the lines (environment())."""
 
     def __init__(self, env: Mapping[str, str], rdma_dir: str = INFINIBAND) -> None:
-        self.pattern = (env.get("NCCL_DEBUG_FILE") or "").replace("%h", "*").replace("%p", "*")
+        self.pattern = (env.get(OURS) or "").replace("%h", "*").replace("%p", "*")
         self.ib_disabled = env.get("NCCL_IB_DISABLE", "0") not in ("", "0")
         self.rdma_dir = rdma_dir
         self.done = False
