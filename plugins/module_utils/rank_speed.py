@@ -22,6 +22,7 @@ EVENT = "rank_speed"
 # next to the step (a fast rank's forward in a step that is mostly all-reduce): it must also be
 # slower by this share of the median step time.
 NOISE_SHARE = 0.1
+TINY_S = 1e-6  # the records' resolution: a median own time of 0 divides as this
 
 
 def measure(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -43,7 +44,7 @@ def slow_ranks(rows: Iterable[Mapping[str, Any]], ratio: float) -> dict[int, flo
     key = measure(rows)
     middle, floor = median(rows, key), NOISE_SHARE * median(rows, "step_s")
     return {
-        int(row["rank"]): float(row[key]) / middle if middle > 0 else float("inf")
+        int(row["rank"]): float(row[key]) / max(middle, TINY_S)  # a finite ratio for summary.json
         for row in rows
         if float(row[key]) > ratio * middle and float(row[key]) - middle >= floor
     }
@@ -75,14 +76,13 @@ def complete(rows: Mapping[int, Mapping[str, Any]]) -> bool:
     return len(sizes) == 1 and len(rows) >= sizes.pop() > 0
 
 
-def _named(row: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], epochs: int) -> str:
+def _named(row: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], times: float, epochs: int) -> str:
     rows = list(rows)
     key = measure(rows)
     what = "own time per step (before the all-reduce)" if key == "own_s" else "time per step"
-    middle = median(rows, key)
     return (
-        f"straggler: rank {row['rank']} on {row.get('host', '?')} takes {float(row[key]) / middle:.1f}x "
-        f"the median rank's {what}, {float(row[key]):.3g} s against {middle:.3g} s, for {epochs} epochs"
+        f"straggler: rank {row['rank']} on {row.get('host', '?')} takes {times:.1f}x the median "
+        f"rank's {what}, {float(row[key]):.3g} s against {median(rows, key):.3g} s, for {epochs} epochs"
     )
 
 
@@ -107,7 +107,7 @@ class Stragglers:
             if streak < self.epochs:
                 continue
             if streak == self.epochs:
-                said.append(_named(rows[rank], rows.values(), streak))
+                said.append(_named(rows[rank], rows.values(), times, streak))
             known = self.named.get(rank, {})
             self.named[rank] = {
                 "rank": rank,

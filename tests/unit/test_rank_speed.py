@@ -3,6 +3,8 @@ as the image's torchswarm.speed prints them."""
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import (
     Stragglers,
     by_epoch,
@@ -41,6 +43,8 @@ def test_the_rank_whose_own_time_is_over_the_ratio_of_the_median_is_slow():
         2: 4.5
     }
     assert slow_ranks(epoch_of(0, [0.05]), 1.5) == {}
+    # Own times below the records' resolution: the ratio stays a number summary.json can hold.
+    assert slow_ranks(epoch_of(0, [0.0, 0.0, 0.1]), 1.5) == {2: pytest.approx(1e5)}
 
 
 def test_a_rank_slow_for_the_epochs_in_a_row_is_named_once_with_its_host_and_again_after_it_kept_up():
