@@ -15,7 +15,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import snapshot
 from conftest import epochs_of, finish, free_port, kill_tree, metrics, torchrun, wait_for
-from training_code import EpochOrder
+from training_code import EpochOrder, stop_every
 
 
 def test_the_guides_command_line_trains_and_the_loss_falls(snapdir):
@@ -176,6 +176,13 @@ def test_sigterm_saves_a_snapshot_at_a_step_boundary_and_a_rerun_finishes(snapdi
     rc, _unused = finish(torchrun(["2", "1", "--dataset_size", "65536", "--snapshot_dir", str(snapdir)]))
     assert rc == 0
     assert metrics(snapdir)[-1]["resumed_from"] == {"epoch": state["epoch"], "step": state["step"]}
+
+
+@pytest.mark.parametrize(
+    ("step_s", "every"), [(0.006, 64), (0.02, 50), (0.25, 4), (1.0, 1), (30.0, 1), (0.0, 64)]
+)
+def test_a_stop_is_agreed_about_a_second_apart_and_after_every_step_when_steps_are_slow(step_s, every):
+    assert stop_every(step_s, 1.0, 64) == every
 
 
 def test_a_rerun_at_another_world_size_goes_on_past_the_samples_trained_not_from_the_epochs_start(snapdir):
