@@ -336,7 +336,7 @@ def give_up_on_stalls(outcome: Outcome, watchdog: Watchdog) -> None:
 
 def kill_round(child: subprocess.Popen, lost: bool, grace: float) -> None:
     """A lost member: kill at once (its peers may sit in a collective with it forever).
-    Otherwise SIGTERM, so the trainer snapshots at its next step, then kill after ``grace``."""
+    Otherwise SIGTERM, so the trainer snapshots (within about a second), then kill after ``grace``."""
     if not lost:
         child.send_signal(signal.SIGTERM)
         try:
