@@ -9,6 +9,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
+from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
@@ -153,9 +154,5 @@ class ActionModule(ActionBase):
         except FileNotFoundError:
             pass
         if not self._task.check_mode:
-            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-            temp = f"{target}.tmp"
-            with open(temp, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, target)
+            write_atomically(target, data, sync=False)
         return True

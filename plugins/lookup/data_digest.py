@@ -40,12 +40,12 @@ _raw:
 import hashlib
 import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain
+from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
 
 
 class LookupModule(LookupBase):
@@ -73,8 +73,5 @@ class LookupModule(LookupBase):
             files, cached, lambda path: data_chain.file_sha256(os.path.join(root, path))
         )
         if read or cached != entry:
-            os.makedirs(cache_dir, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=cache_dir, delete=False, encoding="utf-8") as handle:
-                json.dump(entry, handle)
-            os.replace(handle.name, cache)
+            write_atomically(cache, json.dumps(entry), sync=False)  # a cache: cheap to lose
         return digest

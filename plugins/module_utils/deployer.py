@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.torchswarm.ddp.plugins.module_utils.differences import DifferenceTracker
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import checked_job
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
@@ -141,7 +142,7 @@ class StackDeployer:
         if self.check_mode:
             return
         os.makedirs(os.path.dirname(self.view.path), mode=0o700, exist_ok=True)
-        _write_private(self.view.path, stack_text(stack))
+        write_atomically(self.view.path, stack_text(stack), mode=0o600)  # root only: job_env
         registry_auth = ["--with-registry-auth"] if with_registry_auth else []
         self.cli.run(
             "stack", "deploy", "--compose-file", self.view.path, "--prune", *registry_auth, self.view.name
@@ -170,19 +171,3 @@ class StackDeployer:
 def _diff_text(side: Mapping[str, Any]) -> str:
     """One side of the diff as a person reads it (the stack file itself doubles every $)."""
     return json.dumps(side, indent=2, sort_keys=True, ensure_ascii=False) + "\n" if side else ""
-
-
-def _write_private(path: str, text: str) -> None:
-    """Atomically and durably, readable by root only from the first byte."""
-    temp = f"{path}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    directory = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -14,6 +14,8 @@ import os
 import time
 from collections.abc import Callable
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
+
 
 class Recorder:
     """Called with the bytes sent so far; writes ``path`` when ``every`` seconds have passed
@@ -45,10 +47,7 @@ class Recorder:
             "seconds": round(now - self.started, 1),
             "finished": finished,
         }
-        partial = f"{self.path}.part"
-        with open(partial, "w", encoding="utf-8") as handle:
-            json.dump(record, handle)
-        os.replace(partial, self.path)
+        write_atomically(self.path, json.dumps(record), sync=False)  # once a second: no fsync
         self.written_at = now
 
     def remove(self) -> None:

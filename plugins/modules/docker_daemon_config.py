@@ -98,6 +98,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically, write_temp
 from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import (
     RECORD_DIR,
     DaemonConfigError,
@@ -115,20 +116,6 @@ def read_bytes(path: str) -> bytes:
             return handle.read()
     except FileNotFoundError:
         return b""
-
-
-def write_file(path: str, text: str, mode: int = 0o644) -> str:
-    """A temporary file beside ``path``, written and fsynced; returns its name."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    return tmp
 
 
 def dockerd_refuses(module: AnsibleModule, candidate: str) -> str:
@@ -167,14 +154,14 @@ class DaemonConfig:
     def apply(self) -> None:
         """Write the merged file (checked by dockerd first) and the owner's record."""
         if self.merged != self.current:
-            candidate = write_file(self.path, render_daemon_config(self.merged))
+            candidate = write_temp(self.path, render_daemon_config(self.merged))
             why = dockerd_refuses(self.module, candidate) if self.module.params["validate"] else ""
             if why:
                 os.unlink(candidate)
                 raise DaemonConfigError(f"dockerd refuses the new {self.path}, which was not written: {why}")
             self.module.atomic_move(candidate, self.path)
         if self.record_stale:
-            os.replace(write_file(self.record, json.dumps(self.wanted, sort_keys=True) + "\n"), self.record)
+            write_atomically(self.record, json.dumps(self.wanted, sort_keys=True) + "\n")
 
 
 def main() -> None:
