@@ -7,13 +7,14 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import Watch
 from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import Stragglers
 
 display = Display()
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str", "default": "ddp"},
+    "name": {"type": "str", "default": JOB_NAME},
     "timeout": {"type": "int", "default": 3600},
     "interval": {"type": "float", "default": 2.0},
     "heartbeat": {"type": "float", "default": 60.0},

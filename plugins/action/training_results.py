@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
     as_printed,
@@ -28,7 +29,7 @@ from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots
 
 ARGUMENT_SPEC = {
     "dest": {"type": "path", "required": True},
-    "name": {"type": "str", "default": "ddp"},
+    "name": {"type": "str", "default": JOB_NAME},
     "script": {"type": "str", "default": ""},
     "info": {"type": "dict", "required": True},
     "metrics": {"type": "str", "default": ""},

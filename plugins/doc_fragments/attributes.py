@@ -20,6 +20,18 @@ options:
     default: /var/lib/torchswarm/stacks
 """
 
+    # The job's name, which every module and action about one job takes (module_utils/job_options.py's
+    # JOB_NAME; the job role's job_name).
+    JOB_NAME = r"""
+options:
+  name:
+    description:
+      - The job's stack name, C(job_name) in the C(torchswarm.ddp.job) role; its services are
+        C(<name>_<inventory host>), its snapshot volume C(<name>-snapshots).
+    type: str
+    default: ddp
+"""
+
     # A controller-side action plugin's attributes (check_mode and diff_mode are its own).
     ACTION = r"""
 options: {}

@@ -18,6 +18,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 # The job role's variable for option X is job_X.
 ROLE_PREFIX = "job_"
+# The job's (and its stack's) name when none is given, as the job role's job_name defaults to.
+JOB_NAME = "ddp"
 
 JOB_OPTIONS: dict[str, dict[str, Any]] = {
     "image": {
@@ -366,7 +368,7 @@ _JobOptions = make_dataclass(
     "_JobOptions",
     # The stack's name, and the digest of the dataset staged from job_data_src ("": none), which
     # are not options of the job but what the job role derives.
-    [("name", str, field(default="ddp")), ("data_digest", str, field(default=""))]
+    [("name", str, field(default=JOB_NAME)), ("data_digest", str, field(default=""))]
     + [(name, Any, _field(o)) for name, o in JOB_OPTIONS.items()],
     frozen=True,
     kw_only=True,

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
   - torchswarm.ddp.attributes.stack_dir
+  - torchswarm.ddp.attributes.job_name
 attributes:
   check_mode:
     support: full
@@ -38,10 +39,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  name:
-    description: The stack's name.
-    type: str
-    default: ddp
   logs:
     description:
       - Also every rank's whole log (stdout and stderr, as C(docker service logs --timestamps
@@ -139,6 +136,7 @@ logs_until:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     STACK_DIR,
@@ -150,7 +148,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import S
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "default": "ddp"},
+            "name": {"type": "str", "default": JOB_NAME},
             "logs": {"type": "bool", "default": False},
             "logs_since": {"type": "str"},
             "stack_dir": {"type": "path", "default": STACK_DIR},

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - torchswarm.ddp.attributes.action
+  - torchswarm.ddp.attributes.job_name
 attributes:
   check_mode:
     support: full
@@ -32,10 +33,6 @@ attributes:
   diff_mode:
     support: none
 options:
-  name:
-    description: The job's stack name.
-    type: str
-    default: ddp
   timeout:
     description: Seconds to wait at most; the result says RV(timed_out) then.
     type: int

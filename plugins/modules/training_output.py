@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
+  - torchswarm.ddp.attributes.job_name
 attributes:
   check_mode:
     support: none
@@ -58,10 +59,6 @@ options:
   dest:
     description: O(mode=fetch), the results directory on the controller.
     type: path
-  name:
-    description: O(mode=fetch), the job's stack name.
-    type: str
-    default: ddp
   run:
     description: O(mode=fetch), the run (its stack hash).
     type: str
@@ -132,6 +129,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.results import run_dir_name
 
 ARGUMENT_SPEC = {
@@ -141,7 +139,7 @@ ARGUMENT_SPEC = {
     "port": {"type": "int", "default": 29700},
     "token": {"type": "str", "required": True, "no_log": True},
     "dest": {"type": "path"},
-    "name": {"type": "str", "default": "ddp"},
+    "name": {"type": "str", "default": JOB_NAME},
     "run": {"type": "str"},
     "max_bytes": {"type": "int", "default": 10 << 30},
     "wait": {"type": "int", "default": 60},

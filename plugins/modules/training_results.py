@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - torchswarm.ddp.attributes.action
+  - torchswarm.ddp.attributes.job_name
 attributes:
   check_mode:
     support: full
@@ -40,10 +41,6 @@ options:
     description: The results directory on the controller.
     type: path
     required: true
-  name:
-    description: The job's stack name.
-    type: str
-    default: ddp
   script:
     description: The script the job ran, for the summary. Empty, the one the deployed stack in O(info) runs.
     type: str

@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - torchswarm.ddp.attributes
   - torchswarm.ddp.attributes.stack_dir
+  - torchswarm.ddp.attributes.job_name
   - torchswarm.ddp.job
 attributes:
   check_mode:
@@ -46,10 +47,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  name:
-    description: The stack's name; services are called C(<name>_<inventory host>).
-    type: str
-    default: ddp
   state:
     description:
       - V(present) renders and deploys the stack; V(absent) removes its services (C(docker stack rm)),
@@ -206,13 +203,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.torchswarm.ddp.plugins.module_utils.deployer import StackDeployer, wanted
 from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import StackError
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import argument_spec as job_spec
 from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import config_name
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HIDDEN, STACK_DIR
 from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str", "default": "ddp"},
+    "name": {"type": "str", "default": JOB_NAME},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "job": {"type": "dict", "options": job_spec()},
     "nodes": {
