@@ -1,7 +1,7 @@
 """Writes plugins/doc_fragments/job.py, the training_stack module's ``job`` option, from the one
 declaration of the job's options (module_utils/job_options.py): `make doc-fragment` after a job
 option changes. The fragment is plain text because ansible-test's yamllint reads a fragment's
-DOCUMENTATION as a literal; tests/unit/test_job_options.py fails while the two differ."""
+DOCUMENTATION as a literal; tests/unit/plugins/module_utils/test_job_options.py fails while the two differ."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import 
 )
 from ansible_collections.torchswarm.ddp.plugins.modules import training_stack
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 # The three job options whose role default follows another role's variable.
 LINKED = {"job_image", "job_network", "job_subnet"}
 

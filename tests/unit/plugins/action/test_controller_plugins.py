@@ -19,7 +19,7 @@ from PIL import Image
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 TASK = "x2b5kq0w3h2vd8s9g7u3n1f0c"
 
 

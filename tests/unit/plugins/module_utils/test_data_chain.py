@@ -20,7 +20,7 @@ from ansible_collections.torchswarm.ddp.plugins.modules import data_relay
 from module_runner import run_module
 
 TOKEN = "t0ken-for-this-run"
-COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 
 
 def free_port() -> int:
