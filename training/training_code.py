@@ -151,8 +151,8 @@ class StopRequest:
     """Turns SIGTERM into a flag that all ranks agree on at a step boundary.
 
     The agreement is a collective, and on a GPU a wait for the step to finish: asked after every
-    step it cost a small model about a tenth of its step time on CPU, and a GPU's queue ran dry
-    each step. So it is asked after each of the first CALIBRATE steps, which also agree on the
+    step, it added a collective to each step and let a GPU's queue run dry each step. So it is
+    asked after each of the first CALIBRATE steps, which also agree on the
     slowest rank's step time, and then every so many steps, about AGREE_EVERY_S apart (at most
     MOST_STEPS), the same steps on every rank. A SIGTERM is then heard within about a second,
     well inside the stop grace period."""
