@@ -423,7 +423,8 @@ def failed_tasks(stack: str, states: tuple[str, ...] = ("Failed",)) -> list[str]
 # How the swarm may record the tasks that the drain stopped on the serviced host, both seen in CI on a
 # loaded machine: the rank's exit after its snapshot (143) reached the agent before the drain's
 # shutdown did; or two of the host's tasks on ddp-net stopped together and both removed the
-# network, the second finding it gone (moby/moby#35804: the agent's race, not the job's).
+# network, the second finding it gone (our reading, not reproduced: the agent's race, as in
+# moby/moby#35804, not the job's).
 DRAIN_STOPS = ("non-zero exit (143)", '"error while removing network: unknown network ')
 
 
