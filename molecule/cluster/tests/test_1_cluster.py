@@ -47,6 +47,14 @@ def test_daemon_json_keeps_admin_key_and_gains_ours(name):
     assert node(name).check_output("docker info --format '{{.LoggingDriver}}'") == "json-file"
 
 
+@pytest.mark.parametrize("name", NODES)
+def test_a_bare_host_s_docker_started_once_reading_our_daemon_json(name):
+    # daemon.json was written before Docker was installed, so nothing had to restart it.
+    journal = node(name).check_output("journalctl --unit docker --output cat --no-pager")
+    starts = [line for line in journal.splitlines() if line.startswith("Starting docker.service")]
+    assert len(starts) == 1, f"{name}: Docker started {len(starts)} times in this converge"
+
+
 def test_swarm_has_three_ready_nodes_with_the_right_roles_and_labels():
     nodes = swarm_nodes()
     assert sorted(nodes) == NODES
