@@ -189,7 +189,7 @@ doc-fragment: venv
 	PYTHONPATH=collections python tests/harness/job_doc_fragment.py
 
 benchmark-site: venv images trainer-image
-	python benchmarks/site_vs_by_hand.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))
+	python benchmarks/site_vs_by_hand.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS)) $(if $(BENCH_REPEAT),--repeat $(BENCH_REPEAT))
 
 build-check: venv
 	bash tests/collection/build_check.sh
