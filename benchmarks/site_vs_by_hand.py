@@ -97,7 +97,7 @@ def main() -> int:
     try:
         for n in args.hosts:
             runs = []
-            for _ in range(args.repeat):
+            while len(runs) < args.repeat:
                 runs.append(measure(all_nodes[:n]))
                 print(json.dumps(runs[-1]), flush=True)
             rows.append(median_row(runs))
