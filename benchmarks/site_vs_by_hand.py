@@ -92,6 +92,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="measure each size this many times")
     parser.add_argument("--keep", action="store_true", help="leave the nodes running afterwards")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat (BENCH_REPEAT) must be 1 or more, not {args.repeat}")
     rows = []
     all_nodes = [f"bench{i}" for i in range(max(args.hosts))]
     try:
