@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "resources"))
 
-from harness import FIGURES, scenario_inventory
+from harness import FAILED_RUNS, FIGURES, scenario_inventory
 
 
 @pytest.fixture
@@ -31,6 +31,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 _PHASES: dict[str, list] = {}
+
+
+def pytest_runtest_setup(item) -> None:
+    FAILED_RUNS.clear()  # the playbook runs that failed, this check's only
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -56,4 +60,5 @@ def pytest_runtest_logreport(report) -> None:
 def _why(report) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
-    return " ".join(text.split())[:400]
+    failed_runs = f" [failed playbook runs in this check: {' || '.join(FAILED_RUNS)}]" if FAILED_RUNS else ""
+    return " ".join(text.split())[:400] + failed_runs[:1200]

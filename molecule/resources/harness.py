@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import os
 import re
@@ -29,6 +30,14 @@ STREAMED = re.compile(
     r'ok: \[(\S+)\] => \{? ?"?msg"?: "?\S+ \S+ from \S+ in [^;]*? image ID checked; '
     r"(\d+) of (\d+) layers"
 )
+# A failed task's result line, as the default callback prints it (a loop's item: "failed:").
+FAILED_RESULT = re.compile(
+    r"^(?:fatal|failed): \[(?P<host>[^\]]+)\](?: \(item=.*?\))?(?:: \w+!)? => (?P<result>.*)$"
+)
+# What failed in each playbook run that failed during the current check: conftest.py empties it
+# before each check and adds it to the line CI keeps of why a check failed, since an assertion
+# on a run's rc alone says only "assert 2 == 0".
+FAILED_RUNS: list[str] = []
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -171,6 +180,25 @@ class PlaybookRun:
         found = re.findall(STREAMED, text)
         return {host: (int(held), int(total)) for host, held, total in found}
 
+    @property
+    def failure(self) -> str:
+        """What failed, on one line: each failed task with its host and message (or Ansible's
+        own error), else the output's last words."""
+        failed, task = [], "?"
+        lines = self.output.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("TASK ["):
+                task = line[6 : line.find("]", 6)]
+            elif found := FAILED_RESULT.match(line):
+                # The result: JSON on this line, or YAML on the indented lines after it.
+                block = [found["result"], *itertools.takewhile(lambda x: x[:1].isspace(), lines[i + 1 :])]
+                result = " ".join(" ".join(block).split())
+                msg = re.search(r'"msg": "((?:[^"\\]|\\.)*)"|\bmsg: (?:\|-? )?(.*)', result)
+                failed.append(f"{task} on {found['host']}: {(msg[1] or msg[2]) if msg else result}"[:300])
+            elif line.startswith("ERROR! "):
+                failed.append(line)
+        return " | ".join(failed) or " ".join(self.output.split()[-40:])
+
     def assert_unchanged(self, *hosts: str) -> None:
         """Each of ``hosts`` has a PLAY RECAP line, and no host changed anything. Hosts are named
         because a run that died before Ansible reported (no recap at all) changed nothing too."""
@@ -265,7 +293,11 @@ def finish_playbook(proc: subprocess.Popen, timeout: float = 0) -> PlaybookRun:
         rc, out = 124, out + b"\n(killed: ran too long)"
     output = ANSI.sub("", RUNNER_MARKS.sub("", out.decode(errors="replace")))
     print(output)  # shown by pytest when a check fails
-    return PlaybookRun(rc, output)
+    run = PlaybookRun(rc, output)
+    if rc:
+        playbook = next((Path(a).name for a in proc.args if str(a).startswith(str(RESOURCES))), "?")
+        FAILED_RUNS.append(f"{playbook} (rc {rc}): {run.failure}")
+    return run
 
 
 def run_playbook(
