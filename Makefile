@@ -17,7 +17,7 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS := $(if $(CI),0,1)
 
 MODULES := docker_daemon_config validate_inventory training_stack training_job_info training_job_wait host_state \
-  training_results image_relay image_push training_output data_relay relay_wait
+  training_results training_run_files image_relay image_push training_output data_relay relay_wait
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \

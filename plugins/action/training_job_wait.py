@@ -44,7 +44,7 @@ class ActionModule(ActionBase):
         module_args = {"name": args["name"], "logs_since": ""}
         if args["stack_dir"]:
             module_args["stack_dir"] = args["stack_dir"]
-        started, final_reads = time.monotonic(), 0
+        started = time.monotonic()
         while True:
             info = self._execute_module(
                 module_name="torchswarm.ddp.training_job_info", module_args=module_args, task_vars=task_vars
@@ -55,13 +55,13 @@ class ActionModule(ActionBase):
             for line in watch.update(info, info.pop("records"), time.monotonic()):
                 display.display(f"{args['name']}: {line}")
             waited = time.monotonic() - started
-            if info["state"] in FINAL:
-                final_reads += 1
-                if final_reads == 1:
-                    continue  # once more at once: one read can miss a remote node's last lines (moby#33183)
+            if module_args.get("logs"):
                 break
-            if waited >= args["timeout"]:
-                break
+            if info["state"] in FINAL or waited >= args["timeout"]:
+                # Once more at once, with every rank's whole log for the results: one read can
+                # miss a remote node's last lines (moby#33183).
+                module_args["logs"] = True
+                continue
             time.sleep(min(args["interval"], max(args["timeout"] - waited, 0)))
         info.pop("invocation", None)
         return {

@@ -68,7 +68,7 @@ class ActionModule(ActionBase):
         # What an earlier read of this run saved stays: a read can miss a remote node's lines.
         logs = {
             name: of_tasks(in_time_order(self._saved(path, f"logs/{name}.log") + text.splitlines()), tasks)
-            for name, text in args["logs"].items()
+            for name, text in (args["logs"] or info.get("logs", {})).items()
         }
         logged = log_records(line for lines in logs.values() for line in lines)
         # The trainer's own file holds each epoch once; a script's records come from rank 0's log.

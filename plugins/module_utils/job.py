@@ -1,19 +1,23 @@
 """What a deployed training job is doing, from the swarm's task list and the trainer's metrics.
 
-Pure: ``docker inspect`` JSON and metrics lines in, tables and summaries out.
+Pure but for run_files, which reads a node's snapshot directory: ``docker inspect`` JSON and
+metrics lines in, tables and summaries out.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     HASH_LABEL,
     HOST_LABEL,
+    METRICS_FILE,
     RANK_LABEL,
     ROLE_LABEL,
+    completion_record,
 )
 
 GAVE_UP = {"failed", "rejected", "orphaned"}
@@ -151,6 +155,25 @@ def job_tasks(
         "training_hosts": training,
         "task_ids": sorted(task_ids),
     }
+
+
+def run_files(snapshot_dir: str, generation: str) -> dict[str, Any]:
+    """A node's completion record of the generation ({} when it did not complete there, or the
+    record is another's) and its metrics.jsonl text ('' when there is none)."""
+    found: dict[str, Any] = {"completion": {}, "metrics": ""}
+    for key, name in (("completion", completion_record(generation)), ("metrics", METRICS_FILE)):
+        try:
+            with open(os.path.join(snapshot_dir, name), encoding="utf-8", errors="replace") as handle:
+                found[key] = handle.read()
+        except FileNotFoundError:
+            continue
+    try:
+        record = json.loads(found["completion"] or "{}")
+    except ValueError:
+        record = {}  # the launcher writes it whole or not at all; never trust half a record
+    ours = isinstance(record, dict) and record.get("generation") == generation
+    found["completion"] = record if ours else {}
+    return found
 
 
 def metrics_records(text: str) -> list[dict[str, Any]]:

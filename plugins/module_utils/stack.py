@@ -386,6 +386,18 @@ def render_stack(
     return stack
 
 
+# What the image writes in each node's snapshot directory that the controller reads back: the
+# launcher's completion record (torchswarm/record.py) and the bundled trainer's metrics
+# (training_code.py); tests/unit checks that the names agree with the image's.
+RECORD_DIR = ".torchswarm"
+METRICS_FILE = "metrics.jsonl"
+
+
+def completion_record(generation: str) -> str:
+    """Where in its node's snapshot directory a generation's completion record is."""
+    return f"{RECORD_DIR}/complete-{generation}.json"
+
+
 def output_subdir(generation: str) -> str:
     """Where in its node's snapshot directory a generation's output is."""
     return f"output/{generation}"

@@ -11,7 +11,8 @@ version_added: 0.1.0
 description:
   - Polls M(torchswarm.ddp.training_job_info) on the host the task runs on (a swarm
     manager, by C(delegate_to)) until the job is V(complete), V(failed) or V(absent), or O(timeout)
-    passes.
+    passes, then reads the job once more at once with every rank's whole log (RV(logs)), for
+    M(torchswarm.ddp.training_results).
   - While it waits it prints, through Ansible's display, one line per epoch record that rank 0
     prints (the bundled trainer's, or a user's script's through C(torchswarm.report)) with the
     loss, samples/s, world size, time in and an estimate of the time left; a line when a host
@@ -108,6 +109,12 @@ stack_hash:
   description: The digest of the deployed stack (the run).
   returned: always
   type: str
+logs:
+  description:
+    - Every rank's whole log of this run, by service, as M(torchswarm.ddp.training_job_info) returns
+      it with O(torchswarm.ddp.training_job_info#module:logs=true), read once the wait ended.
+  returned: always
+  type: dict
 progress:
   description: The lines printed while waiting (the last 500).
   returned: always

@@ -62,6 +62,8 @@ options:
     description:
       - Each rank's service log (C(docker service logs --timestamps --no-trunc), its stdout and
         stderr together in any order), by service name; the saved log is in time order.
+      - Empty, those in O(info) (M(torchswarm.ddp.training_job_wait) returns them, and
+        M(torchswarm.ddp.training_job_info) with C(logs=true)).
     type: dict
     default: {}
   plots:

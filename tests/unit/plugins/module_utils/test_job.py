@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
     job_tasks,
     metrics_records,
+    run_files,
     status_table,
     summarize_metrics,
 )
@@ -246,3 +250,33 @@ def test_metrics_summary_while_running():
     assert summary["finished"] is False
     assert summary["final_loss"] == 2.0
     assert summary["epochs_trained"] == [0]
+
+
+def image_record_module():
+    """The image's torchswarm/record.py, which writes the completion record (no torch needed)."""
+    training = Path(__file__).resolve().parents[4] / "training"
+    sys.path.insert(0, str(training))
+    try:
+        return importlib.import_module("torchswarm.record")
+    finally:
+        sys.path.remove(str(training))
+
+
+def test_run_files_reads_the_record_the_image_writes_and_the_metrics(tmp_path):
+    record = image_record_module()
+    record.write_complete(str(tmp_path), "abc123", {"host": "node1", "world_size": 3})
+    (tmp_path / "metrics.jsonl").write_text('{"event": "epoch", "epoch": 0}\n')
+    found = run_files(str(tmp_path), "abc123")
+    assert found == {
+        "completion": {"generation": "abc123", "host": "node1", "world_size": 3},
+        "metrics": '{"event": "epoch", "epoch": 0}\n',
+    }
+    # Another run's record is not this run's completion.
+    assert run_files(str(tmp_path), "def456")["completion"] == {}
+
+
+def test_run_files_of_a_node_where_the_run_did_not_complete_or_the_record_is_cut(tmp_path):
+    assert run_files(str(tmp_path / "none"), "abc123") == {"completion": {}, "metrics": ""}
+    (tmp_path / ".torchswarm").mkdir()
+    (tmp_path / ".torchswarm" / "complete-abc123.json").write_text('{"generation": "abc1')
+    assert run_files(str(tmp_path), "abc123") == {"completion": {}, "metrics": ""}

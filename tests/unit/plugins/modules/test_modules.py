@@ -8,6 +8,7 @@ from ansible_collections.torchswarm.ddp.plugins.modules import (
     docker_daemon_config,
     image_push,
     image_relay,
+    training_run_files,
     validate_inventory,
 )
 from module_runner import run_module, run_module_as_ansible_does
@@ -276,3 +277,14 @@ def test_host_states_read_of_daemon_json_says_unchanged_exactly_where_the_module
         daemon_config_files(str(path), str(records)), "torchswarm.ddp.docker", {"log-driver": "local"}
     )
     assert not unchanged(None, "torchswarm.ddp.docker", {})  # not read
+
+
+def test_run_files_reads_a_snapshot_directory_and_wants_it_named_one_way(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"event": "summary"}\n')
+    result, failed = run_module(training_run_files.main, {"path": str(tmp_path), "run": "abc123"})
+    assert not failed and result["changed"] is False
+    found = (result["path"], result["completion"], result["metrics"])
+    assert found == (str(tmp_path), {}, '{"event": "summary"}\n')
+    both = {"path": str(tmp_path), "volume": "ddp-snapshots", "run": "abc123"}
+    result, failed = run_module(training_run_files.main, both)
+    assert failed and "mutually exclusive: path|volume" in result["msg"]
