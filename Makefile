@@ -21,7 +21,7 @@ MODULES := docker_daemon_config validate_inventory training_stack training_job_i
 FILTERS := network_recreate_reasons network_driver_options network_services_using \
   training_status_table nvidia_gpu_uuids swarm_gpu_resources \
   preflight_problems image_fanout_rounds image_registry swarm_node_ids swarm_node_changes swarm_cert_report swarm_settings_changes daemon_config_unchanged job_host_paths \
-  fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift
+  fanout_chain_after job_data_host_dir maintenance_verdict apt_pinned package_drift swarm_manager
 
 .PHONY: help demo demo-clean test lint unit unit-newest sanity sanity-newest venv-newest ee doc-fragment trainer trainer-image image-test gpu-check benchmark-trainer benchmark-trainer-exits benchmark-recovery benchmark-maintenance benchmark-stall benchmark-user-script benchmark-image benchmark-data benchmark-site build-check molecule-cluster molecule-default molecule-registry molecule-gpu engine images venv clean
 

@@ -37,6 +37,18 @@ class Report:
     gone: list[str] = field(default_factory=list)
 
 
+def manager_to_talk_to(managers: Iterable[str], nodes: Mapping[str, Mapping[str, object]]) -> str:
+    """The manager every play talks to, the one rule for site.yml (the validate role) and for the
+    playbooks that only talk to the swarm (reachable_manager.yml): the first of ``managers``, in
+    inventory order, that stays (``state`` present) and answers (``reachable``, default true);
+    '' when none does."""
+    for host in managers:
+        node = nodes.get(host, {})
+        if str(node.get("state", PRESENT)) == PRESENT and node.get("reachable", True):
+            return host
+    return ""
+
+
 def check_subnet(value: str) -> str | None:
     """Return why ``value`` is not a usable network in CIDR form, or None when it is."""
     try:
@@ -156,7 +168,7 @@ def check_inventory(
     if not managers:
         report.errors.append("the 'managers' group is empty: at least one host must be a swarm manager")
     else:
-        report.manager = next((h for h in present_managers if answers(h)), "")
+        report.manager = manager_to_talk_to(managers, nodes)
         if not present_managers:
             report.errors.append(
                 f"every host of 'managers' ({', '.join(managers)}) has swarm_node_state 'absent'; "

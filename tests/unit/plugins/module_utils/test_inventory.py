@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import (
     check_inventory,
     check_subnet,
+    manager_to_talk_to,
     number_settings,
 )
 
@@ -338,6 +339,19 @@ def test_the_manager_is_the_first_that_stays_and_answers():
     assert report.errors == []
     assert (report.manager, report.gone) == ("m1", ["m0"])
     assert check_inventory(["m0"], ["w1", "w2"], GOOD_NODES).manager == "m0"
+
+
+def test_the_playbooks_choose_the_manager_by_the_same_rule_in_inventory_order():
+    # As reachable_manager.yml hands them to the swarm_manager filter: state and whether it answered.
+    nodes = {
+        "m0": {"state": "present", "reachable": False},
+        "m1": {"state": "absent", "reachable": True},
+        "m2": {"state": "present", "reachable": True},
+        "m3": {"state": "present", "reachable": True},
+    }
+    assert manager_to_talk_to(["m0", "m1", "m2", "m3"], nodes) == "m2"
+    assert manager_to_talk_to(["m3", "m2"], nodes) == "m3"
+    assert manager_to_talk_to(["m0", "m1"], nodes) == ""
 
 
 def test_a_host_path_mount_a_training_host_lacks_stops_the_run_naming_host_path_and_variable():
