@@ -22,6 +22,7 @@ ARGUMENT_SPEC = {
     "stack_dir": {"type": "path"},
     "straggler_ratio": {"type": "float", "default": 1.5},
     "straggler_epochs": {"type": "int", "default": 3},
+    "logs": {"type": "bool", "default": True},
 }
 FINAL = ("complete", "failed", "absent")
 KEPT_LINES = 500  # the result's progress: the last lines, for a job that ran for days
@@ -44,7 +45,7 @@ class ActionModule(ActionBase):
         module_args = {"name": args["name"], "logs_since": ""}
         if args["stack_dir"]:
             module_args["stack_dir"] = args["stack_dir"]
-        started = time.monotonic()
+        started, last_read = time.monotonic(), False
         while True:
             info = self._execute_module(
                 module_name="torchswarm.ddp.training_job_info", module_args=module_args, task_vars=task_vars
@@ -55,12 +56,13 @@ class ActionModule(ActionBase):
             for line in watch.update(info, info.pop("records"), time.monotonic()):
                 display.display(f"{args['name']}: {line}")
             waited = time.monotonic() - started
-            if module_args.get("logs"):
+            if last_read:
                 break
             if info["state"] in FINAL or waited >= args["timeout"]:
-                # Once more at once, with every rank's whole log for the results: one read can
-                # miss a remote node's last lines (moby#33183).
-                module_args["logs"] = True
+                # Once more at once, with every rank's whole log for the results if asked: one
+                # read can miss a remote node's last lines (moby#33183).
+                module_args["logs"] = args["logs"]
+                last_read = True
                 continue
             time.sleep(min(args["interval"], max(args["timeout"] - waited, 0)))
         info.pop("invocation", None)

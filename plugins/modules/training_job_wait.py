@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Polls M(torchswarm.ddp.training_job_info) on the host the task runs on (a swarm
     manager, by C(delegate_to)) until the job is V(complete), V(failed) or V(absent), or O(timeout)
-    passes, then reads the job once more at once with every rank's whole log (RV(logs)), for
-    M(torchswarm.ddp.training_results).
+    passes, then reads the job once more at once (one read can miss a node's last lines), with
+    every rank's whole log (RV(logs)) for M(torchswarm.ddp.training_results) unless O(logs=false).
   - While it waits it prints, through Ansible's display, one line per epoch record that rank 0
     prints (the bundled trainer's, or a user's script's through C(torchswarm.report)) with the
     loss, samples/s, world size, time in and an estimate of the time left; a line when a host
@@ -63,6 +63,12 @@ options:
     description: How many epochs in a row a rank must be slow to be named.
     type: int
     default: 3
+  logs:
+    description:
+      - Read every rank's whole log once the wait ends. V(false) when the run's results are
+        kept already (the job role's idle re-run), so a long run's logs are not read again.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -113,7 +119,7 @@ logs:
   description:
     - Every rank's whole log of this run, by service, as M(torchswarm.ddp.training_job_info) returns
       it with O(torchswarm.ddp.training_job_info#module:logs=true), read once the wait ended.
-  returned: always
+  returned: when O(logs=true)
   type: dict
 progress:
   description: The lines printed while waiting (the last 500).
