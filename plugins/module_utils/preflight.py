@@ -5,7 +5,6 @@ Pure: the task results in, one sentence per problem out (the role names the host
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,42 +12,40 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import advertis
 
 
 def _docker_info(result: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """``docker info --format '{{json .}}'`` as a dict, or None and why not."""
-    if result.get("rc", 1) != 0:
-        reason = (result.get("stderr") or result.get("msg") or "no output").strip()
+    """The engine's info from community.docker.docker_host_info's result, or None and why not."""
+    if result.get("failed") or not isinstance(result.get("host_info"), dict):
+        reason = str(result.get("msg") or "no answer").strip()
         return None, f"Docker does not answer ({reason})"
-    try:
-        return json.loads(result.get("stdout") or ""), ""
-    except ValueError:
-        return None, "Docker's info is not JSON"
+    return result["host_info"], ""
 
 
-def _swarm_status(view: str, hostname: str) -> str:
-    """The node's status in ``docker node ls --format '{{.Hostname}} {{.Status}}'``."""
-    for line in view.splitlines():
-        name, _unused, status = line.partition(" ")
-        if name == hostname:
-            return status.strip()
+def _swarm_status(nodes: list[Mapping[str, Any]], hostname: str) -> str:
+    """The node's state as the managers see it (ready, down, ...) in community.docker.docker_node_info's
+    nodes; '' when it is not listed."""
+    for node in nodes:
+        if (node.get("Description") or {}).get("Hostname") == hostname:
+            return str((node.get("Status") or {}).get("State") or "")
     return ""
 
 
 def node_problems(checks: Mapping[str, Any]) -> list[str]:
     """Every problem on one node.
 
-    ``checks`` holds task results: ``docker_info`` (``docker info``), ``nvidia_smi``
-    (``nvidia-smi -L``), ``image_inspect`` (``docker image inspect`` of ``image``; skipped on
-    nodes that do not train), ``swarm_view`` (the first manager's ``docker node ls``, with the
-    node's ``hostname``) and ``ports`` (``wait_for`` results, ``item`` = [host, port]).
+    ``checks`` holds task results: ``docker_info`` (community.docker.docker_host_info),
+    ``nvidia_smi`` (``nvidia-smi -L``), ``image_info`` (community.docker.docker_image_info of
+    ``image``; skipped on nodes that do not train), ``swarm_nodes`` (a manager's
+    community.docker.docker_node_info nodes, with the node's ``hostname``) and ``ports``
+    (``wait_for`` results, ``item`` = [host, port]).
     """
     info, why = _docker_info(checks.get("docker_info") or {})
     if info is None:
         return [why]
     problems: list[str] = []
     state = (info.get("Swarm") or {}).get("LocalNodeState", "")
-    status = _swarm_status(checks.get("swarm_view") or "", checks.get("hostname") or "")
+    status = _swarm_status(checks.get("swarm_nodes") or [], checks.get("hostname") or "")
     if state != "active":
         problems.append(f"not a swarm member (state '{state or 'unknown'}'); run site.yml")
-    elif status and status != "Ready":
+    elif status and status != "ready":
         problems.append(f"the swarm sees it as {status}: the managers do not hear from it (7946/tcp+udp?)")
 
     smi = checks.get("nvidia_smi") or {}
@@ -71,8 +68,8 @@ def node_problems(checks: Mapping[str, Any]) -> list[str]:
             "the GPUs that are there"
         )
 
-    image = checks.get("image_inspect") or {}
-    if not image.get("skipped") and image.get("rc") != 0:
+    image = checks.get("image_info") or {}
+    if not image.get("skipped") and not image.get("images"):
         problems.append(
             f"the training image {checks.get('image')} is not on this node; run site.yml (the image role)"
         )

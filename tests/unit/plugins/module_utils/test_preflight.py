@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils.preflight import node_problems
@@ -12,17 +10,23 @@ SMI = "GPU 0: NVIDIA H100 (UUID: GPU-aaaa)\nGPU 1: NVIDIA H100 (UUID: GPU-bbbb)\
 
 
 def info(**overrides) -> dict:
+    """community.docker.docker_host_info's result."""
     engine = {"Swarm": {"LocalNodeState": "active"}, "Runtimes": {"runc": {}}, "DefaultRuntime": "runc"}
     engine.update(overrides)
-    return {"rc": 0, "stdout": json.dumps(engine), "stderr": ""}
+    return {"changed": False, "can_talk_to_docker": True, "host_info": engine}
+
+
+def swarm_nodes(**states) -> list[dict]:
+    """community.docker.docker_node_info's nodes, hostname -> state."""
+    return [{"Description": {"Hostname": h}, "Status": {"State": s}} for h, s in states.items()]
 
 
 READY = {
     "docker_info": info(),
     "nvidia_smi": {"rc": 2, "msg": "[Errno 2] No such file or directory"},
     "image": "t:1",
-    "image_inspect": {"rc": 0, "stdout": "sha256:1"},
-    "swarm_view": "node0 Ready\nnode1 Ready",
+    "image_info": {"images": [{"Id": "sha256:1"}]},
+    "swarm_nodes": swarm_nodes(node0="ready", node1="ready"),
     "hostname": "node1",
     "ports": [{"item": ["10.0.0.1", 2377], "state": "started", "elapsed": 0}],
 }
@@ -39,21 +43,21 @@ def test_a_ready_node_has_no_problems():
         "nvidia_smi": {"rc": 0, "stdout": SMI},
     }
     assert node_problems({**READY, **gpu_node}) == []
-    assert node_problems({**READY, "image_inspect": {"skipped": True}}) == []  # not a training node
+    assert node_problems({**READY, "image_info": {"skipped": True}}) == []  # not a training node
 
 
 @pytest.mark.parametrize(
     ("checks", "expected"),
     [
         (
-            {"docker_info": {"rc": 1, "stderr": "Cannot connect to the Docker daemon"}},
-            "Docker does not answer",
+            {"docker_info": {"failed": True, "can_talk_to_docker": False, "msg": "Error connecting: x"}},
+            "Docker does not answer (Error connecting: x)",
         ),
         (
             {"docker_info": info(Swarm={"LocalNodeState": "inactive"})},
             "not a swarm member (state 'inactive')",
         ),
-        ({"swarm_view": "node0 Ready\nnode1 Down"}, "the swarm sees it as Down"),
+        ({"swarm_nodes": swarm_nodes(node0="ready", node1="down")}, "the swarm sees it as down"),
         ({"nvidia_smi": {"rc": 0, "stdout": SMI}}, "2 GPUs but no nvidia runtime in Docker"),
         (
             {"nvidia_smi": {"rc": 0, "stdout": SMI}, "docker_info": info(Runtimes={"nvidia": {}})},
@@ -81,7 +85,7 @@ def test_a_ready_node_has_no_problems():
             "it advertises 2 GPU(s) to the swarm but nvidia-smi -L fails (Failed to initialize NVML",
         ),
         (
-            {"image_inspect": {"rc": 1, "stderr": "No such image"}},
+            {"image_info": {"images": []}},
             "the training image t:1 is not on this node",
         ),
         (
