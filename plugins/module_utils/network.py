@@ -64,8 +64,7 @@ def recreate_reasons(
 
 
 def services_using(services: list[Mapping[str, Any]], network_id: str, network_name: str) -> list[str]:
-    """Names of the services (as the Engine API describes them: ``docker service inspect``,
-    community.docker.docker_swarm_info with verbose_output) attached to the network.
+    """Names of the services (``docker service inspect`` objects) attached to the network.
 
     A service spec names its networks by ID once created, but by name if it was given one.
     """
