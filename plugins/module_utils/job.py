@@ -160,20 +160,21 @@ def job_tasks(
 def run_files(snapshot_dir: str, generation: str) -> dict[str, Any]:
     """A node's completion record of the generation ({} when it did not complete there, or the
     record is another's) and its metrics.jsonl text ('' when there is none)."""
-    found: dict[str, Any] = {"completion": {}, "metrics": ""}
-    for key, name in (("completion", completion_record(generation)), ("metrics", METRICS_FILE)):
-        try:
-            with open(os.path.join(snapshot_dir, name), encoding="utf-8", errors="replace") as handle:
-                found[key] = handle.read()
-        except FileNotFoundError:
-            continue
     try:
-        record = json.loads(found["completion"] or "{}")
+        record = json.loads(_text_of(os.path.join(snapshot_dir, completion_record(generation))) or "{}")
     except ValueError:
         record = {}  # the launcher writes it whole or not at all; never trust half a record
     ours = isinstance(record, dict) and record.get("generation") == generation
-    found["completion"] = record if ours else {}
-    return found
+    metrics = _text_of(os.path.join(snapshot_dir, METRICS_FILE))
+    return {"completion": record if ours else {}, "metrics": metrics}
+
+
+def _text_of(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
 
 
 def metrics_records(text: str) -> list[dict[str, Any]]:
