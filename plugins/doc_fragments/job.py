@@ -177,6 +177,12 @@ options:
         type: str
         default: 1g
         description: Size of the C(/dev/shm) tmpfs, for example V(1g).
+      cpu_limit:
+        type: float
+        description: 'CPUs each training host''s task may use, Docker''s CPU limit
+          (V(1.5): one and a half); unset, no limit. For a host that also does other
+          work: it keeps that work, and the host''s Docker engine and swarm agent,
+          responsive while the ranks keep every CPU busy.'
       restart_delay:
         type: str
         default: 10s

@@ -255,7 +255,7 @@ def _service(
                 "max_attempts": job.restart_max_attempts,
             },
             "labels": {RANK_LABEL: str(node.node_rank), HOST_LABEL: node.hostname},
-            **_gpu_reservation(node),
+            **_resources(job, node),
         },
     }
 
@@ -331,13 +331,17 @@ def _memlock(job: Job) -> dict[str, Any]:
     return {"ulimits": {"memlock": {"soft": limit, "hard": limit}}}
 
 
-def _gpu_reservation(node: Node) -> dict[str, Any]:
-    """One GPU per process on a GPU node: the swarm picks which and hands their UUIDs to the
-    NVIDIA runtime (stack deploy refuses ``devices``; swarm has no ``--gpus``)."""
-    if not node.gpus:
-        return {}
-    spec = {"discrete_resource_spec": {"kind": GPU_KIND, "value": node.nproc_per_node}}
-    return {"resources": {"reservations": {"generic_resources": [spec]}}}
+def _resources(job: Job, node: Node) -> dict[str, Any]:
+    """The task's CPU limit (job_cpu_limit), and one GPU per process on a GPU node: the swarm
+    picks which and hands their UUIDs to the NVIDIA runtime (stack deploy refuses ``devices``;
+    swarm has no ``--gpus``)."""
+    resources: dict[str, Any] = {}
+    if job.cpu_limit is not None:
+        resources["limits"] = {"cpus": f"{job.cpu_limit:g}"}
+    if node.gpus:
+        spec = {"discrete_resource_spec": {"kind": GPU_KIND, "value": node.nproc_per_node}}
+        resources["reservations"] = {"generic_resources": [spec]}
+    return {"resources": resources} if resources else {}
 
 
 def render_stack(

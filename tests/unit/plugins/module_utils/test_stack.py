@@ -320,12 +320,10 @@ def test_mounts_are_the_stacks_long_volume_syntax_with_named_volumes_declared():
     assert stack_hash(without_hash(stack)) != stack_hash(without_hash(rendered(mounts=MOUNTS[:1])))
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
-def test_docker_reads_the_mounts_as_rendered(tmp_path):
-    """NFS cannot be mounted on this machine (no NFS client in its kernel): the NFS volume is
-    checked as Docker's own stack parser reads it, not mounted."""
+def docker_reads(stack: dict, tmp_path) -> dict:
+    """The stack file as Docker's own stack parser reads it."""
     path = tmp_path / "stack.yml"
-    path.write_text(stack_text(rendered(mounts=MOUNTS)))
+    path.write_text(stack_text(stack))
     out = subprocess.run(
         ["docker", "stack", "config", "--compose-file", str(path)],
         capture_output=True,
@@ -334,7 +332,14 @@ def test_docker_reads_the_mounts_as_rendered(tmp_path):
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    config = yaml.safe_load(out.stdout)
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
+def test_docker_reads_the_mounts_as_rendered(tmp_path):
+    """NFS cannot be mounted on this machine (no NFS client in its kernel): the NFS volume is
+    checked as Docker's own stack parser reads it, not mounted."""
+    config = docker_reads(rendered(mounts=MOUNTS), tmp_path)
     assert config["volumes"]["mount2"]["driver_opts"]["device"] == ":/export/imagenet"
     assert {"type": "tmpfs", "target": "/scratch", "tmpfs": {"size": 1024**3}} in config["services"]["node0"][
         "volumes"
@@ -343,6 +348,28 @@ def test_docker_reads_the_mounts_as_rendered(tmp_path):
     assert [(v["source"], v.get("read_only", False)) for v in binds] == [
         ("/srv/datasets", True),
         ("/scratch/ckpt", False),
+    ]
+
+
+def test_a_cpu_limit_caps_every_rank_service_and_not_the_rendezvous_store():
+    unlimited = rendered()
+    assert all("resources" not in s["deploy"] for s in unlimited["services"].values())
+    stack = rendered(cpu_limit=0.25)
+    for name, service in stack["services"].items():
+        limits = service["deploy"].get("resources", {}).get("limits")
+        assert limits == (None if name == RENDEZVOUS_SERVICE else {"cpus": "0.25"}), name
+    assert stack_hash(without_hash(stack)) != stack_hash(without_hash(unlimited))
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
+def test_docker_reads_the_cpu_limit_beside_a_gpu_reservation(tmp_path):
+    ranked, errors = assign_ranks([{"name": "node0", "hostname": "node0", "gpus": 2}])
+    assert errors == []
+    config = docker_reads(render_stack(Job(image=IMAGE, cpu_limit=1.5), ranked), tmp_path)
+    resources = config["services"]["node0"]["deploy"]["resources"]
+    assert resources["limits"]["cpus"] in ("1.5", 1.5)
+    assert resources["reservations"]["generic_resources"] == [
+        {"discrete_resource_spec": {"kind": "GPU", "value": 2}}
     ]
 
 
