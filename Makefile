@@ -60,9 +60,10 @@ help:
 	@echo "                       daemon.json, config.toml, swarm GPU resources, GPUs per task;"
 	@echo "                       on the newest ansible-core, as a new user installs it, and from the EE"
 
-# make test: the quick checks one after another, then two lanes side by side of about equal
-# length: the units and the default scenario, the longest; beside them sanity on both
-# ansible-cores, the units on the newest, the trainer's checks and the other three scenarios (each
+# make test: the two quick checks that build what both lanes use, one after another, then two
+# lanes side by side of about equal length: the units, the default scenario (the longest) and the
+# units on the newest ansible-core (its virtualenv made by then, by sanity-newest); beside them
+# lint, sanity on both ansible-cores, the trainer's checks and the other three scenarios (each
 # scenario has containers, storage and a network of its own, molecule/resources/vars/nodes.yml;
 # the trainer's torchrun processes run on this machine). Each target is timed
 # (tests/harness/timings.py), its output lines tagged with its name; the table at the end holds
@@ -70,9 +71,9 @@ help:
 # still running after its limit (seconds) is stopped and named: a hang fails in minutes, not at
 # CI's limit. The limits are about twice what each takes on CI's slowest machines; the default
 # scenario's (2900 s on a slow day) is less, to stay under CI's own 90 minutes.
-TEST_FIRST := lint build-check image-test
-LANE_A := unit molecule-default
-LANE_B := sanity-newest sanity unit-newest trainer molecule-cluster molecule-registry molecule-gpu
+TEST_FIRST := build-check image-test
+LANE_A := unit molecule-default unit-newest
+LANE_B := lint sanity-newest sanity trainer molecule-cluster molecule-registry molecule-gpu
 TIMINGS := $(CURDIR)/.cache/timings/records.tsv
 LIMIT_trainer := 1200
 LIMIT_sanity := 1200

@@ -547,13 +547,18 @@ def figure(text: str) -> None:
     print(text)
 
 
+# Seconds between two polls of a wait. Each poll is a few docker execs into a node; the two CPUs
+# that make test's lanes share are busy throughout, and the events waited for take tens of seconds.
+POLL_INTERVAL = 2
+
+
 def wait_for(predicate, timeout: float, what: str, seen=None) -> None:
-    """Poll ``predicate`` each second; past ``timeout``, fail naming ``what`` and, when given,
-    what ``seen()`` then describes (the state the wait never left)."""
+    """Poll ``predicate`` every POLL_INTERVAL seconds; past ``timeout``, fail naming ``what`` and,
+    when given, what ``seen()`` then describes (the state the wait never left)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(1)
+        time.sleep(POLL_INTERVAL)
     state = f"; seen: {seen()}" if seen else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{state}")
