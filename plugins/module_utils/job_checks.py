@@ -231,8 +231,8 @@ def check_job(job: Job, nodes: list[Node], swarm_hostnames: Iterable[str] | None
         )
     if job.peer_timeout < 1:
         errors.append(f"job_peer_timeout is {job.peer_timeout}; it must be at least 1 (seconds)")
-    if job.cpu_limit is not None and job.cpu_limit < 0.01:
-        errors.append(f"job_cpu_limit is {job.cpu_limit:g}; Docker's CPU limit is at least 0.01 (CPUs)")
+    if job.cpus is not None and job.cpus < 0.01:
+        errors.append(f"job_cpus is {job.cpus:g}; Docker's CPU limit is at least 0.01 (CPUs)")
     if job.start_attempts < 1:
         errors.append(f"job_start_attempts is {job.start_attempts}; it must be at least 1")
     for option in ("stall_timeout", "stall_restarts"):

@@ -223,7 +223,7 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
         "default": "1g",
         "description": "Size of the C(/dev/shm) tmpfs, for example V(1g).",
     },
-    "cpu_limit": {
+    "cpus": {
         "type": "float",
         "description": (
             "CPUs each training host's task may use, Docker's CPU limit (V(1.5): one and a half); "

@@ -332,12 +332,12 @@ def _memlock(job: Job) -> dict[str, Any]:
 
 
 def _resources(job: Job, node: Node) -> dict[str, Any]:
-    """The task's CPU limit (job_cpu_limit), and one GPU per process on a GPU node: the swarm
+    """The task's CPU limit (job_cpus), and one GPU per process on a GPU node: the swarm
     picks which and hands their UUIDs to the NVIDIA runtime (stack deploy refuses ``devices``;
     swarm has no ``--gpus``)."""
     resources: dict[str, Any] = {}
-    if job.cpu_limit is not None:
-        resources["limits"] = {"cpus": f"{job.cpu_limit:g}"}
+    if job.cpus is not None:
+        resources["limits"] = {"cpus": f"{job.cpus:g}"}
     if node.gpus:
         spec = {"discrete_resource_spec": {"kind": GPU_KIND, "value": node.nproc_per_node}}
         resources["reservations"] = {"generic_resources": [spec]}

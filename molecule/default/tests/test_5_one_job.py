@@ -393,13 +393,13 @@ def test_sigterm_to_one_rank_is_a_restart_not_the_end_of_the_job(inventory, tmp_
         job_snapshot_dir=snapshots,
         job_snapshot_keep=3,
         # Above the share each of three ranks gets of this machine's two CPUs: set, never binding.
-        job_cpu_limit=0.9,
+        job_cpus=0.9,
     )
     assert run_site_playbook(inventory, tmp_path).rc == 0
     wait_for(lambda: 2 in epochs_of(metrics(stack, snapshot_dir=snapshots)), 300, "epoch 2 to finish")
     label = f"label=com.docker.swarm.service.name={stack}_node1"
     container = node("node1").check_output(f"docker ps -q --filter {label}")
-    # The engine that runs the rank's container applied job_cpu_limit to it.
+    # The engine that runs the rank's container applied job_cpus to it.
     nano_cpus = node("node1").check_output(f"docker inspect -f '{{{{.HostConfig.NanoCpus}}}}' {container}")
     assert nano_cpus == "900000000", f"node1's rank runs with NanoCpus {nano_cpus}, not 0.9 CPUs"
     node("node1").check_output(f"docker kill -s TERM {container}")

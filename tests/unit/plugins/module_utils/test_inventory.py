@@ -469,6 +469,7 @@ def test_number_settings_are_the_roles_numbers_by_name_and_nothing_else_is_read(
         image_registry_password="pw",
         swarm_port=2377,  # not a role setting this check knows
         job_name="ddp",
+        job_cpus=0.5,  # a fraction of a CPU, which no whole-number range may refuse
     )
     assert number_settings(variables) == {
         "network_mtu": 1450,

@@ -96,7 +96,7 @@ def test_rejected_nodes(nodes, expected):
         ({"min_nodes": 4}, "job_min_nodes is 4; it must be between 1 and the 3 training hosts"),
         ({"peer_timeout": 0}, "job_peer_timeout is 0; it must be at least 1 (seconds)"),
         ({"start_attempts": 0}, "job_start_attempts is 0; it must be at least 1"),
-        ({"cpu_limit": 0.001}, "job_cpu_limit is 0.001; Docker's CPU limit is at least 0.01 (CPUs)"),
+        ({"cpus": 0.001}, "job_cpus is 0.001; Docker's CPU limit is at least 0.01 (CPUs)"),
     ],
 )
 def test_rejected_jobs(job, expected):

@@ -351,10 +351,10 @@ def test_docker_reads_the_mounts_as_rendered(tmp_path):
     ]
 
 
-def test_a_cpu_limit_caps_every_rank_service_and_not_the_rendezvous_store():
+def test_a_cpus_caps_every_rank_service_and_not_the_rendezvous_store():
     unlimited = rendered()
     assert all("resources" not in s["deploy"] for s in unlimited["services"].values())
-    stack = rendered(cpu_limit=0.25)
+    stack = rendered(cpus=0.25)
     for name, service in stack["services"].items():
         limits = service["deploy"].get("resources", {}).get("limits")
         assert limits == (None if name == RENDEZVOUS_SERVICE else {"cpus": "0.25"}), name
@@ -362,10 +362,10 @@ def test_a_cpu_limit_caps_every_rank_service_and_not_the_rendezvous_store():
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
-def test_docker_reads_the_cpu_limit_beside_a_gpu_reservation(tmp_path):
+def test_docker_reads_the_cpus_beside_a_gpu_reservation(tmp_path):
     ranked, errors = assign_ranks([{"name": "node0", "hostname": "node0", "gpus": 2}])
     assert errors == []
-    config = docker_reads(render_stack(Job(image=IMAGE, cpu_limit=1.5), ranked), tmp_path)
+    config = docker_reads(render_stack(Job(image=IMAGE, cpus=1.5), ranked), tmp_path)
     resources = config["services"]["node0"]["deploy"]["resources"]
     assert resources["limits"]["cpus"] in ("1.5", 1.5)
     assert resources["reservations"]["generic_resources"] == [
