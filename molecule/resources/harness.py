@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -535,6 +536,17 @@ def standin_gpus(scenario: Path) -> dict[str, list[str]]:
 
 def epochs_of(records: list[dict]) -> list[int]:
     return [r["epoch"] for r in records if r["event"] == "epoch"]
+
+
+def epoch_seconds(records: list[dict]) -> dict[int, float]:
+    """The median seconds of an epoch at each world size the job trained at, for the figures that
+    size a fault check's job (from the epochs' elapsed_s, which restarts with each round)."""
+    epochs = [r for r in records if r["event"] == "epoch"]
+    seconds: dict[int, list[float]] = {}
+    for before, after in itertools.pairwise(epochs):
+        if after["world_size"] == before["world_size"] and after["elapsed_s"] > before["elapsed_s"]:
+            seconds.setdefault(after["world_size"], []).append(after["elapsed_s"] - before["elapsed_s"])
+    return {world: round(statistics.median(s), 1) for world, s in sorted(seconds.items())}
 
 
 # Figures the checks measure (wall times of fault cases); molecule/conftest.py prints them after

@@ -10,6 +10,7 @@ import json
 import time
 
 from harness import (
+    epoch_seconds,
     epochs_of,
     figure,
     finish_playbook,
@@ -88,6 +89,7 @@ def test_a_lost_host_is_dropped_without_a_human_and_rejoins_when_it_is_back(inve
         wait_for(lambda: ranks_complete(STACK, 3), 420, f"{STACK} to complete", progress)
         figure(f"lost host: the job completed {time.time() - back:.0f} s after node1's container started")
         records = metrics(STACK, rank0="node3")
+        figure(f"lost host: an epoch took {epoch_seconds(records)} s by world size")
         assert epochs_of(records) == list(range(EPOCHS)), "an epoch was counted twice or lost"
         assert {r["world_size"] for r in records if r["event"] == "epoch"} >= {2, 3}
         summary = [r for r in records if r["event"] == "summary"][-1]
