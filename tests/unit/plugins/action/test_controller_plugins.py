@@ -1,6 +1,7 @@
 """The controller-side plugins through real ansible-playbook runs on localhost: training_results
 writes the run's files and plots (decoded here with Pillow), the script_files lookup reads a
-user's directory and refuses what a swarm config cannot hold."""
+user's directory and refuses what a swarm config cannot hold, the role_default lookup gives the
+defaults that roles following another role's variable fall back to."""
 
 from __future__ import annotations
 
@@ -187,6 +188,44 @@ def test_script_files_lookup_reads_a_directory_and_refuses_what_a_config_cannot_
     (src / "big.bin").write_bytes(b"\xff" * 10)
     run = playbook(tmp_path, [read])
     assert run.returncode != 0 and f"job_script_src: {src}/big.bin is not UTF-8 text" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "expected"),
+    [
+        ([], ["torchswarm/trainer:latest", "ddp-net", "torchswarm/trainer:latest", "ddp"]),
+        (
+            ["-e", "image_name=reg.example/team/train:7 network_name=net7 job_name=run7"],
+            ["reg.example/team/train:7", "net7", "reg.example/team/train:7", "run7"],
+        ),
+    ],
+)
+def test_roles_that_follow_another_roles_variable_fall_back_to_its_default(tmp_path, extra_vars, expected):
+    """The job, preflight and maintenance roles' defaults read as the roles read them: with nothing
+    set, the image, network and job roles' own defaults (role_default); else the variables set."""
+    read_defaults = [
+        {"ansible.builtin.include_vars": str(ROOT / "roles" / role / "defaults" / "main.yml")}
+        for role in ("job", "preflight", "maintenance")
+    ]
+    show = {
+        "ansible.builtin.debug": {"msg": "{{ [job_image, job_network, preflight_image, maintenance_job] }}"}
+    }
+    run = playbook(tmp_path, [*read_defaults, show], *extra_vars)
+    assert run.returncode == 0, run.stdout
+    assert task_results(run)[-1]["msg"] == expected
+
+
+@pytest.mark.parametrize(
+    ("terms", "error"),
+    [
+        ("'image', role='image'", "role_default: role image gives no default for image"),
+        ("'x', role='imag'", "role_default: this collection has no role imag with defaults"),
+    ],
+)
+def test_role_default_names_a_variable_or_role_it_cannot_find(tmp_path, terms, error):
+    wrong = {"ansible.builtin.debug": {"msg": f"{{{{ lookup('torchswarm.ddp.role_default', {terms}) }}}}"}}
+    run = playbook(tmp_path, [wrong])
+    assert run.returncode != 0 and error in run.stdout
 
 
 @pytest.mark.parametrize("missing", ["nowhere.py"])
