@@ -8,24 +8,22 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records, run_dir_name
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
-from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import script_of
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots, rank_speed
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils.results import (
     as_printed,
     in_time_order,
     log_text,
     of_tasks,
     records_text,
     refusals,
-    run_dir_name,
     run_summary,
     summary_lines,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import script_of
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots
 
 ARGUMENT_SPEC = {
     "dest": {"type": "path", "required": True},

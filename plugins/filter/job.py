@@ -6,7 +6,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import v
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import status_table
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
-from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import table
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import table
 
 
 def training_status_table(rows):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -231,3 +232,12 @@ def status_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+
+
+# Characters a job or run name may keep in a path below the results directory.
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def run_dir_name(job: str, run: str) -> str:
+    """``<job>/<run>`` as a path below the results directory, whatever the names hold."""
+    return f"{SAFE_NAME.sub('_', job)}/{SAFE_NAME.sub('_', run or 'unknown')}"

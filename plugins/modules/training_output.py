@@ -129,8 +129,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import run_dir_name
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
-from ansible_collections.torchswarm.ddp.plugins.module_utils.results import run_dir_name
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["serve", "fetch"], "required": True},

@@ -6,16 +6,15 @@ import json
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records, run_dir_name
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
-from ansible_collections.torchswarm.ddp.plugins.module_utils.rank_speed import Stragglers
-from ansible_collections.torchswarm.ddp.plugins.module_utils.results import (
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import Stragglers
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils.results import (
     as_printed,
     in_time_order,
     plot_series,
     records_text,
     refusals,
-    run_dir_name,
     run_summary,
     summary_lines,
 )

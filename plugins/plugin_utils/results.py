@@ -11,13 +11,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import rank_speed
 from ansible_collections.torchswarm.ddp.plugins.module_utils.job import summarize_metrics, time_key
 from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG_KEYS, parse_log_line
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import rank_speed
 
 LAST_LINES = 20  # of rank 0's log, in summary.json
 PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports no metrics
-SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 # The image's launcher, when a rank gives up (training/torchswarm/launcher.py).
 GAVE_UP = re.compile(r"^torchswarm: not retrying \(exit \d+\): (?P<why>.+)$")
 
@@ -237,8 +236,3 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             "in output/ (sha256 in summary.json)"
         )
     return lines
-
-
-def run_dir_name(job: str, run: str) -> str:
-    """``<job>/<run>`` as a path below the results directory, whatever the names hold."""
-    return f"{SAFE_NAME.sub('_', job)}/{SAFE_NAME.sub('_', run or 'unknown')}"
