@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRAINING, Cluster, epochs_of, first_steps_after, kill_tree, metrics, wait_for
+from conftest import TRAINING, Cluster, epochs_of, first_steps_after, kill_tree, metrics, running, wait_for
 from torchswarm.elastic import round_command
 from torchswarm.launcher import Outcome
 from torchswarm.rendezvous import Member, Rendezvous, Round, Settings
@@ -174,6 +174,8 @@ def test_a_rank_stuck_with_its_host_up_is_found_by_the_watchdog_and_the_job_re_f
     if '"event": "stalled"' in c.log("node0"):  # its watchdog, too, fired before the round ended
         assert '"ranks": [{"rank": 0, "waits_in": "all_reduce"}]' in c.log("node0")
     assert logs.count("stalling script: rank") == 2 and "done at step 40" in logs
+    # The stuck worker was killed with its round, not left beside the next one.
+    assert not running(str(script)), running(str(script))
 
 
 def test_a_job_that_stalls_every_time_fails_after_the_restarts_with_the_reason(cluster, tmp_path):
@@ -188,6 +190,7 @@ def test_a_job_that_stalls_every_time_fails_after_the_restarts_with_the_reason(c
     logs = c.log("node0") + c.log("node1")
     assert 3 in codes, codes
     assert "not retrying (exit 3): the job stalled 2 times in a row (no step for 5 s each time" in logs
+    assert not running(str(script)), running(str(script))
 
 
 @pytest.mark.parametrize(

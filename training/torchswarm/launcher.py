@@ -51,6 +51,7 @@ from torchswarm import (
     host_check,
     nccl,
     netif,
+    processes,
     record,
     say,
     stacks,
@@ -344,8 +345,12 @@ def kill_round(child: subprocess.Popen, lost: bool, grace: float) -> None:
             return
         except subprocess.TimeoutExpired:
             pass
+    # torchrun's process group does not hold its workers (torchswarm.processes): kill them too,
+    # or a stuck one lives on beside the next round, holding its GPU.
+    members = processes.tree(child.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
+    processes.signal_all(members)
     child.wait()
 
 
