@@ -185,7 +185,7 @@ benchmark-image: venv images trainer-image
 benchmark-data: venv images
 	python benchmarks/data_fanout.py $(if $(BENCH_HOSTS),--hosts $(BENCH_HOSTS))
 
-# After a job option changes in module_utils/job_options.py (a unit test fails until this ran).
+# After a job option changes in module_utils/_job_options.py (a unit test fails until this ran).
 doc-fragment: venv
 	PYTHONPATH=collections python tests/harness/job_doc_fragment.py
 

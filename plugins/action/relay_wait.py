@@ -9,7 +9,7 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _transfer_progress as transfer_progress
 
 display = Display()
 

@@ -7,9 +7,9 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import Stragglers
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.watch import Watch
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_NAME
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._rank_speed import Stragglers
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._watch import Watch
 
 display = Display()
 

@@ -8,13 +8,14 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records, run_dir_name
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import script_of
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils import plots, rank_speed
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.results import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import metrics_records, run_dir_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_NAME
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import script_of
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import _plots as plots
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import _rank_speed as rank_speed
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._results import (
     as_printed,
     in_time_order,
     log_text,

@@ -20,7 +20,7 @@ options:
     default: /var/lib/torchswarm/stacks
 """
 
-    # The job's name, which every module and action about one job takes (module_utils/job_options.py's
+    # The job's name, which every module and action about one job takes (module_utils/_job_options.py's
     # JOB_NAME; the job role's job_name).
     JOB_NAME = r"""
 options:

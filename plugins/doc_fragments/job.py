@@ -1,5 +1,5 @@
 """The training_stack module's ``job`` option, written by tests/harness/job_doc_fragment.py
-from the one declaration of the job's options (module_utils/job_options.py); do not edit."""
+from the one declaration of the job's options (module_utils/_job_options.py); do not edit."""
 
 
 class ModuleDocFragment:

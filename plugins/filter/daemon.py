@@ -1,10 +1,10 @@
-"""Filters for the docker and nvidia roles; the logic lives in module_utils/daemon_config.py."""
+"""Filters for the docker and nvidia roles; the logic lives in module_utils/_daemon_config.py."""
 
 from __future__ import annotations
 
 import json
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import unchanged
+from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import unchanged
 
 
 def daemon_config_unchanged(state, owner, options):

@@ -1,8 +1,8 @@
-"""Filters for the nvidia role; the logic lives in module_utils/gpu.py."""
+"""Filters for the nvidia role; the logic lives in module_utils/_gpu.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import gpu_uuids, node_generic_resources
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import gpu_uuids, node_generic_resources
 
 
 def nvidia_gpu_uuids(text):

@@ -1,9 +1,9 @@
-"""Filters for the image role; the logic lives in module_utils/fanout.py."""
+"""Filters for the image role; the logic lives in module_utils/_fanout.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.engine_push import registry_of
-from ansible_collections.torchswarm.ddp.plugins.module_utils.fanout import chain_after, fanout_rounds
+from ansible_collections.torchswarm.ddp.plugins.module_utils._engine_push import registry_of
+from ansible_collections.torchswarm.ddp.plugins.module_utils._fanout import chain_after, fanout_rounds
 
 
 def image_fanout_rounds(missing, holders, plan="chain"):

@@ -1,12 +1,12 @@
-"""Filters for the job role; the logic lives in module_utils/job.py."""
+"""Filters for the job role; the logic lives in module_utils/_job.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import version_dir
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import status_table
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import host_paths
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import data_host_dir
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import table
+from ansible_collections.torchswarm.ddp.plugins.module_utils._data_chain import version_dir
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import status_table
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import host_paths
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import data_host_dir
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._rank_speed import table
 
 
 def training_status_table(rows):

@@ -1,10 +1,10 @@
-"""Filters for the maintenance role; the logic lives in module_utils/maintenance.py."""
+"""Filters for the maintenance role; the logic lives in module_utils/_maintenance.py."""
 
 from __future__ import annotations
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.maintenance import verdict
+from ansible_collections.torchswarm.ddp.plugins.module_utils._maintenance import verdict
 
 
 def maintenance_verdict(host, hostname, nodes, job, env=None, stop_job=False, upgrade_pins=None):

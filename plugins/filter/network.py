@@ -1,8 +1,8 @@
-"""Filters for the network role; the logic lives in module_utils/network.py."""
+"""Filters for the network role; the logic lives in module_utils/_network.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.network import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._network import (
     recreate_reasons,
     services_using,
     wanted_driver_options,

@@ -1,9 +1,9 @@
 """Filters for the docker and nvidia roles' version pins; the logic lives in
-module_utils/package_pins.py."""
+module_utils/_package_pins.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import package_pins
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _package_pins as package_pins
 
 
 def apt_pinned(packages, pinned, version=""):

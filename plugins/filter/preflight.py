@@ -1,8 +1,8 @@
-"""Filters for the preflight role; the logic lives in module_utils/preflight.py."""
+"""Filters for the preflight role; the logic lives in module_utils/_preflight.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.preflight import node_problems
+from ansible_collections.torchswarm.ddp.plugins.module_utils._preflight import node_problems
 
 
 def preflight_problems(checks):

@@ -1,10 +1,15 @@
-"""Filters for the swarm role; the logic lives in module_utils/swarm_nodes.py, swarm_certs.py and
+"""Filters for the swarm role; the logic lives in module_utils/_swarm_nodes.py, swarm_certs.py and
 swarm_settings.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_certs, swarm_settings
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_nodes import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _swarm_certs as swarm_certs,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _swarm_settings as swarm_settings,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_nodes import (
     node_ids_of_hosts,
     spec_changes,
 )

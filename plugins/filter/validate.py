@@ -1,8 +1,8 @@
-"""Filters for the validate role and the playbooks; the logic lives in module_utils/inventory.py."""
+"""Filters for the validate role and the playbooks; the logic lives in module_utils/_inventory.py."""
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._inventory import (
     manager_to_talk_to,
     number_settings,
 )

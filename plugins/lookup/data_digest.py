@@ -44,8 +44,8 @@ import os
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _data_chain as data_chain
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically
 
 
 class LookupModule(LookupBase):

@@ -32,7 +32,7 @@ _raw:
 
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import (
     JOB_OPTIONS,
     ROLE_PREFIX,
     from_variables,

@@ -158,7 +158,15 @@ routed_around:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain, dir_stream, transfer_progress
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _data_chain as data_chain,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _dir_stream as dir_stream,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _transfer_progress as transfer_progress,
+)
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["held", "receive", "send"], "required": True},

@@ -98,8 +98,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically, write_temp
-from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically, write_temp
+from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import (
     RECORD_DIR,
     DaemonConfigError,
     check_daemon_options,

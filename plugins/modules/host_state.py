@@ -171,8 +171,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import RECORD_DIR
-from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import read, read_system_facts
+from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import RECORD_DIR
+from ansible_collections.torchswarm.ddp.plugins.module_utils._host_state import read, read_system_facts
 
 ARGUMENT_SPEC = {
     "packages": {"type": "list", "elements": "str", "default": []},

@@ -65,7 +65,7 @@ digest:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.engine_push import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._engine_push import (
     PushError,
     auth_header,
     push,

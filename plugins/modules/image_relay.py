@@ -174,9 +174,9 @@ routed_around:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.image_stream import StreamError, receive, send
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _transfer_progress as transfer_progress
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._image_stream import StreamError, receive, send
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["receive", "send"], "required": True},

@@ -135,14 +135,14 @@ logs_until:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_NAME
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import (
     HASH_LABEL,
     STACK_DIR,
     redacted,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_view import SwarmView
 
 
 def main() -> None:

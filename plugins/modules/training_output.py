@@ -128,9 +128,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import run_dir_name
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _dir_stream as dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import run_dir_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_NAME
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["serve", "fetch"], "required": True},

@@ -200,14 +200,14 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.deployer import StackDeployer, wanted
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import StackError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_NAME
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import argument_spec as job_spec
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import config_name
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import HIDDEN, STACK_DIR
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
+from ansible_collections.torchswarm.ddp.plugins.module_utils._deployer import StackDeployer, wanted
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import StackError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_NAME
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import argument_spec as job_spec
+from ansible_collections.torchswarm.ddp.plugins.module_utils._script_configs import config_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import HIDDEN, STACK_DIR
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_view import SwarmView
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "default": JOB_NAME},

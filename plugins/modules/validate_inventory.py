@@ -141,7 +141,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import check_inventory
+from ansible_collections.torchswarm.ddp.plugins.module_utils._inventory import check_inventory
 
 
 def main() -> None:

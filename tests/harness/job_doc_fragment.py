@@ -1,5 +1,5 @@
 """Writes plugins/doc_fragments/job.py, the training_stack module's ``job`` option, from the one
-declaration of the job's options (module_utils/job_options.py): `make doc-fragment` after a job
+declaration of the job's options (module_utils/_job_options.py): `make doc-fragment` after a job
 option changes. The fragment is plain text because ansible-test's yamllint reads a fragment's
 DOCUMENTATION as a literal; tests/unit/plugins/module_utils/test_job_options.py fails while the two differ."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import (
     JOB_OPTIONS,
     ROLE_PREFIX,
     documented,
@@ -42,7 +42,7 @@ def documentation() -> str:
 def text() -> str:
     return (
         '"""The training_stack module\'s ``job`` option, written by tests/harness/job_doc_fragment.py\n'
-        'from the one declaration of the job\'s options (module_utils/job_options.py); do not edit."""\n'
+        'from the one declaration of the job\'s options (module_utils/_job_options.py); do not edit."""\n'
         "\n\nclass ModuleDocFragment:\n"
         f'    DOCUMENTATION = r"""\n{documentation()}"""\n'
     )

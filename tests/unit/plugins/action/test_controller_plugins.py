@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _dir_stream as dir_stream
 
 ROOT = Path(__file__).resolve().parents[4]
 TASK = "x2b5kq0w3h2vd8s9g7u3n1f0c"

@@ -1,4 +1,4 @@
-"""Files written whole or not at all (module_utils/atomic_file.py), which the stack file, daemon.json,
+"""Files written whole or not at all (module_utils/_atomic_file.py), which the stack file, daemon.json,
 the results, the transfer progress and the dataset digest's cache are written through."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically, write_temp
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically, write_temp
 
 
 def mode_of(path) -> int:

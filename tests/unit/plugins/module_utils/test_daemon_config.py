@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import (
     DaemonConfigError,
     merge_daemon_config,
     parse_daemon_config,

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain, dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _data_chain as data_chain,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _dir_stream as dir_stream,
+)
 from ansible_collections.torchswarm.ddp.plugins.modules import data_relay
 from module_runner import run_module
 
@@ -154,7 +159,7 @@ def test_a_stalled_host_is_routed_around_and_the_hosts_after_it_get_the_copy_bef
     first, stalled, last = free_port(), free_port(), free_port()
     dest, forward = str(tmp_path / "b"), [("127.0.0.1", last)]
     code = (
-        "from ansible_collections.torchswarm.ddp.plugins.module_utils import data_chain;"
+        "from ansible_collections.torchswarm.ddp.plugins.module_utils import _data_chain as data_chain;"
         f"data_chain.receive({stalled}, {TOKEN!r}, {dest!r}, {digest!r}, {forward!r}, 60, 60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(COLLECTIONS)})

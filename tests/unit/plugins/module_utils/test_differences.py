@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.differences import DifferenceTracker
+from ansible_collections.torchswarm.ddp.plugins.module_utils._differences import DifferenceTracker
 
 
 def test_nothing_differs_nothing_recorded():

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _dir_stream as dir_stream
 from ansible_collections.torchswarm.ddp.plugins.modules import training_output
 from module_runner import run_module
 

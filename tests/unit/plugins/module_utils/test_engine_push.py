@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import engine_push
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _engine_push as engine_push
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _fanout as fanout
 
 
 def holders_after(rounds: list[dict[str, str]], holders: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import (
     advertised_gpus,
     gpu_uuids,
     node_generic_resources,

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import host_state
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _host_state as host_state
 from ansible_collections.torchswarm.ddp.plugins.modules import host_state as host_state_module
 from module_runner import run_module
 

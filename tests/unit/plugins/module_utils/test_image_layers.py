@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import image_layers
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _image_layers as image_layers
 
 REAL = json.loads((Path(__file__).parent / "data" / "docker-20.10-save.json").read_text())
 

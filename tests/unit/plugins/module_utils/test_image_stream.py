@@ -22,8 +22,8 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import image_stream
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _image_stream as image_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli
 
 STAND_IN_DOCKER = r"""
 # STAND-IN docker CLI over one "host" directory ($DOCKER_HOST_DIR): tags.json (name -> image

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.inventory import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._inventory import (
     check_inventory,
     check_subnet,
     manager_to_talk_to,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import (
     job_tasks,
     metrics_records,
     run_files,

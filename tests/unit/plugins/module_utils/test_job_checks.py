@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import (
     StackError,
     assign_ranks,
     check_job,
@@ -15,7 +15,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
     image_name_error,
     mount_errors,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import Job
 
 THREE = [{"name": f"node{i}", "hostname": f"node{i}"} for i in range(3)]
 IMAGE = "torchswarm/trainer:latest"

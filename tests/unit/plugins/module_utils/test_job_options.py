@@ -1,4 +1,4 @@
-"""The job's options: declared once, in module_utils/job_options.py, and only there."""
+"""The job's options: declared once, in module_utils/_job_options.py, and only there."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.torchswarm.ddp.plugins.doc_fragments.job import ModuleDocFragment
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import (
     JOB_OPTIONS,
     Job,
     argument_spec,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.filter import maintenance as maintenance_filter
-from ansible_collections.torchswarm.ddp.plugins.module_utils import maintenance
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _maintenance as maintenance
 
 
 def node(hostname: str, role: str = "worker", reachable: bool = True) -> dict:

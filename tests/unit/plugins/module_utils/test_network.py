@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.network import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._network import (
     recreate_reasons,
     services_using,
     wanted_driver_options,

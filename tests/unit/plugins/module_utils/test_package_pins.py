@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.torchswarm.ddp.plugins.filter import packages as package_filters
-from ansible_collections.torchswarm.ddp.plugins.module_utils import package_pins
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _package_pins as package_pins
 
 DOCKER_CE = "5:27.3.1-1~debian.12~bookworm"
 DEBIAN = "20.10.24+dfsg1-1+deb12u1+b6"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.preflight import node_problems
+from ansible_collections.torchswarm.ddp.plugins.module_utils._preflight import node_problems
 
 SMI = "GPU 0: NVIDIA H100 (UUID: GPU-aaaa)\nGPU 1: NVIDIA H100 (UUID: GPU-bbbb)\n"
 

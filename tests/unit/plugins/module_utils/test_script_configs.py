@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._script_configs import (
     check_script_files,
     config_data,
     config_name,
     plan_configs,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import Job, Node, render_stack
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import Job, Node, render_stack
 
 FILES = {"my_ddp.py": "print('hi')\n", "lib/util.py": "X = 1\n"}
 

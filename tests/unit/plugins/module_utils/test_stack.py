@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import assign_ranks
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import assign_ranks
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import (
     HASH_LABEL,
     RENDEZVOUS_SERVICE,
     redacted,

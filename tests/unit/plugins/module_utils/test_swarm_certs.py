@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.torchswarm.ddp.plugins.filter import swarm as swarm_filter
-from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_certs
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _swarm_certs as swarm_certs
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

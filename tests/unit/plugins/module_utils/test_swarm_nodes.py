@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_nodes import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_nodes import (
     HOST_LABEL,
     node_ids_of_hosts,
     spec_changes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import digest, plan_secrets
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_secrets import digest, plan_secrets
 
 
 def existing(name, job, secret, salt, value):

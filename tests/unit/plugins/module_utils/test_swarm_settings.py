@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_settings
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _swarm_settings as swarm_settings
 
 HOUR = 3600 * 10**9
 

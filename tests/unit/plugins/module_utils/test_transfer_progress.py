@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import transfer_progress
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _transfer_progress as transfer_progress
 
 
 class Clock:

@@ -242,8 +242,8 @@ def test_image_push_masks_the_password_in_its_error(monkeypatch):
 def test_host_states_read_of_daemon_json_says_unchanged_exactly_where_the_module_changes_nothing(tmp_path):
     """The roles skip docker_daemon_config where daemon_config_unchanged says so, from what
     host_state read: the two must agree, step by step, as owners come and go."""
-    from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import unchanged
-    from ansible_collections.torchswarm.ddp.plugins.module_utils.host_state import daemon_config_files
+    from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import unchanged
+    from ansible_collections.torchswarm.ddp.plugins.module_utils._host_state import daemon_config_files
 
     path = tmp_path / "daemon.json"
     records = tmp_path / "records"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import (
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._rank_speed import (
     Stragglers,
     by_epoch,
     complete,

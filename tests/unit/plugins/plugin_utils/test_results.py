@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import metrics_records, run_dir_name
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import log_records
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import Stragglers
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.results import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import metrics_records, run_dir_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import log_records
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._rank_speed import Stragglers
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._results import (
     as_printed,
     in_time_order,
     plot_series,

@@ -1,17 +1,17 @@
-"""The wait's progress lines (plugin_utils/watch.py), from real `docker service logs --timestamps
---no-trunc` lines read as the manager reads them (module_utils/progress.py)."""
+"""The wait's progress lines (plugin_utils/_watch.py), from real `docker service logs --timestamps
+--no-trunc` lines read as the manager reads them (module_utils/_progress.py)."""
 
 from __future__ import annotations
 
 import json
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import (
     log_records,
     parse_log_line,
     since_with_margin,
 )
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.rank_speed import Stragglers
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils.watch import Watch, duration
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._rank_speed import Stragglers
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils._watch import Watch, duration
 
 TASK0 = "x2b5kq0w3h2vd8s9g7u3n1f0c"
 TASK1 = "k7l1m0n9b8v7c6x5z4a3s2d1f"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import JOB_LABEL
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_secrets import JOB_LABEL
 
 PATH_LABEL = "io.torchswarm.script-file"
 

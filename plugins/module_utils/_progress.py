@@ -3,7 +3,7 @@
 Pure: ``docker service logs --timestamps --no-trunc`` lines in, records out. The bundled trainer
 and the image's ``torchswarm.report`` helper print one JSON record per line
 (``{"event": "epoch", "epoch": 3, "loss": ...}``); everything else a rank prints is left alone.
-What the wait prints from them is the controller's (plugin_utils/watch.py).
+What the wait prints from them is the controller's (plugin_utils/_watch.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import time_key
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import time_key
 
 # "2026-11-26T22:00:00.123456789Z ddp_node0.1.<task id>@node0    | text" (the --timestamps
 # stamp comes first; the service name, slot, task ID and node follow, then the line as written).

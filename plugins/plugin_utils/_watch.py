@@ -1,6 +1,6 @@
 """What a waited job prints while it trains, from the ranks' records and the swarm's task states.
 
-Pure: the records the manager read (module_utils/progress.py) and ``training_job_info`` results
+Pure: the records the manager read (module_utils/_progress.py) and ``training_job_info`` results
 in, text lines out, on the controller (the training_job_wait action). Each rank prints its speed
 in each epoch (``rank_speed``), from which the stragglers are named.
 """
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG_KEYS
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils import rank_speed
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import LOG_KEYS
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import _rank_speed as rank_speed
 
 # Keys of an epoch record that the progress line writes out itself; any other number shows as key=value.
 KNOWN = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import advertised_gpu_uuids, gpu_uuids
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import advertised_gpu_uuids, gpu_uuids
 
 
 def _docker_info(result: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:

@@ -14,17 +14,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
-from ansible_collections.torchswarm.ddp.plugins.module_utils.differences import DifferenceTracker
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import checked_job
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically
+from ansible_collections.torchswarm.ddp.plugins.module_utils._differences import DifferenceTracker
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import checked_job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._script_configs import (
     PATH_LABEL,
     ConfigPlan,
     config_data,
     plan_configs,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import (
     RENDEZVOUS_SERVICE,
     Node,
     output_subdir,
@@ -35,12 +35,12 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     stack_text,
     without_hash,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_secrets import (
     JOB_LABEL,
     SecretPlan,
     plan_secrets,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_view import SwarmView
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_view import SwarmView
 
 
 @dataclass

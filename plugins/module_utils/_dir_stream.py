@@ -26,7 +26,7 @@ import socket
 import tempfile
 import time
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import tcp
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _tcp as tcp
 
 MAGIC = "TORCHSWARM-DIR"
 VERSION = 1

@@ -10,18 +10,22 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.daemon_config import check_daemon_options
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_checks import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._daemon_config import check_daemon_options
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_checks import (
     assign_ranks,
     check_job,
     check_secret_names,
     host_path_errors,
     is_ip_address,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job, from_variables, validated
-from ansible_collections.torchswarm.ddp.plugins.module_utils.package_pins import problems as pin_problems
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_settings import problems as swarm_problems
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import (
+    Job,
+    from_variables,
+    validated,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils._package_pins import problems as pin_problems
+from ansible_collections.torchswarm.ddp.plugins.module_utils._script_configs import check_script_files
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_settings import problems as swarm_problems
 
 PRESENT = "present"
 ABSENT = "absent"

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import swarm_settings
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _swarm_settings as swarm_settings
 
 Run = Callable[[list[str]], tuple[int, str, str]]
 # The command module's rc for an executable that is not there (ENOENT), which the nvidia role

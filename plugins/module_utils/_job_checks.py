@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import overlay_gpu_engine_error
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import Job
-from ansible_collections.torchswarm.ddp.plugins.module_utils.script_configs import check_script_files
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import overlay_gpu_engine_error
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._script_configs import check_script_files
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import (
     RESERVED_TARGETS,
     Node,
     mount_kind,
@@ -24,7 +24,7 @@ from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
     service_name,
     size_bytes,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import SALT_CHARS, secret_name
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_secrets import SALT_CHARS, secret_name
 
 # docker/distribution's reference grammar, simplified: [registry[:port]/]path[:tag][@digest].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -23,9 +23,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import fanout, image_layers, tcp
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.tcp import read_line as _read_line
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _fanout as fanout,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _image_layers as image_layers,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils import (
+    _tcp as tcp,
+)
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._tcp import read_line as _read_line
 
 CHUNK = 1 << 20
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.torchswarm.ddp.plugins.module_utils._atomic_file import write_atomically
 
 
 class Recorder:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.docker_cli import DockerCli, DockerCliError
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import advertised_gpus
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import job_tasks, time_key
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._docker_cli import DockerCli, DockerCliError
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import advertised_gpus
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import job_tasks, time_key
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import (
     LOG_LINE,
     log_records,
     since_with_margin,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.stack import (
+from ansible_collections.torchswarm.ddp.plugins.module_utils._stack import (
     HASH_LABEL,
     stack_from_text,
     stack_path,
 )
-from ansible_collections.torchswarm.ddp.plugins.module_utils.swarm_secrets import JOB_LABEL
+from ansible_collections.torchswarm.ddp.plugins.module_utils._swarm_secrets import JOB_LABEL
 
 
 class SwarmView:
@@ -63,7 +63,7 @@ class SwarmView:
         return self.cli.labelled(kind, f"{JOB_LABEL}={self.name}")
 
     def job(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The job's state and one row per rank (module_utils.job), and its services."""
+        """The job's state and one row per rank (module_utils._job), and its services."""
         services = self.services()
         task_ids = self.cli.lines("stack", "ps", "--quiet", "--no-trunc", self.name) if services else []
         state = job_tasks(

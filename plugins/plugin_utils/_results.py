@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job import summarize_metrics, time_key
-from ansible_collections.torchswarm.ddp.plugins.module_utils.progress import LOG_KEYS, parse_log_line
-from ansible_collections.torchswarm.ddp.plugins.plugin_utils import rank_speed
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job import summarize_metrics, time_key
+from ansible_collections.torchswarm.ddp.plugins.module_utils._progress import LOG_KEYS, parse_log_line
+from ansible_collections.torchswarm.ddp.plugins.plugin_utils import _rank_speed as rank_speed
 
 LAST_LINES = 20  # of rank 0's log, in summary.json
 PRINTED_LINES = 5  # of those, printed at the end of a run whose script reports no metrics

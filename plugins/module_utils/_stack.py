@@ -15,9 +15,9 @@ from typing import Any
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.data_chain import version_dir
-from ansible_collections.torchswarm.ddp.plugins.module_utils.gpu import GPU_KIND
-from ansible_collections.torchswarm.ddp.plugins.module_utils.job_options import JOB_OPTIONS, Job
+from ansible_collections.torchswarm.ddp.plugins.module_utils._data_chain import version_dir
+from ansible_collections.torchswarm.ddp.plugins.module_utils._gpu import GPU_KIND
+from ansible_collections.torchswarm.ddp.plugins.module_utils._job_options import JOB_OPTIONS, Job
 
 STACK_DIR = "/var/lib/torchswarm/stacks"
 

@@ -31,8 +31,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils import dir_stream, tcp
-from ansible_collections.torchswarm.ddp.plugins.module_utils.dir_stream import DirRefused, DirStreamError
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _dir_stream as dir_stream
+from ansible_collections.torchswarm.ddp.plugins.module_utils import _tcp as tcp
+from ansible_collections.torchswarm.ddp.plugins.module_utils._dir_stream import DirRefused, DirStreamError
 
 STALL_STEP = 5
 # Seconds a host tries to reach the next one down the chain before routing around it (every

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible_collections.torchswarm.ddp.plugins.module_utils.package_pins import upgrade_refusals
+from ansible_collections.torchswarm.ddp.plugins.module_utils._package_pins import upgrade_refusals
 
 RUNNING = ("running", "recovering")
 
