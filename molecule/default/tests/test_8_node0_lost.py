@@ -32,7 +32,10 @@ from harness import (
 
 STACK = "lose0"
 HOSTS = ("node1", "node3")
-EPOCHS = 30
+# Enough to lose node 0 after its maintenance, whose restarts eat a varying share: 13 epochs of 30
+# were left in one CI run (epochs of 8.9 s at world size 3), 5 in the next (4.7 s), where more than
+# 4 are needed.
+EPOCHS = 36
 
 
 def test_node0_with_three_managers_is_serviced_then_lost_and_the_job_finishes(inventory, tmp_path):
